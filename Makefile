@@ -1,0 +1,65 @@
+# Soil-moisture downscaling QGIS plugin: every target sets itself up (make setup).
+# Nothing is written to $HOME: QGIS profiles, caches and the venv live under build/.
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+BUILD := $(ROOT)/build
+VENV := $(BUILD)/venv
+PY := $(VENV)/bin/python
+
+export QT_QPA_PLATFORM := offscreen
+export XDG_CONFIG_HOME := $(BUILD)/xdg/config
+export XDG_CACHE_HOME := $(BUILD)/xdg/cache
+export XDG_DATA_HOME := $(BUILD)/xdg/data
+export XDG_RUNTIME_DIR := $(BUILD)/xdg/runtime
+export NUMBA_CACHE_DIR := $(BUILD)/numba-cache
+export MPLCONFIGDIR := $(BUILD)/mpl
+export QGIS_PLUGINPATH := $(BUILD)/plugins
+export PYTHONPATH := $(BUILD)/plugins
+export PYTHONDONTWRITEBYTECODE := 1
+
+DEMO_OUT ?= $(BUILD)/demo
+BENCH_OUT ?= $(ROOT)/benchmarks/results
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-core test-qgis lint demo bench bench-scene bench-lst bench-ssm bench-validation package clean
+
+setup:
+	@scripts/setup.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+## the whole suite, headless: lint, core (no QGIS), then Processing and GUI (pytest-qgis)
+test: lint test-core test-qgis
+
+test-core: setup
+	$(PY) -m pytest -p no:pytest_qgis tests/core $(PYTEST_ARGS)
+
+test-qgis: setup
+	$(PY) -m pytest tests/processing tests/gui $(PYTEST_ARGS)
+
+## the main job on the embedded sample scene, through qgis_process
+demo: setup
+	$(PY) scripts/demo.py --out $(DEMO_OUT)
+
+## accuracy and speed benchmarks: tables on stdout, JSON/CSV under benchmarks/results
+bench: bench-scene bench-lst bench-ssm bench-validation
+
+bench-scene: setup
+	$(PY) benchmarks/bench_scene.py --out $(BENCH_OUT)
+
+bench-lst: setup
+	$(PY) benchmarks/bench_lst.py --out $(BENCH_OUT)
+
+bench-ssm: setup
+	$(PY) benchmarks/bench_ssm.py --out $(BENCH_OUT)
+
+bench-validation: setup
+	$(PY) benchmarks/bench_validation.py --out $(BENCH_OUT)
+
+## the installable plugin zip (tests and dev files excluded) in build/dist
+package: setup
+	$(PY) scripts/package.py --out $(BUILD)/dist
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Processing provider ``ssm``: one thin algorithm per ``alg_*.py`` module."""

@@ -1,0 +1,182 @@
+"""Shared base of the ``ssm`` algorithms: naming, help, logging/progress bridges, errors.
+
+Algorithms stay thin: parse parameters, call ``core`` inside :meth:`SsmAlgorithm.core_call`,
+return outputs. Nothing here touches ``iface``, the canvas or ``QgsProject``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import Cancelled, SsmError
+
+LOGGER_NAME = "ssm_downscaling"
+ICON = Path(__file__).resolve().parent.parent / "ssm_plugin" / "icons" / "icon.svg"
+STYLES = Path(__file__).resolve().parent / "styles"
+
+
+class FeedbackLogHandler(logging.Handler):
+    """Forwards ``core`` log records to a Processing feedback object."""
+
+    def __init__(self, feedback: QgsProcessingFeedback):
+        super().__init__(level=logging.INFO)
+        self.feedback = feedback
+        self.warnings: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+        except Exception:  # pragma: no cover - formatting errors must not kill the run
+            msg = str(record.msg)
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(msg)
+            self.feedback.pushWarning(msg)
+        elif record.levelno >= logging.INFO:
+            self.feedback.pushInfo(msg)
+        else:  # pragma: no cover
+            self.feedback.pushDebugInfo(msg)
+
+
+class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Applies a QML style (and optionally a name) to an output layer once it is loaded."""
+
+    _keep: list[StylePostProcessor] = []  # Processing holds a raw pointer: keep ours alive
+
+    def __init__(self, qml: Path):
+        super().__init__()
+        self.qml = str(qml)
+
+    def postProcessLayer(self, layer, context, feedback) -> None:
+        if layer is not None and Path(self.qml).exists():
+            layer.loadNamedStyle(self.qml)
+            layer.triggerRepaint()
+
+    @classmethod
+    def create(cls, qml: Path) -> StylePostProcessor:
+        pp = cls(qml)
+        cls._keep.append(pp)
+        return pp
+
+
+class SsmAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, GROUP_ID, HELP and implement
+    ``initAlgorithm`` and ``processAlgorithm``."""
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = "Soil moisture"
+    GROUP_ID = "soilmoisture"
+    HELP = ""
+    TAGS = ""
+
+    # identity -------------------------------------------------------------------------
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self) -> str:
+        return self.tr(self.GROUP)
+
+    def groupId(self) -> str:
+        return self.GROUP_ID
+
+    def shortHelpString(self) -> str:
+        return self.tr(self.HELP)
+
+    def tags(self) -> list[str]:
+        return [t.strip() for t in self.TAGS.split(",") if t.strip()]
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def createInstance(self) -> SsmAlgorithm:
+        return type(self)()
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("SsmAlgorithm", text)
+
+    # helpers for subclasses ---------------------------------------------------------
+    @contextlib.contextmanager
+    def core_call(self, feedback: QgsProcessingFeedback) -> Iterator[FeedbackLogHandler]:
+        """Run ``core`` code: its log goes to ``feedback``; its errors become
+        ``QgsProcessingException``; a cancellation becomes a clear exception too, so
+        that nothing downstream (a model) mistakes a partial run for a result."""
+        handler = FeedbackLogHandler(feedback)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger = logging.getLogger(LOGGER_NAME)
+        old_level = logger.level
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+        try:
+            yield handler
+        except Cancelled as exc:
+            raise QgsProcessingException(self.tr("Cancelled by the user; no incomplete output was left behind.")) from exc
+        except SsmError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        except MemoryError as exc:
+            raise QgsProcessingException(
+                self.tr("Out of memory: try a smaller region, fewer days or a smaller block size.")
+            ) from exc
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+
+    @staticmethod
+    def progress_args(feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        """``progress`` and ``is_cancelled`` keyword arguments for core functions."""
+        return {"progress": feedback.setProgress, "is_cancelled": feedback.isCanceled}
+
+    def parameter_date(self, parameters: dict, name: str, context: QgsProcessingContext) -> dt.date | None:
+        """A date parameter (``QgsProcessingParameterDateTime`` of type Date) or None when empty."""
+        if parameters.get(name) in (None, ""):
+            return None
+        qdate = self.parameterAsDate(parameters, name, context)
+        if qdate is None or not qdate.isValid():
+            qdt = self.parameterAsDateTime(parameters, name, context)
+            if qdt is None or not qdt.isValid():
+                raise QgsProcessingException(self.tr(f"{name}: not a valid date: {parameters.get(name)!r}"))
+            qdate = qdt.date()
+        return dt.date(qdate.year(), qdate.month(), qdate.day())
+
+    def date_range(
+        self, parameters: dict, start: str, end: str, context: QgsProcessingContext
+    ) -> tuple[dt.date | None, dt.date | None]:
+        """``(start, end)`` dates (None = open) with a clear error when reversed."""
+        a = self.parameter_date(parameters, start, context)
+        b = self.parameter_date(parameters, end, context)
+        if a is not None and b is not None and b < a:
+            raise QgsProcessingException(self.tr(f"The end date {b} is before the start date {a}."))
+        return a, b
+
+    @staticmethod
+    def load_raster_on_completion(
+        context: QgsProcessingContext, path: str | Path, name: str, style: str | None = None
+    ) -> None:
+        """Ask Processing to load a raster when the algorithm finishes, styled with ``styles/<style>.qml``."""
+        layer = QgsRasterLayer(str(path), name, "gdal")
+        if not layer.isValid():
+            return
+        context.temporaryLayerStore().addMapLayer(layer)
+        details = QgsProcessingContext.LayerDetails(name, context.project(), name)
+        if style:
+            details.setPostProcessor(StylePostProcessor.create(STYLES / f"{style}.qml"))
+        context.addLayerToLoadOnCompletion(layer.id(), details)

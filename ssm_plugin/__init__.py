@@ -1,0 +1,1 @@
+"""The QGIS GUI of the plugin (plugin class, dock widget, styles, icons)."""
