@@ -33,10 +33,10 @@ lint: setup
 test: lint test-core test-qgis
 
 test-core: setup
-	$(PY) -m pytest -p no:pytest_qgis tests/core $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:pytest_qgis -W ignore::pytest.PytestConfigWarning $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/core) $(PYTEST_ARGS)
 
 test-qgis: setup
-	$(PY) -m pytest tests/processing tests/gui $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/processing tests/gui) $(PYTEST_ARGS)
 
 ## the main job on the embedded sample scene, through qgis_process
 demo: setup

@@ -329,7 +329,7 @@ def _authalic_q(phi: np.ndarray, e2: float) -> np.ndarray:
     s = np.sin(phi)
     if e2 == 0:
         return 2 * s
-    return (1 - e2) * (s / (1 - e2 * s * s) - (1 / (2 * e)) * np.log((1 - e * s) / (1 + e * s)))
+    return s / (1 - e2 * s * s) - (1 / (2 * e)) * np.log((1 - e * s) / (1 + e * s))
 
 
 # ---------------------------------------------------------------------------------------
@@ -444,3 +444,24 @@ def array_to_mem(array: np.ndarray, grid: Grid, nodata: float | None = None) -> 
         b.SetNoDataValue(float("nan"))
     b.WriteArray(array)
     return ds
+
+
+#: EASE-Grid 2.0 global (EPSG:6933) cell sizes in metres and grid sizes, by nominal km
+_EASE2 = {
+    36: (36032.220840584, 964, 406),
+    25: (25025.2600000, 1388, 584),
+    9: (9008.055210146, 3856, 1624),
+    3: (3002.6850700487, 11568, 4872),
+    1: (1000.89502334956, 34704, 14616),
+}
+_EASE2_X0 = -17367530.44516138
+_EASE2_Y0 = 7314540.830638504
+
+
+def ease2_global(cell_km: int = 36) -> Grid:
+    """The EASE-Grid 2.0 global grid (EPSG:6933) at a nominal resolution of 36, 25, 9, 3 or 1 km."""
+    try:
+        res, w, h = _EASE2[int(cell_km)]
+    except KeyError:
+        raise GridError(f"EASE-Grid 2.0 has no {cell_km} km global grid; choose from {sorted(_EASE2)}") from None
+    return Grid(to_wkt(6933), (_EASE2_X0, res, 0.0, _EASE2_Y0, 0.0, -res), w, h)
