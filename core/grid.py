@@ -100,9 +100,13 @@ def transform_points(
     return ox.reshape(x.shape), oy.reshape(y.shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Grid:
-    """A raster grid: CRS (WKT), GDAL geotransform, width and height in pixels."""
+    """A raster grid: CRS (WKT), GDAL geotransform, width and height in pixels.
+
+    Two grids are equal when they have the same size, the same geotransform (to 1e-9 of
+    a pixel) and CRSs that describe the same system (whatever their WKT spelling).
+    """
 
     crs_wkt: str
     transform: tuple[float, float, float, float, float, float]
@@ -118,6 +122,19 @@ class Grid:
         object.__setattr__(self, "transform", gt)
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Grid):
+            return NotImplemented
+        if (self.width, self.height) != (other.width, other.height):
+            return False
+        tol = 1e-9 * max(self.res)
+        if not np.allclose(self.transform, other.transform, rtol=0, atol=tol):
+            return False
+        return same_crs(self.crs_wkt, other.crs_wkt)
+
+    def __hash__(self) -> int:
+        return hash((self.width, self.height, tuple(round(v, 6) for v in self.transform)))
 
     # construction -----------------------------------------------------------------
     @classmethod
