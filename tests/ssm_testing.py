@@ -1,0 +1,35 @@
+"""Helpers shared by the tests (importable as ``ssm_testing``: tests/ is on pythonpath)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def qgis_process_env(**extra: str) -> dict[str, str]:
+    """Environment for ``qgis_process.bin``: headless, profile and caches under build/."""
+    env = dict(os.environ)
+    # pytest-qgis points QGIS_CUSTOM_CONFIG_PATH at .qgis-settings for the in-process app;
+    # qgis_process uses the profile under XDG_DATA_HOME, where `make setup` enabled the plugin
+    env.pop("QGIS_CUSTOM_CONFIG_PATH", None)
+    env.pop("QGIS_OPTIONS_PATH", None)
+    build = ROOT / "build"
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    for key, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data"),
+                     ("XDG_RUNTIME_DIR", "runtime")):
+        env.setdefault(key, str(build / "xdg" / sub))
+    env.setdefault("QGIS_PLUGINPATH", str(build / "plugins"))
+    env.setdefault("NUMBA_CACHE_DIR", str(build / "numba-cache"))
+    env.update(extra)
+    return env
+
+
+def run_qgis_process(args: list[str], timeout: float = 600, **env_extra: str):
+    """Run ``qgis_process.bin`` with ``args``; returns the CompletedProcess (text output)."""
+    return subprocess.run(
+        ["qgis_process.bin", *args], capture_output=True, text=True, timeout=timeout, env=qgis_process_env(**env_extra)
+    )
