@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import Qgis, QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
 
 from ..core.deps import describe_missing, missing_dependencies
 from ..processing_provider.provider import SsmProvider
 from . import logbridge
+
+ICON = Path(__file__).resolve().parent / "icons" / "icon.svg"
+MENU = "Soil Moisture Downscaling"
 
 
 class SsmDownscalingPlugin:
@@ -17,6 +25,8 @@ class SsmDownscalingPlugin:
         self.provider: SsmProvider | None = None
         self.log_handler = None
         self.missing = []
+        self.action: QAction | None = None
+        self.dock = None
 
     # Processing (also called by qgis_process, without a GUI) ------------------------------
     def initProcessing(self) -> None:
@@ -39,7 +49,33 @@ class SsmDownscalingPlugin:
                 0,
             )
 
+        self.action = QAction(QIcon(str(ICON)), "Soil moisture daily viewer", self.iface.mainWindow())
+        self.action.setObjectName("ssmDailyViewerAction")
+        self.action.setCheckable(True)
+        self.action.setToolTip("Step through daily soil-moisture maps and plot pixel time series")
+        self.action.toggled.connect(self.toggle_dock)
+        self.iface.addRasterToolBarIcon(self.action)
+        self.iface.addPluginToRasterMenu(MENU, self.action)
+
+    def toggle_dock(self, show: bool) -> None:
+        if show and self.dock is None:
+            from .viewer_dock import ViewerDock
+
+            self.dock = ViewerDock(self.iface, self.iface.mainWindow())
+            self.dock.closingDock.connect(lambda: self.action.setChecked(False))
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        if self.dock is not None:
+            self.dock.setVisible(show)
+
     def unload(self) -> None:
+        if self.action is not None:
+            self.iface.removePluginRasterMenu(MENU, self.action)
+            self.iface.removeRasterToolBarIcon(self.action)
+            self.action = None
+        if self.dock is not None:
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
