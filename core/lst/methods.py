@@ -1,0 +1,284 @@
+"""The gap-filling methods as day-by-day "fillers" sharing one small interface.
+
+A filler receives the days of a moving window in date order (:meth:`add`), forgets those
+that leave it (:meth:`drop`) and estimates the LST of every pixel of one day
+(:meth:`estimate`); :func:`assemble` then keeps the observed pixels unchanged, clips the
+estimates to a physical range and writes the flags. Days are integers (``date.toordinal()``)
+so that window offsets are calendar days. Arrays are float32 ``(H, W)``, NaN = missing, K.
+
+Methods here: ``temporal``, ``spatial`` and ``background``; the default ``anomaly`` lives
+in :mod:`.anomaly`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .footprint import Footprint
+from .kernels import idw_fill, temporal_interp
+from .options import GapfillOptions
+
+log = logging.getLogger(__name__)
+
+#: flag values (uint8)
+FLAG_OBSERVED = 0
+FLAG_FILLED = 1
+FLAG_NONE = 255
+#: band description of the flag rasters
+FLAG_LEGEND = "LST flag: 0 observed clear-sky, 1 gap-filled (cloudy), 255 no data"
+#: band description of the LST rasters
+LST_DESCRIPTION = "All-weather land surface temperature (K)"
+
+
+@dataclass
+class DayData:
+    """The inputs of one day on the 1 km grid.
+
+    ``lst``: clear-sky LST (K), NaN under cloud and on water; ``background``: all-weather
+    background (K) already brought to 1 km (bilinear), NaN where it has no data or None;
+    ``ndvi``: NDVI of the day (or its composite) or None.
+    """
+
+    lst: np.ndarray
+    background: np.ndarray | None = None
+    ndvi: np.ndarray | None = None
+
+
+@dataclass
+class StaticLayers:
+    """What does not change from day to day.
+
+    ``land``: pixels that may be filled (observed pixels are always land); None = all.
+    ``dz``: elevation minus the elevation the background sees (``z - S[z]``, m) or None.
+    ``footprint``: the background footprint operator (needed by ``anomaly``).
+    ``pixel_km``: pixel size in km (converts the km options to pixels).
+    """
+
+    shape: tuple[int, int]
+    pixel_km: float = 1.0
+    land: np.ndarray | None = None
+    dz: np.ndarray | None = None
+    footprint: Footprint | None = None
+
+
+class DayStack:
+    """Up to ``capacity`` day arrays ``(H, W)`` float32 in fixed slots (in memory, or in a
+    temporary memory-mapped file when larger than ``max_memory_mb``)."""
+
+    def __init__(self, capacity: int, shape: tuple[int, int], max_memory_mb: float = 2048.0):
+        self.capacity = max(1, int(capacity))
+        self.shape = (int(shape[0]), int(shape[1]))
+        nbytes = self.capacity * self.shape[0] * self.shape[1] * 4
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if nbytes > max_memory_mb * 1024 * 1024:
+            self._tmp = tempfile.TemporaryDirectory(prefix="ssm_lst_")
+            path = Path(self._tmp.name) / "window.f32"
+            self.data = np.memmap(path, dtype=np.float32, mode="w+", shape=(self.capacity, *self.shape))
+            log.info("The %d-day window (%.0f MB) is kept in a temporary file", self.capacity, nbytes / 2**20)
+        else:
+            self.data = np.empty((self.capacity, *self.shape), dtype=np.float32)
+        self.slots: dict[int, int] = {}
+
+    def put(self, day: int, array: np.ndarray) -> None:
+        if day in self.slots:
+            slot = self.slots[day]
+        else:
+            free = sorted(set(range(self.capacity)) - set(self.slots.values()))
+            if not free:
+                raise RuntimeError("DayStack is full: drop a day first")
+            slot = free[0]
+            self.slots[day] = slot
+        self.data[slot] = array
+
+    def remove(self, day: int) -> None:
+        self.slots.pop(day, None)
+
+    def weights(self, fn) -> np.ndarray:
+        """Per-slot weights ``fn(day)`` (0 for free slots), float64."""
+        w = np.zeros(self.capacity, dtype=np.float64)
+        for day, slot in self.slots.items():
+            w[slot] = fn(day)
+        return w
+
+    def close(self) -> None:
+        self.data = None  # type: ignore[assignment]
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+# ---------------------------------------------------------------------------------------
+# output assembly
+# ---------------------------------------------------------------------------------------
+
+
+def assemble(
+    lst: np.ndarray,
+    estimate: np.ndarray | None,
+    land: np.ndarray | None = None,
+    valid_range: tuple[float, float] = (200.0, 350.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """All-weather LST and flags from the observed ``lst`` and an ``estimate`` (H, W).
+
+    Observed (finite) pixels are copied unchanged (flag 0); missing pixels on ``land``
+    (all when None) with a finite estimate get it clipped to ``valid_range`` (flag 1); the
+    rest is NaN (flag 255).
+    """
+    obs = np.isfinite(lst)
+    out = np.where(obs, lst, np.nan).astype(np.float32)
+    flags = np.full(lst.shape, FLAG_NONE, dtype=np.uint8)
+    flags[obs] = FLAG_OBSERVED
+    if estimate is not None:
+        can = ~obs & np.isfinite(estimate)
+        if land is not None:
+            can &= land
+        lo, hi = valid_range
+        out[can] = np.clip(estimate[can], lo, hi)
+        flags[can] = FLAG_FILLED
+    return out, flags
+
+
+# ---------------------------------------------------------------------------------------
+# lapse rate
+# ---------------------------------------------------------------------------------------
+
+
+class LapseRateFit:
+    """Learns the elevation lapse rate (K/m) of LST relative to the background.
+
+    On each day's clear pixels, ``LST - background`` is regressed on ``dz`` (elevation
+    minus the elevation the background sees) and, when given, the background-footprint
+    cloud fraction, with a separate intercept per day; the normal equations of the days
+    are pooled.
+    """
+
+    def __init__(self) -> None:
+        self.xtx = np.zeros((2, 2))
+        self.xty = np.zeros(2)
+        self.n = 0
+        self.days = 0
+
+    def add(self, lst: np.ndarray, background: np.ndarray, dz: np.ndarray, cloud_frac: np.ndarray | None = None) -> None:
+        s = cloud_frac if cloud_frac is not None else np.zeros_like(dz)
+        y = lst.astype(np.float64) - background
+        ok = np.isfinite(y) & np.isfinite(dz) & np.isfinite(s)
+        if ok.sum() < 10:
+            return
+        x = np.column_stack([dz[ok].astype(np.float64), s[ok].astype(np.float64)])
+        yy = y[ok]
+        x -= x.mean(axis=0)
+        yy = yy - yy.mean()
+        self.xtx += x.T @ x
+        self.xty += x.T @ yy
+        self.n += int(ok.sum())
+        self.days += 1
+
+    def result(self, min_pixels: int = 100, min_dz_sd: float = 20.0) -> float:
+        """The lapse rate (K/m), NaN when too few pixels or too little relief (sd of dz, m)."""
+        if self.n < min_pixels or self.xtx[0, 0] / max(self.n, 1) < min_dz_sd**2:
+            return math.nan
+        a = self.xtx.copy()
+        if a[1, 1] < 1e-9 * max(self.n, 1):  # no cloud-fraction variation: 1-D fit
+            return float(self.xty[0] / a[0, 0])
+        try:
+            return float(np.linalg.solve(a, self.xty)[0])
+        except np.linalg.LinAlgError:
+            return float(self.xty[0] / a[0, 0])
+
+
+def lapse_corrected(background: np.ndarray, dz: np.ndarray | None, lapse_rate: float) -> np.ndarray:
+    """``background + lapse_rate * dz`` (dz NaN or None counts as 0), float32."""
+    if dz is None or not math.isfinite(lapse_rate) or lapse_rate == 0:
+        return background.astype(np.float32, copy=False)
+    return (background + np.float32(lapse_rate) * np.nan_to_num(dz, nan=0.0)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# the baselines
+# ---------------------------------------------------------------------------------------
+
+
+class Filler:
+    """Base filler: single-day methods need no window."""
+
+    half_window = 0
+
+    def add(self, day: int, data: DayData) -> None:
+        pass
+
+    def drop(self, day: int) -> None:
+        pass
+
+    def estimate(self, day: int, data: DayData) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class BackgroundFiller(Filler):
+    """``background``: the background at 1 km plus the lapse-rate correction, nothing else."""
+
+    def __init__(self, static: StaticLayers, options: GapfillOptions, lapse_rate: float = math.nan):
+        self.static = static
+        self.lapse_rate = lapse_rate
+
+    def estimate(self, day: int, data: DayData) -> np.ndarray | None:
+        if data.background is None:
+            return None
+        return lapse_corrected(data.background, self.static.dz, self.lapse_rate)
+
+
+class SpatialFiller(Filler):
+    """``spatial``: inverse-distance weighting of today's clear pixels within a radius."""
+
+    def __init__(self, static: StaticLayers, options: GapfillOptions):
+        self.static = static
+        self.radius_px = max(options.idw_radius_km / static.pixel_km, 1.0)
+        self.power = options.idw_power
+
+    def estimate(self, day: int, data: DayData) -> np.ndarray | None:
+        return fill_spatial(data.lst, self.static.land, self.radius_px, self.power)
+
+
+def fill_spatial(lst: np.ndarray, land: np.ndarray | None, radius_px: float, power: float = 2.0) -> np.ndarray:
+    """IDW estimate of the missing (land) pixels of ``lst`` from its finite pixels (float32, NaN elsewhere)."""
+    targets = ~np.isfinite(lst)
+    if land is not None:
+        targets &= land
+    return idw_fill(lst, targets, radius_px, power)
+
+
+class TemporalFiller(Filler):
+    """``temporal``: per-pixel linear interpolation between the nearest clear days before
+    and after, each at most ``max_gap`` days away (one side only: its value)."""
+
+    def __init__(self, static: StaticLayers, options: GapfillOptions, max_memory_mb: float = 2048.0):
+        self.static = static
+        self.gap = options.gap
+        self.half_window = self.gap
+        self.stack = DayStack(2 * self.gap + 1, static.shape, max_memory_mb)
+
+    def add(self, day: int, data: DayData) -> None:
+        self.stack.put(day, data.lst)
+
+    def drop(self, day: int) -> None:
+        self.stack.remove(day)
+
+    def estimate(self, day: int, data: DayData) -> np.ndarray | None:
+        items = sorted((d, s) for d, s in self.stack.slots.items() if d != day and abs(d - day) <= self.gap)
+        if not items:
+            return np.full(self.static.shape, np.nan, dtype=np.float32)
+        offsets = np.array([d - day for d, _ in items], dtype=np.int64)
+        slots = [s for _, s in items]
+        sub = np.ascontiguousarray(self.stack.data[slots])
+        return temporal_interp(sub, offsets, int(self.gap))
+
+    def close(self) -> None:
+        self.stack.close()
