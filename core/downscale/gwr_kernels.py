@@ -1,0 +1,341 @@
+"""Local weighted least squares of geographically weighted regression (GWR).
+
+One local fit per regression point ``i`` (coarse cell centre):
+``beta_i = (X' W_i X)^-1 X' W_i y`` with ``W_i = diag(K(d_ij / bw))``, where ``K`` is the
+Gaussian kernel ``exp(-z^2/2)`` or the bisquare ``(1 - z^2)^2`` (0 for ``z >= 1``) and
+``bw = inf`` gives equal weights (global least squares). Matrices are inverted through a
+Cholesky factorisation; a local fit whose matrix is not positive definite (too few
+neighbours for the number of parameters) returns NaN.
+
+Each kernel comes as a numba implementation (one ``prange`` loop over regression points)
+and a numpy fallback (chunks of regression points, batched linear algebra) that give the
+same numbers to rounding. Gaussian weights below ``exp(-GAUSS_CUT2/2)`` (about 1e-12) are
+skipped by both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..accel import kernel, njit, prange
+
+GAUSSIAN = 0
+BISQUARE = 1
+#: squared kernel argument beyond which Gaussian weights are treated as 0 (w < 1e-12)
+GAUSS_CUT2 = 2.0 * 27.631021115928547  # -2 ln(1e-12)
+#: relative pivot below which a local matrix counts as singular
+PIVOT_TOL = 1e-10
+
+
+def kernel_code(name: str) -> int:
+    """0 for ``"gaussian"``, 1 for ``"bisquare"``."""
+    name = str(name).lower()
+    if name == "gaussian":
+        return GAUSSIAN
+    if name == "bisquare":
+        return BISQUARE
+    raise ValueError(f"Unknown GWR kernel {name!r}; choose 'gaussian' or 'bisquare'")
+
+
+# ---------------------------------------------------------------------------------------
+# numba
+# ---------------------------------------------------------------------------------------
+
+
+def _chol_inverse_nb(M, out):  # pragma: no cover - compiled
+    """Inverse of a small SPD matrix via Cholesky into ``out``; False when singular."""
+    p = M.shape[0]
+    L = np.zeros((p, p))
+    for j in range(p):
+        s = M[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not (s > PIVOT_TOL * abs(M[j, j])) or not (M[j, j] > 0):
+            return False
+        L[j, j] = np.sqrt(s)
+        for i in range(j + 1, p):
+            t = M[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / L[j, j]
+    # Linv: lower triangular inverse by forward substitution
+    Li = np.zeros((p, p))
+    for j in range(p):
+        Li[j, j] = 1.0 / L[j, j]
+        for i in range(j + 1, p):
+            t = 0.0
+            for k in range(j, i):
+                t -= L[i, k] * Li[k, j]
+            Li[i, j] = t / L[i, i]
+    for a in range(p):
+        for b in range(p):
+            t = 0.0
+            for k in range(max(a, b), p):
+                t += Li[k, a] * Li[k, b]
+            out[a, b] = t
+    return True
+
+
+def _weight_nb(d2, bw, kern):  # pragma: no cover - compiled
+    if not np.isfinite(bw):
+        return 1.0
+    z2 = d2 / (bw * bw)
+    if kern == 0:
+        if z2 > GAUSS_CUT2:
+            return 0.0
+        return np.exp(-0.5 * z2)
+    if z2 >= 1.0:
+        return 0.0
+    t = 1.0 - z2
+    return t * t
+
+
+def _local_fits_nb(obs_xy, y, X, at_xy, bw, kern, want_cov):  # pragma: no cover - compiled
+    n, p = X.shape
+    m = at_xy.shape[0]
+    beta = np.full((m, p), np.nan)
+    minv = np.full((m, p, p), np.nan)
+    cov = np.full((m, p, p), np.nan) if want_cov else np.full((1, p, p), np.nan)
+    for i in prange(m):
+        M = np.zeros((p, p))
+        M2 = np.zeros((p, p))
+        b = np.zeros(p)
+        for j in range(n):
+            dx = obs_xy[j, 0] - at_xy[i, 0]
+            dy = obs_xy[j, 1] - at_xy[i, 1]
+            w = _weight(dx * dx + dy * dy, bw, kern)
+            if w == 0.0:
+                continue
+            for a in range(p):
+                xa = X[j, a] * w
+                b[a] += xa * y[j]
+                for c in range(a, p):
+                    M[a, c] += xa * X[j, c]
+                    if want_cov:
+                        M2[a, c] += xa * w * X[j, c]
+        for a in range(p):
+            for c in range(a + 1, p):
+                M[c, a] = M[a, c]
+                M2[c, a] = M2[a, c]
+        Mi = np.empty((p, p))
+        if not _chol_inverse(M, Mi):
+            continue
+        for a in range(p):
+            t = 0.0
+            for c in range(p):
+                t += Mi[a, c] * b[c]
+            beta[i, a] = t
+            for c in range(p):
+                minv[i, a, c] = Mi[a, c]
+        if want_cov:
+            T = np.zeros((p, p))
+            for a in range(p):
+                for c in range(p):
+                    t = 0.0
+                    for d in range(p):
+                        t += Mi[a, d] * M2[d, c]
+                    T[a, c] = t
+            for a in range(p):
+                for c in range(p):
+                    t = 0.0
+                    for d in range(p):
+                        t += T[a, d] * Mi[d, c]
+                    cov[i, a, c] = t
+    return beta, minv, cov
+
+
+_chol_inverse = njit()(_chol_inverse_nb)
+_weight = njit()(_weight_nb)
+if _chol_inverse is not None:  # the compiled fit calls the compiled helpers by these names
+    _local_fits_numba = njit(parallel=True)(_local_fits_nb)
+else:  # pragma: no cover - without numba
+    _local_fits_numba = None
+
+
+# ---------------------------------------------------------------------------------------
+# numpy
+# ---------------------------------------------------------------------------------------
+
+
+def weights_np(d2: np.ndarray, bw: float, kern: int) -> np.ndarray:
+    """Kernel weights of squared distances ``d2`` (any shape)."""
+    if not np.isfinite(bw):
+        return np.ones_like(d2)
+    z2 = d2 / (bw * bw)
+    if kern == GAUSSIAN:
+        return np.where(z2 > GAUSS_CUT2, 0.0, np.exp(-0.5 * np.minimum(z2, GAUSS_CUT2 + 1)))
+    t = np.where(z2 >= 1.0, 0.0, 1.0 - z2)
+    return t * t
+
+
+def chol_inverse_batch(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses of a stack of SPD matrices ``(m, p, p)`` by Cholesky, and an ``ok`` mask
+    (False where a pivot falls below ``PIVOT_TOL`` relative to the diagonal)."""
+    m, p, _ = M.shape
+    L = np.zeros_like(M)
+    ok = np.ones(m, dtype=bool)
+    for j in range(p):
+        s = M[:, j, j] - np.einsum("ik,ik->i", L[:, j, :j], L[:, j, :j])
+        good = (s > PIVOT_TOL * np.abs(M[:, j, j])) & (M[:, j, j] > 0)
+        ok &= good
+        L[:, j, j] = np.sqrt(np.where(good, s, 1.0))
+        for i in range(j + 1, p):
+            t = M[:, i, j] - np.einsum("ik,ik->i", L[:, i, :j], L[:, j, :j])
+            L[:, i, j] = t / L[:, j, j]
+    Li = np.zeros_like(M)
+    for j in range(p):
+        Li[:, j, j] = 1.0 / L[:, j, j]
+        for i in range(j + 1, p):
+            t = -np.einsum("ik,ik->i", L[:, i, j:i], Li[:, j:i, j])
+            Li[:, i, j] = t / L[:, i, i]
+    inv = np.einsum("mka,mkb->mab", Li, Li)
+    inv[~ok] = np.nan
+    return inv, ok
+
+
+def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, chunk_bytes=64_000_000):
+    n, p = X.shape
+    m = at_xy.shape[0]
+    beta = np.full((m, p), np.nan)
+    minv = np.full((m, p, p), np.nan)
+    cov = np.full((m, p, p), np.nan) if want_cov else np.full((1, p, p), np.nan)
+    step = max(1, int(chunk_bytes // (8 * max(n, 1) * 3)))
+    for s in range(0, m, step):
+        e = min(m, s + step)
+        d2 = (at_xy[s:e, None, 0] - obs_xy[None, :, 0]) ** 2 + (at_xy[s:e, None, 1] - obs_xy[None, :, 1]) ** 2
+        W = weights_np(d2, bw, kern)
+        M = np.einsum("in,na,nb->iab", W, X, X)
+        b = np.einsum("in,na,n->ia", W, X, y)
+        Mi, ok = chol_inverse_batch(M)
+        beta[s:e] = np.einsum("iab,ib->ia", Mi, b)
+        minv[s:e] = Mi
+        if want_cov:
+            M2 = np.einsum("in,na,nb->iab", W * W, X, X)
+            cov[s:e] = np.einsum("iab,ibc,icd->iad", Mi, M2, Mi)
+        beta[s:e][~ok] = np.nan
+    return beta, minv, cov
+
+
+local_fits = kernel(_local_fits_numba, _local_fits_numpy, name="gwr_local_fits")
+"""``local_fits(obs_xy (n,2), y (n,), X (n,p), at_xy (m,2), bw, kern, want_cov)`` ->
+``beta (m,p)``, ``(X'W X)^-1 (m,p,p)``, and when ``want_cov`` the unscaled coefficient
+covariance ``(X'WX)^-1 X'W^2X (X'WX)^-1 (m,p,p)`` (else a ``(1,p,p)`` NaN placeholder).
+All float64; NaN rows where a local fit is singular."""
+
+
+# ---------------------------------------------------------------------------------------
+# applying interpolated coefficient fields at fine pixels
+# ---------------------------------------------------------------------------------------
+
+
+def _bilinear_corners(fr, fc, R, C):  # shared by both paths (scalar or array)
+    r0 = np.floor(fr)
+    c0 = np.floor(fc)
+    r0 = np.minimum(np.maximum(r0, 0), max(R - 2, 0))
+    c0 = np.minimum(np.maximum(c0, 0), max(C - 2, 0))
+    tr = np.minimum(np.maximum(fr - r0, 0.0), 1.0) if R > 1 else fr * 0.0
+    tc = np.minimum(np.maximum(fc - c0, 0.0), 1.0) if C > 1 else fc * 0.0
+    return r0, c0, tr, tc
+
+
+def _apply_nb(X, fr, fc, coef, cov, sigma2, out_pred, out_se):  # pragma: no cover - compiled
+    m, k = X.shape
+    R, C, p = coef.shape
+    want_se = cov.shape[0] == R
+    for i in prange(m):
+        ok = np.isfinite(fr[i]) and np.isfinite(fc[i])
+        for a in range(k):
+            if not np.isfinite(X[i, a]):
+                ok = False
+        if not ok:
+            out_pred[i] = np.nan
+            out_se[i] = np.nan
+            continue
+        r0 = min(max(np.floor(fr[i]), 0.0), float(max(R - 2, 0)))
+        c0 = min(max(np.floor(fc[i]), 0.0), float(max(C - 2, 0)))
+        tr = min(max(fr[i] - r0, 0.0), 1.0) if R > 1 else 0.0
+        tc = min(max(fc[i] - c0, 0.0), 1.0) if C > 1 else 0.0
+        ir = int(r0)
+        ic = int(c0)
+        ir1 = min(ir + 1, R - 1)
+        ic1 = min(ic + 1, C - 1)
+        w00 = (1 - tr) * (1 - tc)
+        w01 = (1 - tr) * tc
+        w10 = tr * (1 - tc)
+        w11 = tr * tc
+        x = np.empty(p)
+        x[0] = 1.0
+        for a in range(k):
+            x[a + 1] = X[i, a]
+        pred = 0.0
+        for a in range(p):
+            ba = w00 * coef[ir, ic, a] + w01 * coef[ir, ic1, a] + w10 * coef[ir1, ic, a] + w11 * coef[ir1, ic1, a]
+            pred += ba * x[a]
+        out_pred[i] = pred
+        if want_se:
+            q = 0.0
+            for a in range(p):
+                for b in range(p):
+                    cab = w00 * cov[ir, ic, a, b] + w01 * cov[ir, ic1, a, b] + w10 * cov[ir1, ic, a, b] + w11 * cov[ir1, ic1, a, b]
+                    q += x[a] * cab * x[b]
+            out_se[i] = np.sqrt(max(q + sigma2, 0.0))
+        else:
+            out_se[i] = np.nan
+
+
+_apply_numba = njit(parallel=True)(_apply_nb)
+
+
+def _apply_numpy(X, fr, fc, coef, cov, sigma2, out_pred, out_se):
+    m, k = X.shape
+    R, C, p = coef.shape
+    r0, c0, tr, tc = _bilinear_corners(np.nan_to_num(fr), np.nan_to_num(fc), R, C)
+    ir, ic = r0.astype(np.int64), c0.astype(np.int64)
+    ir1, ic1 = np.minimum(ir + 1, R - 1), np.minimum(ic + 1, C - 1)
+    w = ((1 - tr) * (1 - tc), (1 - tr) * tc, tr * (1 - tc), tr * tc)
+    corners = ((ir, ic), (ir, ic1), (ir1, ic), (ir1, ic1))
+    xs = np.concatenate([np.ones((m, 1)), X.astype(np.float64)], axis=1)
+    pred = np.zeros(m)
+    for a in range(p):
+        ba = sum(wk * coef[rr, cc, a] for wk, (rr, cc) in zip(w, corners))
+        pred += ba * xs[:, a]
+    bad = ~(np.isfinite(fr) & np.isfinite(fc) & np.isfinite(X).all(axis=1))
+    pred[bad] = np.nan
+    out_pred[:] = pred
+    if cov.shape[0] == R:
+        q = np.zeros(m)
+        for a in range(p):
+            for b in range(p):
+                cab = sum(wk * cov[rr, cc, a, b] for wk, (rr, cc) in zip(w, corners))
+                q += xs[:, a] * cab * xs[:, b]
+        se = np.sqrt(np.maximum(q + sigma2, 0.0))
+        se[bad] = np.nan
+        out_se[:] = se
+    else:
+        out_se[:] = np.nan
+
+
+_apply = kernel(_apply_numba, _apply_numpy, name="gwr_apply")
+
+
+def apply_fields(
+    X: np.ndarray, fr: np.ndarray, fc: np.ndarray, coef: np.ndarray, cov: np.ndarray | None, sigma2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """GWR prediction at fine pixels from coefficient fields on the coarse nodes.
+
+    ``X (m,k)`` fine predictors, ``fr, fc (m,)`` fractional node coordinates (row, col;
+    node ``(i, j)`` is the centre of coarse cell ``(i, j)``), ``coef (R,C,k+1)``
+    intercept first, ``cov (R,C,k+1,k+1)`` coefficient covariance (scaled) or None.
+    Coefficients are interpolated bilinearly (clamped at the edges). Returns the
+    prediction and its standard error ``sqrt(sigma2 + x' Cov x)`` (NaN without ``cov``),
+    float64 ``(m,)``, NaN where a predictor or position is missing.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    fr = np.ascontiguousarray(fr, dtype=np.float64)
+    fc = np.ascontiguousarray(fc, dtype=np.float64)
+    coef = np.ascontiguousarray(coef, dtype=np.float64)
+    cov = np.full((1, 1, 1, 1), np.nan) if cov is None else np.ascontiguousarray(cov, dtype=np.float64)
+    pred = np.empty(X.shape[0])
+    se = np.empty(X.shape[0])
+    _apply(X, fr, fc, coef, cov, float(sigma2), pred, se)
+    return pred, se

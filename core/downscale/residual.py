@@ -1,0 +1,239 @@
+"""Residual correction: make every coarse cell's 1 km mean equal its target, then clip.
+
+For each coarse cell ``c`` with valid 1 km pixels the caller gives a mean correction
+``delta_c`` (observed cells: coarse value minus the cell mean of the model prediction;
+seam cells: a residual borrowed from neighbouring days, or 0). The correction is
+distributed as a smooth field: node values ``r`` (one per coarse cell centre) are solved
+so that the cell means of their bilinear interpolation equal ``delta`` (a sparse system
+with nine diagonals; nodes without pixels follow the mean of their neighbours). A final
+constant shift per cell makes the means exact (it is ~0 when the solve succeeded), and
+values are clipped to the physical range with the clipped amount redistributed within
+the cell (in proportion to each pixel's room to the bound), which keeps the means exact
+whenever the target lies inside the range. ``mode="cell"`` skips the smooth part (the
+residual is a constant per cell).
+
+Means are area-weighted like :meth:`Membership.aggregate` (``weights`` = pixel areas, or
+None for an equal-area fine grid). Everything works in row blocks on full-day arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .interp import bilinear_weights
+
+log = logging.getLogger(__name__)
+
+_OFFSETS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+
+
+@dataclass
+class CorrectionInfo:
+    """What the correction did: cells constrained, whether the smooth solve worked,
+    the largest final per-cell shift (m3/m3), pixels clipped, cells whose target lay
+    outside the range."""
+
+    n_cells: int = 0
+    smooth_ok: bool = True
+    max_shift: float = 0.0
+    clipped: int = 0
+    targets_out_of_range: int = 0
+
+
+def _blocks(height: int, width: int, max_pixels: int = 1_000_000) -> list[tuple[int, int]]:
+    rows = max(1, max_pixels // max(width, 1))
+    return [(r, min(rows, height - r)) for r in range(0, height, rows)]
+
+
+def cell_means(values: np.ndarray, index: np.ndarray, weights: np.ndarray | None, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted mean of finite ``values`` per cell and the weight sums, float64 ``(n_cells,)``."""
+    wsum = np.zeros(n_cells)
+    vsum = np.zeros(n_cells)
+    H, W = values.shape
+    for r0, nr in _blocks(H, W):
+        v = values[r0 : r0 + nr]
+        idx = index[r0 : r0 + nr]
+        ok = (idx >= 0) & np.isfinite(v)
+        cells = idx[ok]
+        w = None if weights is None else np.broadcast_to(weights, values.shape)[r0 : r0 + nr][ok]
+        wsum += np.bincount(cells, weights=w, minlength=n_cells)
+        vsum += np.bincount(cells, weights=v[ok].astype(np.float64) * (1.0 if w is None else w), minlength=n_cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = vsum / wsum
+    mean[wsum <= 0] = np.nan
+    return mean, wsum
+
+
+def _interp_matrix(valid, index, weights, fr, fc, shape) -> tuple[np.ndarray, np.ndarray]:
+    """``A9 (n_cells, 9)``: cell means of the bilinear basis function of each neighbouring node."""
+    n = shape[0] * shape[1]
+    C = shape[1]
+    acc = np.zeros(n * 9)
+    wsum = np.zeros(n)
+    H, W = valid.shape
+    for r0, nr in _blocks(H, W):
+        ok = valid[r0 : r0 + nr] & (index[r0 : r0 + nr] >= 0)
+        if not ok.any():
+            continue
+        cells = index[r0 : r0 + nr][ok].astype(np.int64)
+        w = np.ones(cells.size) if weights is None else np.broadcast_to(weights, valid.shape)[r0 : r0 + nr][ok]
+        nodes, bw = bilinear_weights(fr[r0 : r0 + nr][ok], fc[r0 : r0 + nr][ok], shape)
+        di = np.clip(nodes // C - (cells // C)[:, None], -1, 1)
+        dj = np.clip(nodes % C - (cells % C)[:, None], -1, 1)
+        code = (di + 1) * 3 + (dj + 1)
+        acc += np.bincount((cells[:, None] * 9 + code).ravel(), weights=(bw * w[:, None]).ravel(), minlength=n * 9)
+        wsum += np.bincount(cells, weights=w, minlength=n)
+    A9 = acc.reshape(n, 9)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        A9 = A9 / wsum[:, None]
+    A9[wsum <= 0] = 0.0
+    return A9, wsum
+
+
+def solve_nodes(delta: np.ndarray, A9: np.ndarray, has_pixels: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
+    """Node values ``r`` whose interpolated cell means equal ``delta`` on cells with pixels;
+    nodes without pixels take the mean of their 4-neighbours. Returns ``(r, ok)``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import spsolve
+
+    R, C = shape
+    n = R * C
+    rows, cols, vals = [], [], []
+    b = np.zeros(n)
+    cr, cc = np.divmod(np.arange(n), C)
+    con = has_pixels & np.isfinite(delta)
+    for k, (di, dj) in enumerate(_OFFSETS):
+        nr, nc = cr + di, cc + dj
+        inside = (nr >= 0) & (nr < R) & (nc >= 0) & (nc < C) & con & (A9[:, k] != 0)
+        rows.append(np.flatnonzero(inside))
+        cols.append((nr * C + nc)[inside])
+        vals.append(A9[inside, k])
+    b[con] = delta[con]
+    free = np.flatnonzero(~con)
+    if free.size:
+        deg = np.zeros(free.size)
+        for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            nr, nc = cr[free] + di, cc[free] + dj
+            inside = (nr >= 0) & (nr < R) & (nc >= 0) & (nc < C)
+            rows.append(free[inside])
+            cols.append((nr * C + nc)[inside])
+            vals.append(np.full(int(inside.sum()), -1.0))
+            deg += inside
+        rows.append(free)
+        cols.append(free)
+        vals.append(np.maximum(deg, 1.0))
+    A = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
+    if not con.any():
+        return np.zeros(n), True
+    try:
+        with np.errstate(all="ignore"):
+            r = spsolve(A, b)
+        ok = bool(np.isfinite(r).all()) and float(np.abs(A @ r - b).max()) < 1e-8 * max(1.0, float(np.abs(b).max()))
+    except Exception:  # a singular system: fall back to the cell values
+        ok = False
+    if not ok:
+        r = np.where(con, delta, 0.0)
+    return r, ok
+
+
+def correct(
+    pred: np.ndarray,
+    index: np.ndarray,
+    weights: np.ndarray | None,
+    fr: np.ndarray,
+    fc: np.ndarray,
+    shape: tuple[int, int],
+    delta: np.ndarray,
+    mode: str = "smooth",
+) -> tuple[np.ndarray, CorrectionInfo]:
+    """``pred`` plus the residual field, with exact cell means ``mean_c(pred) + delta_c``.
+
+    ``pred (H,W)`` model prediction (NaN missing); ``index (H,W)`` flat coarse cell of
+    each pixel (-1 none); ``fr, fc (H,W)`` fractional node positions; ``delta (n_cells,)``
+    (NaN = no correction). Returns a new float32 array and a :class:`CorrectionInfo`.
+    """
+    if mode not in ("smooth", "cell"):
+        raise ValueError(f"Unknown residual mode {mode!r}; choose 'smooth' or 'cell'")
+    n = shape[0] * shape[1]
+    delta = np.where(np.isfinite(delta), delta, 0.0).astype(np.float64)
+    valid = np.isfinite(pred)
+    mean0, wsum = cell_means(pred, index, weights, n)
+    has = wsum > 0
+    info = CorrectionInfo(n_cells=int(has.sum()))
+    out = pred.astype(np.float32, copy=True)
+    H, W = pred.shape
+    if mode == "smooth":
+        A9, _ = _interp_matrix(valid, index, weights, fr, fc, shape)
+        r, info.smooth_ok = solve_nodes(delta, A9, has, shape)
+        if not info.smooth_ok:
+            log.debug("residual correction: smooth solve failed; constant per cell")
+        for r0, nr in _blocks(H, W):
+            ok = valid[r0 : r0 + nr]
+            nodes, bw = bilinear_weights(fr[r0 : r0 + nr][ok], fc[r0 : r0 + nr][ok], shape)
+            blk = out[r0 : r0 + nr]
+            blk[ok] = (blk[ok] + (r[nodes] * bw).sum(axis=1)).astype(np.float32)
+    # exact constant shift per cell
+    mean1, _ = cell_means(out, index, weights, n)
+    shift = np.where(has, mean0 + delta - mean1, 0.0)
+    info.max_shift = float(np.abs(shift[has]).max()) if has.any() else 0.0
+    _add_per_cell(out, index, shift)
+    return out, info
+
+
+def _add_per_cell(out: np.ndarray, index: np.ndarray, per_cell: np.ndarray) -> None:
+    H, W = out.shape
+    for r0, nr in _blocks(H, W):
+        idx = index[r0 : r0 + nr]
+        blk = out[r0 : r0 + nr]
+        ok = (idx >= 0) & np.isfinite(blk)
+        blk[ok] = (blk[ok].astype(np.float64) + per_cell[idx[ok]]).astype(np.float32)
+
+
+def clip_preserving_means(
+    field: np.ndarray,
+    index: np.ndarray,
+    weights: np.ndarray | None,
+    n_cells: int,
+    lo: float,
+    hi: float,
+    info: CorrectionInfo | None = None,
+) -> np.ndarray:
+    """Clip ``field`` in place to ``[lo, hi]``; within each cell the clipped amount is given
+    to the other pixels in proportion to their room to the bound, so cell means are kept
+    (exactly when the cell mean lies in the range, else the mean moves to the bound)."""
+    target, wsum = cell_means(field, index, weights, n_cells)
+    clipped_target = np.clip(target, lo, hi)
+    n_out = int((np.isfinite(target) & (clipped_target != target)).sum())
+    n_clip = int((np.isfinite(field) & ((field < lo) | (field > hi))).sum())
+    np.clip(field, lo, hi, out=field)
+    if n_clip:
+        mean, _ = cell_means(field, index, weights, n_cells)
+        need = np.where(wsum > 0, (clipped_target - mean) * wsum, 0.0)  # total to add per cell
+        up = np.zeros(n_cells)
+        down = np.zeros(n_cells)
+        H, W = field.shape
+        for r0, nr in _blocks(H, W):
+            idx = index[r0 : r0 + nr]
+            v = field[r0 : r0 + nr]
+            ok = (idx >= 0) & np.isfinite(v)
+            w = 1.0 if weights is None else np.broadcast_to(weights, field.shape)[r0 : r0 + nr][ok]
+            up += np.bincount(idx[ok], weights=(hi - v[ok].astype(np.float64)) * w, minlength=n_cells)
+            down += np.bincount(idx[ok], weights=(v[ok].astype(np.float64) - lo) * w, minlength=n_cells)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f_up = np.where((need > 0) & (up > 0), need / up, 0.0)
+            f_down = np.where((need < 0) & (down > 0), need / down, 0.0)
+        for r0, nr in _blocks(H, W):
+            idx = index[r0 : r0 + nr]
+            v = field[r0 : r0 + nr]
+            ok = (idx >= 0) & np.isfinite(v)
+            c = idx[ok]
+            x = v[ok].astype(np.float64)
+            x = x + f_up[c] * (hi - x) + f_down[c] * (x - lo)
+            v[ok] = np.clip(x, lo, hi).astype(np.float32)
+    if info is not None:
+        info.clipped += n_clip
+        info.targets_out_of_range += n_out
+    return field

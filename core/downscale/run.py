@@ -1,0 +1,540 @@
+"""Downscaling a daily series: aggregate, fit, predict at 1 km, correct, flag, write.
+
+Three stages over the selected days; only coarse-size arrays are kept across days, and a
+day's 1 km work is done in row blocks (one day's 1 km output arrays are held while its
+residual correction runs):
+
+A. per day, the method's features are computed from the raw 1 km predictors block by
+   block and aggregated (area-weighted, over pixels where every feature is valid) to the
+   coarse cells, together with the coarse SSM;
+B. per day (plus +/- ``pool_days`` neighbouring days), the estimator is fitted at the
+   coarse scale and its coarse residuals are kept for seam filling;
+C. per day, the model is applied at 1 km, the residual correction makes each observed
+   cell's 1 km mean equal the coarse value (seam cells get the cell's residual borrowed
+   from the nearest observed days, or none), values are clipped to the physical range
+   keeping cell means, flags are set (DESIGN.md 3) and the three rasters are written.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GridError, SeriesError, SsmError
+from ..grid import Grid
+from ..membership import Membership
+from ..progress import CancelFn, Progress, ProgressFn
+from ..series import FLAG_NODATA, DailySeries, LayerSource, RasterWriter, day_filename
+from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
+from .interp import node_positions
+from .methods import make_downscaler
+from .predictors import (
+    ArrayCoarse,
+    ArrayPredictors,
+    FolderCoarse,
+    FolderPredictors,
+    check_covers,
+    coarse_grid_of,
+    common_days,
+)
+from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
+from .seams import borrow_in_time, fill_coarse
+
+log = logging.getLogger(__name__)
+
+#: flag values (DESIGN.md 3)
+FLAG_OBSERVED, FLAG_SEAM, FLAG_LST_FILLED, FLAG_BOTH = 0, 1, 2, 3
+FLAG_LEGEND = (
+    "SSM flags: 0 coarse SSM observed; 1 seam-filled (coarse SSM missing that day); "
+    "2 LST gap-filled under cloud (coarse observed); 3 seam-filled and LST gap-filled; 255 no estimate"
+)
+PREFIX_SSM, PREFIX_FLAGS, PREFIX_UNC = "ssm", "ssm_flags", "ssm_uncertainty"
+COVERAGE_FIELDS = (
+    "date", "method", "coarse_cells", "coarse_observed", "coarse_seam", "land_pixels", "estimated_pct",
+    "seam_filled_pct", "lst_gapfilled_pct", "clipped_pixels", "max_shift", "bandwidth_km", "sigma_coarse",
+)
+
+
+@dataclass
+class DayResult:
+    """One day's 1 km outputs: ``ssm`` float32 (NaN none), ``flags`` uint8, ``uncertainty``
+    float32 (NaN when the method has none), and the day's ``stats`` (a coverage row)."""
+
+    day: dt.date
+    ssm: np.ndarray
+    flags: np.ndarray
+    uncertainty: np.ndarray
+    stats: dict
+
+
+@dataclass
+class DownscaleSummary:
+    """What a run did: the days written and skipped (with reasons), per-day coverage rows,
+    the files written per output, and the grids."""
+
+    method: str
+    days: list[dt.date] = field(default_factory=list)
+    skipped: dict[dt.date, str] = field(default_factory=dict)
+    coverage: list[dict] = field(default_factory=list)
+    files: dict[str, list[Path]] = field(default_factory=lambda: {"ssm": [], "flags": [], "uncertainty": []})
+    coverage_csv: Path | None = None
+    fine: Grid | None = None
+    coarse: Grid | None = None
+
+    @property
+    def mean_estimated_pct(self) -> float:
+        vals = [r["estimated_pct"] for r in self.coverage if r["estimated_pct"] == r["estimated_pct"]]
+        return float(np.mean(vals)) if vals else math.nan
+
+
+def _blocks(grid: Grid, block_pixels: int) -> list[tuple[int, int]]:
+    return grid.row_blocks(max(1, block_pixels // max(grid.width, 1)))
+
+
+class Engine:
+    """Runs stages A-C for one estimator over given days (see the module docstring)."""
+
+    def __init__(
+        self,
+        template: Downscaler,
+        fine_source: FolderPredictors | ArrayPredictors,
+        coarse_source: FolderCoarse | ArrayCoarse,
+        membership: Membership,
+        *,
+        pool_days: int = 0,
+        seam_days: int = 7,
+        ssm_range: tuple[float, float] = (0.01, 0.6),
+        residual: str | None = None,
+        min_fit_coverage: float = 0.5,
+        block_pixels: int = 1_000_000,
+    ):
+        self.template = template
+        self.fine_source = fine_source
+        self.coarse_source = coarse_source
+        self.m = membership
+        self.fine = membership.fine
+        self.coarse = membership.coarse
+        self.pool_days = int(pool_days)
+        self.seam_days = int(seam_days)
+        lo, hi = map(float, ssm_range)
+        if not lo < hi:
+            raise SsmError(f"The physical range of soil moisture must have min < max, got {lo} and {hi}")
+        self.lo, self.hi = lo, hi
+        self.residual = residual or template.residual
+        if self.residual not in ("smooth", "cell", "none"):
+            raise SsmError(f"Unknown residual correction {self.residual!r}; choose smooth, cell or none")
+        self.min_fit_coverage = float(min_fit_coverage)
+        self.blocks = _blocks(self.fine, block_pixels)
+        self.block_pixels = block_pixels
+        self.n = self.coarse.size
+        self.shape = self.coarse.shape
+        x, y = membership.cell_centres_in_fine_crs()
+        self.node_xy = np.column_stack([x.ravel(), y.ravel()])
+        if not np.isfinite(self.node_xy).all():  # cells whose centre cannot be transformed
+            ok = np.isfinite(self.node_xy).all(axis=1)
+            self.node_xy[~ok] = self.node_xy[ok].mean(axis=0)
+        self.index = membership.index
+        self.weights = membership.weights
+        self.cover = np.nan_to_num(membership.coverage().ravel(), nan=0.0)
+        self.members = membership.members.ravel()
+        H, W = self.fine.shape
+        self.fr = np.empty((H, W), dtype=np.float32)
+        self.fc = np.empty((H, W), dtype=np.float32)
+        for r0, nr in self.blocks:
+            a, b = node_positions(self.fine, self.coarse, r0, nr)
+            self.fr[r0 : r0 + nr] = a
+            self.fc[r0 : r0 + nr] = b
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _land(raw: dict[str, np.ndarray]) -> np.ndarray:
+        if "dem" in raw:
+            return np.isfinite(raw["dem"])
+        return np.logical_or.reduce([np.isfinite(v) for v in raw.values()])
+
+    def _weights_flat(self, r0: int, nr: int, ok: np.ndarray) -> np.ndarray | None:
+        if self.weights is None:
+            return None
+        return np.broadcast_to(self.weights, self.fine.shape)[r0 : r0 + nr][ok]
+
+    # -- stage A -----------------------------------------------------------------------------
+    def aggregate(self, day: dt.date, prog: Progress) -> tuple[Downscaler, CoarseData, np.ndarray]:
+        est = self.template.clone()
+        if type(est).prepare is not Downscaler.prepare:
+            est.prepare(self.fine_source.read_sample(day, 250_000))
+        k = len(est.feature_names)
+        vsum = np.zeros((self.n, k))
+        wsum = np.zeros(self.n)
+        count = np.zeros(self.n, dtype=np.int64)
+        for r0, nr in self.blocks:
+            raw = self.fine_source.read(day, r0, nr)
+            X = est.features(raw)
+            idx = self.index[r0 : r0 + nr].ravel()
+            ok = self._land(raw).ravel() & (idx >= 0) & np.isfinite(X).all(axis=1)
+            cells = idx[ok]
+            w = self._weights_flat(r0, nr, ok.reshape(nr, -1))
+            wsum += np.bincount(cells, weights=w, minlength=self.n)
+            count += np.bincount(cells, minlength=self.n)
+            for j in range(k):
+                vals = X[ok, j] if w is None else X[ok, j] * w
+                vsum[:, j] += np.bincount(cells, weights=vals, minlength=self.n)
+            prog.advance()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            Xc = vsum / wsum[:, None]
+        Xc[count == 0] = np.nan
+        frac = np.where(self.members > 0, count / np.maximum(self.members, 1), 0.0)
+        usable = self.cover * frac >= self.min_fit_coverage
+        y = np.asarray(self.coarse_source.read(day), dtype=np.float64).ravel()
+        data = CoarseData(y, Xc, usable, self.node_xy, self.shape, est.feature_names, day=day.toordinal())
+        return est, data, count
+
+    # -- stage C -----------------------------------------------------------------------------
+    def apply(self, day: dt.date, est: Downscaler, data: CoarseData, count: np.ndarray,
+              resid_series: dict[int, np.ndarray], prog: Progress) -> DayResult:
+        H, W = self.fine.shape
+        pred = np.full((H, W), np.nan, dtype=np.float32)
+        unc = np.full((H, W), np.nan, dtype=np.float32)
+        lstf = np.zeros((H, W), dtype=bool)
+        land_n = 0
+        for r0, nr in self.blocks:
+            raw = self.fine_source.read(day, r0, nr)
+            X = est.features(raw)
+            land = self._land(raw).ravel()
+            land_n += int(land.sum())
+            ok = land & np.isfinite(X).all(axis=1)
+            fr = self.fr[r0 : r0 + nr].ravel()[ok]
+            fc = self.fc[r0 : r0 + nr].ravel()[ok]
+            cell = self.index[r0 : r0 + nr].ravel()[ok]
+            p, u = est.predict(FineBlock(X[ok], fr, fc, cell))
+            bp = np.full(ok.size, np.nan, dtype=np.float32)
+            bu = np.full(ok.size, np.nan, dtype=np.float32)
+            bp[ok] = p
+            bu[ok] = u
+            pred[r0 : r0 + nr] = bp.reshape(nr, W)
+            unc[r0 : r0 + nr] = bu.reshape(nr, W)
+            fl = self.fine_source.lst_flags(day, r0, nr)
+            if fl is not None:
+                lstf[r0 : r0 + nr] = np.asarray(fl) == 1
+            prog.advance()
+        observed = np.isfinite(data.y) & (count > 0)
+        info = CorrectionInfo()
+        if self.residual != "none":
+            mean_pred, _ = cell_means(pred, self.index, self.weights, self.n)
+            borrowed = borrow_in_time(resid_series, data.day, self.seam_days) if resid_series else np.full(self.n, np.nan)
+            delta = np.where(observed, data.y - mean_pred, borrowed)
+            field_, info = correct(pred, self.index, self.weights, self.fr, self.fc, self.shape, delta, self.residual)
+            borrowed_cells = int((~observed & (count > 0) & np.isfinite(borrowed)).sum())
+        else:
+            field_ = pred
+            borrowed_cells = 0
+        clip_preserving_means(field_, self.index, self.weights, self.n, self.lo, self.hi, info)
+        # flags
+        valid = np.isfinite(field_)
+        obs_px = np.zeros((H, W), dtype=bool)
+        inside = self.index >= 0
+        obs_px[inside] = observed[self.index[inside]]
+        flags = np.where(obs_px, FLAG_OBSERVED, FLAG_SEAM).astype(np.uint8)
+        flags[lstf] += FLAG_LST_FILLED
+        flags[~valid] = FLAG_NODATA
+        unc[~valid] = np.nan
+        n_est = int(valid.sum())
+        n_seam = int((valid & ~obs_px).sum())
+        n_lst = int((valid & lstf).sum())
+        s = est.summary()
+        pct = (lambda a: 100.0 * a / land_n) if land_n else (lambda a: math.nan)
+        stats = {
+            "date": day.isoformat(),
+            "method": est.method,
+            "coarse_cells": int((count > 0).sum()),
+            "coarse_observed": int(observed.sum()),
+            "coarse_seam": int(((count > 0) & ~observed).sum()),
+            "seam_cells_with_borrowed_residual": borrowed_cells,
+            "land_pixels": land_n,
+            "estimated_pct": pct(n_est),
+            "seam_filled_pct": pct(n_seam),
+            "lst_gapfilled_pct": pct(n_lst),
+            "clipped_pixels": info.clipped,
+            "max_shift": info.max_shift,
+            "bandwidth_km": s.get("bandwidth_km", math.nan),
+            "sigma_coarse": s.get("sigma_coarse", math.nan),
+        }
+        return DayResult(day, field_, flags, unc, stats)
+
+    # -- all stages --------------------------------------------------------------------------
+    def run(
+        self,
+        days: Sequence[dt.date],
+        sink: Callable[[DayResult], None],
+        progress: ProgressFn | None = None,
+        is_cancelled: CancelFn | None = None,
+        skipped: dict[dt.date, str] | None = None,
+    ) -> list[dt.date]:
+        """Process ``days`` (sorted), handing each day's result to ``sink``; returns the days
+        done. Days that cannot be fitted are recorded in ``skipped`` with the reason."""
+        skipped = {} if skipped is None else skipped
+        nb = len(self.blocks)
+        prog = Progress(1.0, progress, is_cancelled)
+        prog.check()
+        pa = prog.sub(0.3, total=max(len(days) * nb, 1))
+        coarse: dict[dt.date, tuple[Downscaler, CoarseData, np.ndarray]] = {}
+        for d in days:
+            coarse[d] = self.aggregate(d, pa)
+        y_series = {d.toordinal(): np.where(c[2] > 0, c[1].y, np.nan) for d, c in coarse.items()}
+        pb = prog.sub(0.1, total=max(len(days), 1))
+        fitted: list[dt.date] = []
+        resid_series: dict[int, np.ndarray] = {}
+        for d in days:
+            est, data, count = coarse[d]
+            if not (np.isfinite(data.y) & (count > 0)).any() and self.pool_days <= 0:
+                skipped[d] = "no coarse soil moisture over the 1 km grid"
+                pb.advance()
+                continue
+            data.y_filled = fill_coarse(data.y, y_series, data.day, self.seam_days, self.node_xy, count > 0)
+            pool = [coarse[o][1] for o in days if o != d and abs((o - d).days) <= self.pool_days]
+            try:
+                est.fit(data, pool)
+            except ValueError as exc:
+                skipped[d] = f"the model cannot be fitted: {exc}"
+                pb.advance()
+                continue
+            yc = est.predict_coarse(data)
+            resid_series[data.day] = np.where(np.isfinite(data.y) & (count > 0), data.y - yc, np.nan)
+            fitted.append(d)
+            pb.advance()
+        for d, why in skipped.items():
+            if d in coarse:
+                log.warning("%s skipped: %s", d, why)
+        pc = prog.sub(0.6, total=max(len(fitted) * (nb + 1), 1))
+        for d in fitted:
+            est, data, count = coarse[d]
+            others = {k: v for k, v in resid_series.items() if k != data.day}
+            res = self.apply(d, est, data, count, others, pc)
+            sink(res)
+            pc.advance()
+            coarse[d] = (est, data, count)
+        prog.finish()
+        return fitted
+
+
+# ---------------------------------------------------------------------------------------
+# building a run from folders or arrays
+# ---------------------------------------------------------------------------------------
+
+
+def _crop_coarse(coarse_full: Grid, fine: Grid, name: str) -> Grid:
+    try:
+        return coarse_full.covering(fine, margin=0)
+    except GridError as exc:
+        raise GridError(f"{name}: the coarse soil moisture grid does not cover the 1 km grid: {exc}") from exc
+
+
+def build_membership(fine: Grid, coarse_full: Grid, name: str = "coarse soil moisture") -> Membership:
+    """Membership of the 1 km grid in the coarse grid cropped to its footprint."""
+    crop = _crop_coarse(coarse_full, fine, name)
+    try:
+        m = Membership.build(fine, crop)
+    except GridError as exc:
+        raise GridError(f"{name}: {exc}") from exc
+    inside = float((m.index >= 0).mean())
+    if inside < 0.99:
+        log.warning("%s: only %.0f %% of the 1 km grid lies inside the coarse grid", name, 100 * inside)
+    return m
+
+
+def downscale_arrays(
+    coarse_ssm: dict[dt.date, np.ndarray] | np.ndarray,
+    predictors: dict[str, object],
+    fine: Grid,
+    coarse: Grid,
+    method: str | Downscaler = "gwr",
+    *,
+    lst_flags: object | None = None,
+    day: dt.date | None = None,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+    **options,
+) -> dict[dt.date, DayResult]:
+    """Downscale in-memory arrays (tests, notebooks).
+
+    ``coarse_ssm`` maps dates to arrays of ``coarse``'s shape (or one array, for ``day``,
+    default 2000-01-01); ``coarse`` must be the coarse grid cropped to ``fine`` (see
+    :func:`build_membership`) or will be cropped. ``predictors`` maps raw names to 1 km
+    arrays (static) or date -> array mappings. ``options`` go to :func:`make_downscaler`
+    and :class:`Engine`. Returns date -> :class:`DayResult`.
+    """
+    if isinstance(coarse_ssm, np.ndarray):
+        coarse_ssm = {day or dt.date(2000, 1, 1): coarse_ssm}
+    m = build_membership(fine, coarse)
+    if m.coarse.shape != next(iter(coarse_ssm.values())).shape:
+        win = coarse.window_of(m.coarse)
+        r0, c0, nr, nc = win
+        coarse_ssm = {d: np.asarray(a)[r0 : r0 + nr, c0 : c0 + nc] for d, a in coarse_ssm.items()}
+    engine_keys = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels")
+    eng_opts = {k: options.pop(k) for k in engine_keys if k in options}
+    names = tuple(p for p in PREDICTOR_ORDER if p in predictors)
+    est = method if isinstance(method, Downscaler) else make_downscaler(method, names, **options)
+    fine_src = ArrayPredictors(fine, predictors, lst_flags)
+    coarse_src = ArrayCoarse(coarse_ssm)
+    days, skipped = common_days(coarse_src.dates, fine_src, None, None)
+    eng = Engine(est, fine_src, coarse_src, m, **eng_opts)
+    out: dict[dt.date, DayResult] = {}
+    eng.run(days, lambda r: out.__setitem__(r.day, r), progress, is_cancelled, skipped)
+    return out
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:  # pragma: no cover
+        return False
+
+
+def downscale_series(
+    ssm_dir: str | Path,
+    lst_dir: str | Path,
+    ndvi: str | Path,
+    albedo: str | Path,
+    out_ssm: str | Path,
+    out_flags: str | Path,
+    out_uncertainty: str | Path | None = None,
+    *,
+    dem: str | Path | None = None,
+    lst_flags: str | Path | None = None,
+    lst_diff: str | Path | None = None,
+    reference: str | Path | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    method: str = "gwr",
+    kernel: str = "gaussian",
+    bandwidth_km: float | None = None,
+    pool_days: int = 0,
+    seam_days: int = 7,
+    n_trees: int = 100,
+    seed: int = 0,
+    n_jobs: int = 1,
+    residual: str | None = None,
+    ssm_range: tuple[float, float] = (0.01, 0.6),
+    ndvi_max_age: int = 16,
+    albedo_max_age: int = 8,
+    coverage_csv: str | Path | None = None,
+    block_pixels: int = 1_000_000,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+) -> DownscaleSummary:
+    """Downscale a folder of coarse SSM to 1 km daily SSM, flags and uncertainty.
+
+    Inputs: ``ssm_dir`` coarse SSM (m3/m3, any grid and CRS), ``lst_dir`` all-weather
+    LST (K; its grid is the 1 km target unless ``reference`` is given), ``ndvi`` and
+    ``albedo`` folders or single rasters (composites serve ``*_max_age`` days after their
+    date), optional ``dem`` (m), ``lst_flags`` (0 clear, 1 gap-filled) and ``lst_diff``
+    (day-night LST difference, K). Writes ``<out>/ssm_YYYY-MM-DD.tif`` (m3/m3),
+    ``ssm_flags_...`` (uint8, DESIGN.md 3) and ``ssm_uncertainty_...`` (m3/m3) per day,
+    and the coverage table CSV. Options: see :func:`make_downscaler` and :class:`Engine`
+    (``bandwidth_km`` 0/None = AICc search). Raises :class:`SsmError` subclasses naming the
+    input on bad input, before anything is written.
+    """
+    ssm_dir, lst_dir = Path(ssm_dir), Path(lst_dir)
+    out_ssm, out_flags = Path(out_ssm), Path(out_flags)
+    out_unc = Path(out_uncertainty) if out_uncertainty else None
+    if method not in ("gwr", "forest", "dispatch", "bilinear"):
+        raise SsmError(f"Unknown downscaling method {method!r}; choose gwr, forest, dispatch or bilinear")
+    ssm_series = DailySeries.from_folder(ssm_dir)
+    layers: dict[str, LayerSource] = {
+        "lst": LayerSource.open(lst_dir),
+        "ndvi": LayerSource.open(ndvi, max_age_days=ndvi_max_age),
+        "albedo": LayerSource.open(albedo, max_age_days=albedo_max_age),
+    }
+    if dem:
+        layers["dem"] = LayerSource.open(dem)
+    if lst_diff:
+        layers["lst_diff"] = LayerSource.open(lst_diff)
+    flags_src = LayerSource.open(lst_flags) if lst_flags else None
+    inputs = [ssm_dir, *(v.path for v in layers.values())] + ([flags_src.path] if flags_src else [])
+    outs = [("SSM", out_ssm), ("flags", out_flags)] + ([("uncertainty", out_unc)] if out_unc else [])
+    for label, o in outs:
+        for i in inputs:
+            if _same_folder(o, i):
+                raise SsmError(f"{o}: the {label} output folder is an input ({i}); choose another folder")
+    for (la, a), (lb, b) in [(x, y) for k, x in enumerate(outs) for y in outs[k + 1 :]]:
+        if _same_folder(a, b):
+            raise SsmError(f"{a}: the {la} and {lb} outputs need different folders")
+    try:
+        fine = Grid.from_raster(reference) if reference else layers["lst"].grid()
+    except GridError as exc:
+        raise GridError(f"{reference or lst_dir}: cannot use it as the 1 km grid: {exc}") from exc
+    coarse_full = coarse_grid_of(ssm_series)
+    for k, v in layers.items():
+        check_covers(k, v.path, v.grid(), fine)
+    if flags_src is not None:
+        check_covers("lst_flags", flags_src.path, flags_src.grid(), fine)
+    check_covers("ssm", ssm_dir, coarse_full, fine)
+    fine_src = FolderPredictors(fine, layers, flags_src)
+    describe = {"ssm": str(ssm_dir)}
+    days, skipped = common_days(ssm_series.dates, fine_src, start, end, describe)
+    membership = build_membership(fine, coarse_full, str(ssm_dir))
+    coarse_src = FolderCoarse(ssm_series, membership.coarse)
+    names = tuple(layers)
+    est = make_downscaler(
+        method, names, kernel=kernel, bandwidth=(bandwidth_km * 1000.0 if bandwidth_km else None),
+        n_estimators=n_trees, random_state=seed, n_jobs=n_jobs,
+    )
+    missing = [p for p in est.required if p not in names]
+    if missing:
+        raise SsmError(f"The {method} method needs {', '.join(missing)}")
+    engine = Engine(est, fine_src, coarse_src, membership, pool_days=pool_days, seam_days=seam_days,
+                    ssm_range=ssm_range, residual=residual, block_pixels=block_pixels)
+    summary = DownscaleSummary(method=method, skipped=skipped, fine=fine, coarse=membership.coarse)
+    if out_unc is not None and not est.has_uncertainty:
+        log.warning("The %s method has no uncertainty estimate: the uncertainty rasters hold no data", method)
+
+    def sink(res: DayResult) -> None:
+        outputs = [(out_ssm, PREFIX_SSM, res.ssm, "float32", "Soil moisture (m3/m3)", "ssm"),
+                   (out_flags, PREFIX_FLAGS, res.flags, "uint8", FLAG_LEGEND, "flags")]
+        if out_unc is not None:
+            outputs.append((out_unc, PREFIX_UNC, res.uncertainty, "float32",
+                            f"Soil moisture uncertainty (m3/m3, {_unc_label(method)})", "uncertainty"))
+        for folder, prefix, arr, dtype, desc, key in outputs:
+            path = folder / day_filename(prefix, res.day)
+            with RasterWriter(path, fine, dtype, date=res.day, description=desc,
+                              metadata={"METHOD": method, "UNITS": "m3/m3" if key != "flags" else "flag"}) as w:
+                for r0, nr in _blocks(fine, block_pixels):
+                    w.write(arr[r0 : r0 + nr], r0)
+            summary.files[key].append(path)
+        summary.coverage.append(res.stats)
+        summary.days.append(res.day)
+
+    engine.run(days, sink, progress, is_cancelled, skipped)
+    if coverage_csv and summary.coverage:  # only after a complete run
+        summary.coverage_csv = write_coverage(coverage_csv, summary.coverage)
+    if not summary.days:
+        raise SeriesError(f"{ssm_dir}: no day could be downscaled ({'; '.join(f'{d}: {w}' for d, w in list(skipped.items())[:5])})")
+    n_skip = len(summary.skipped)
+    log.info("Downscaled %d day(s) with %s%s; mean coverage of land pixels %.2f %%", len(summary.days), method,
+             f", {n_skip} day(s) skipped" if n_skip else "", summary.mean_estimated_pct)
+    return summary
+
+
+def _unc_label(method: str) -> str:
+    return {"gwr": "GWR prediction standard error", "forest": "spread of the forest's trees"}.get(method, "not available")
+
+
+def write_coverage(path: str | Path, rows: list[dict]) -> Path:
+    """Write the coverage table (CSV, one row per day) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(COVERAGE_FIELDS), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+    return path
