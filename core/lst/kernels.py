@@ -159,11 +159,12 @@ def _idw_disk_numpy(values: np.ndarray, targets: np.ndarray, radius_px: float, p
     """IDW estimate at ``targets`` (bool, H x W) from the finite ``values`` within ``radius_px``.
 
     ``sum(w * v) / sum(w)`` with ``w = d**-power`` over source pixels at distance
-    ``0 < d <= radius_px``; NaN where no source is in range or outside ``targets``.
+    ``0 < d <= radius_px``; NaN where no source is in range or outside ``targets``;
+    float64 (so that both implementations agree far below float32 rounding).
     Computed as two FFT convolutions in float64 (about as fast for any radius).
     """
     src = np.isfinite(values)
-    out = np.full(values.shape, np.nan, dtype=np.float32)
+    out = np.full(values.shape, np.nan, dtype=np.float64)
     if not src.any() or not targets.any():
         return out
     ref = float(np.mean(values[src], dtype=np.float64))
@@ -175,7 +176,7 @@ def _idw_disk_numpy(values: np.ndarray, targets: np.ndarray, radius_px: float, p
     # sum is radius**-power, far above that
     tiny = 1e-6 * float(radius_px) ** (-power)
     ok = targets & (den > tiny)
-    out[ok] = (num[ok] / den[ok] + ref).astype(np.float32)
+    out[ok] = num[ok] / den[ok] + ref
     return out
 
 
@@ -203,7 +204,7 @@ def _idw_pixel(values, i, j, r, r2, power, ref):  # pragma: no cover - compiled
 def _idw_disk_numba(values, targets, radius_px, power):  # pragma: no cover - compiled
     # the prange index may be unsigned: cast before negating it
     h, w = values.shape
-    out = np.full((h, w), np.nan, dtype=np.float32)
+    out = np.full((h, w), np.nan, dtype=np.float64)
     r = int(np.floor(radius_px))
     r2 = radius_px * radius_px
     # reference value (mean of the sources) as in the numpy path, for equal rounding

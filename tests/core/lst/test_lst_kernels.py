@@ -1,0 +1,126 @@
+"""The per-pixel kernels: known answers, and numba == numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssm_downscaling.core.accel import HAVE_NUMBA, numba_disabled
+from ssm_downscaling.core.lst import kernels as K
+
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+
+
+def both(kern, *args):
+    """``(numba result, numpy result)`` of a kernel."""
+    with numba_disabled():
+        ref = kern(*args)
+    return kern(*args), ref
+
+
+# --- window sums --------------------------------------------------------------------
+
+
+def test_window_sums_known_answer():
+    stack = np.array([[[1.0, np.nan]], [[3.0, 5.0]], [[100.0, 7.0]]], dtype=np.float32)
+    w = np.array([1.0, 0.5, 0.0])  # the third day is "today": weight 0
+    for num, den in both(K.window_sums, stack, w):
+        np.testing.assert_allclose(num, [[1.0 + 1.5, 2.5]])
+        np.testing.assert_allclose(den, [[1.5, 0.5]])
+
+
+@needs_numba
+def test_window_sums_numba_equals_numpy():
+    rng = np.random.default_rng(1)
+    stack = rng.normal(0, 3, (9, 31, 27)).astype(np.float32)
+    stack[rng.random(stack.shape) < 0.4] = np.nan
+    w = rng.random(9)
+    w[4] = 0
+    (n1, d1), (n2, d2) = both(K.window_sums, stack, w)
+    np.testing.assert_allclose(n1, n2, atol=1e-5)
+    np.testing.assert_allclose(d1, d2, atol=1e-6)
+
+
+# --- temporal interpolation ----------------------------------------------------------
+
+
+def test_temporal_interp_known_answers():
+    vals = np.array([280.0, np.nan, 290.0, 300.0], dtype=np.float32).reshape(4, 1, 1)
+    offsets = np.array([-3, -1, 2, 4])
+    for out in both(K.temporal_interp, vals, offsets, 7):
+        # nearest finite before: -3 (280); after: +2 (290) -> 280 + 10 * 3/5
+        assert out[0, 0] == pytest.approx(286.0, abs=1e-5)
+    for out in both(K.temporal_interp, vals, offsets, 2):
+        assert out[0, 0] == pytest.approx(290.0)  # the day before is 3 > 2 days away: one side only
+    for out in both(K.temporal_interp, vals, offsets, 1):
+        assert np.isnan(out[0, 0])  # nothing within 1 day
+
+
+def test_temporal_interp_ignores_today():
+    vals = np.array([1.0, 500.0, 3.0], dtype=np.float32).reshape(3, 1, 1)
+    for out in both(K.temporal_interp, vals, np.array([-1, 0, 1]), 5):
+        assert out[0, 0] == pytest.approx(2.0)
+
+
+@needs_numba
+def test_temporal_interp_numba_equals_numpy():
+    rng = np.random.default_rng(2)
+    stack = rng.normal(300, 5, (11, 23, 19)).astype(np.float32)
+    stack[rng.random(stack.shape) < 0.6] = np.nan
+    offsets = np.array([-6, -5, -3, -2, -1, 0, 1, 2, 4, 5, 7])
+    a, b = both(K.temporal_interp, stack, offsets, 5)
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a, b, atol=1e-5, equal_nan=True)
+
+
+# --- inverse distance weighting ------------------------------------------------------
+
+
+def test_idw_known_answers():
+    v = np.full((5, 5), np.nan, dtype=np.float32)
+    v[2, 1], v[2, 3], v[1, 2], v[3, 2] = 1, 2, 3, 4  # four sources at distance 1
+    t = np.zeros((5, 5), bool)
+    t[2, 2] = True
+    for out in both(K.idw_disk, v, t, 1.5, 2.0):
+        assert out[2, 2] == pytest.approx(2.5)
+        assert np.isnan(out[0, 0])  # not a target
+    v = np.full((1, 7), np.nan, dtype=np.float32)
+    v[0, 1], v[0, 4] = 20.0, 10.0  # distances 2 and 1 from column 3
+    t = np.zeros((1, 7), bool)
+    t[0, 3] = True
+    for out in both(K.idw_disk, v, t, 3.0, 2.0):
+        assert out[0, 3] == pytest.approx((10 * 1 + 20 * 0.25) / 1.25)
+    for out in both(K.idw_disk, v, t, 1.0, 2.0):
+        assert out[0, 3] == pytest.approx(10.0)  # the farther source is out of range
+
+
+def test_idw_constant_field_and_no_source():
+    v = np.full((30, 30), 287.5, dtype=np.float32)
+    v[10:20, 10:20] = np.nan
+    t = ~np.isfinite(v)
+    for out in both(K.idw_disk, v, t, 8.0, 2.0):
+        np.testing.assert_allclose(out[t], 287.5, atol=1e-6)
+    for out in both(K.idw_disk, v, t, 3.0, 2.0):
+        assert np.isnan(out[15, 15]) and np.isfinite(out[11, 11])  # the centre is > 3 px from any source
+
+
+@needs_numba
+def test_idw_numba_equals_numpy_fft():
+    rng = np.random.default_rng(3)
+    v = (300 + rng.normal(0, 4, (47, 53))).astype(np.float32)
+    v[rng.random(v.shape) < 0.7] = np.nan
+    t = ~np.isfinite(v)
+    a, b = both(K.idw_disk, v, t, 6.5, 2.0)
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a, b, atol=1e-5, equal_nan=True)
+
+
+def test_idw_fill_switches_path_with_same_numbers():
+    rng = np.random.default_rng(4)
+    v = (290 + rng.normal(0, 2, (40, 40))).astype(np.float32)
+    v[rng.random(v.shape) < 0.5] = np.nan
+    t = ~np.isfinite(v)
+    direct = K.idw_disk(v, t, 5.0, 2.0)
+    fft = K._idw_disk_numpy(v, t, 5.0, 2.0)
+    np.testing.assert_allclose(K.idw_fill(v, t, 5.0, 2.0), direct, atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(fft, direct, atol=1e-5, equal_nan=True)
