@@ -149,12 +149,11 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         """A date parameter (``QgsProcessingParameterDateTime`` of type Date) or None when empty."""
         if parameters.get(name) in (None, ""):
             return None
-        qdate = self.parameterAsDate(parameters, name, context)
-        if qdate is None or not qdate.isValid():
-            qdt = self.parameterAsDateTime(parameters, name, context)
-            if qdt is None or not qdt.isValid():
-                raise QgsProcessingException(self.tr(f"{name}: not a valid date: {parameters.get(name)!r}"))
-            qdate = qdt.date()
+        # QGIS 3.22 has no parameterAsDate; parameterAsDateTime reads dates and ISO strings
+        qdt = self.parameterAsDateTime(parameters, name, context)
+        if qdt is None or not qdt.isValid():
+            raise QgsProcessingException(self.tr(f"{name}: not a valid date: {parameters.get(name)!r}"))
+        qdate = qdt.date()
         return dt.date(qdate.year(), qdate.month(), qdate.day())
 
     def date_range(
