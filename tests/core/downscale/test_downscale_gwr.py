@@ -1,0 +1,178 @@
+"""GWR: agreement with mgwr and a dense weighted least squares, bandwidth search, numba vs numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ssm_downscaling.core.accel import numba_disabled
+from ssm_downscaling.core.downscale import CoarseData, GWRDownscaler, gwr_aicc, gwr_fit, select_bandwidth
+from ssm_downscaling.core.downscale.base import FineBlock
+from ssm_downscaling.core.downscale.gwr_kernels import apply_fields, local_fits
+
+mgwr_gwr = pytest.importorskip("mgwr.gwr")
+mgwr_sel = pytest.importorskip("mgwr.sel_bw")
+
+
+def coarse_sample(n_side: int = 9, seed: int = 3):
+    """Cells of a 36 km grid with three predictors and a spatially varying relation."""
+    rng = np.random.default_rng(seed)
+    r, c = np.mgrid[0:n_side, 0:n_side]
+    coords = np.column_stack([c.ravel() * 36e3, -r.ravel() * 36e3])
+    X = np.column_stack([rng.normal(300, 5, r.size), rng.uniform(0.1, 0.8, r.size), rng.uniform(0.1, 0.3, r.size)])
+    slope = -0.01 * (1 + coords[:, 0] / coords[:, 0].max())
+    y = 0.3 + slope * (X[:, 0] - 300) - 0.05 * X[:, 1] + 0.1 * X[:, 2] + rng.normal(0, 0.01, r.size)
+    return coords, y, X
+
+
+@pytest.mark.parametrize("kernel,bw", [("gaussian", 60e3), ("gaussian", 150e3), ("bisquare", 150e3)])
+def test_gwr_matches_mgwr(kernel, bw):
+    coords, y, X = coarse_sample()
+    ours = gwr_fit(coords, y, X, bw, kernel)
+    ref = mgwr_gwr.GWR(coords, y[:, None], X, bw, kernel=kernel, fixed=True, n_jobs=1).fit()
+    np.testing.assert_allclose(ours.params, ref.params, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.influ, ref.influ.ravel(), atol=1e-9)
+    np.testing.assert_allclose(ours.bse, ref.bse, rtol=1e-6, atol=1e-9)
+    assert ours.tr_S == pytest.approx(ref.tr_S, rel=1e-9)
+    assert ours.sigma2 == pytest.approx(ref.sigma2, rel=1e-9)
+    assert ours.aicc == pytest.approx(ref.aicc, rel=1e-9)
+
+
+def test_gwr_matches_dense_weighted_least_squares():
+    coords, y, X = coarse_sample(7)
+    bw = 80e3
+    D = np.column_stack([np.ones(len(y)), X])
+    fit = gwr_fit(coords, y, X, bw, "gaussian")
+    for i in (0, 10, 24, 48):
+        d = np.hypot(*(coords - coords[i]).T)
+        w = np.exp(-0.5 * (d / bw) ** 2)
+        sw = np.sqrt(w)
+        beta, *_ = np.linalg.lstsq(D * sw[:, None], y * sw, rcond=None)
+        np.testing.assert_allclose(fit.params[i], beta, atol=1e-8)
+
+
+def test_infinite_bandwidth_is_ordinary_least_squares():
+    coords, y, X = coarse_sample(6)
+    D = np.column_stack([np.ones(len(y)), X])
+    beta, *_ = np.linalg.lstsq(D, y, rcond=None)
+    fit = gwr_fit(coords, y, X, math.inf)
+    np.testing.assert_allclose(fit.params, np.tile(beta, (len(y), 1)), atol=1e-9)
+    assert fit.tr_S == pytest.approx(D.shape[1], abs=1e-9)
+
+
+def test_pooled_duplicates_equal_stacked_weighted_least_squares():
+    coords, y, X = coarse_sample(6)
+    rng = np.random.default_rng(0)
+    y2 = y + rng.normal(0, 0.01, y.size)
+    cc, yy, XX = np.vstack([coords, coords]), np.concatenate([y, y2]), np.vstack([X, X])
+    fit = gwr_fit(cc, yy, XX, 70e3)
+    D = np.column_stack([np.ones(len(yy)), XX])
+    i = 7
+    w = np.exp(-0.5 * (np.hypot(*(cc - cc[i]).T) / 70e3) ** 2)
+    beta, *_ = np.linalg.lstsq(D * np.sqrt(w)[:, None], yy * np.sqrt(w), rcond=None)
+    np.testing.assert_allclose(fit.params[i], beta, atol=1e-8)
+    np.testing.assert_allclose(fit.params[i], fit.params[i + len(y)], atol=0)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "bisquare"])
+def test_bandwidth_search_agrees_with_mgwr(kernel):
+    coords, y, X = coarse_sample(9)
+    bw, aicc, hist = select_bandwidth(coords, y, X, kernel)
+    ref_bw = mgwr_sel.Sel_BW(coords, y[:, None], X, kernel=kernel, fixed=True, n_jobs=1).search()
+    ref_aicc = mgwr_gwr.GWR(coords, y[:, None], X, ref_bw, kernel=kernel, fixed=True, n_jobs=1).fit().aicc
+    assert aicc == pytest.approx(gwr_aicc(coords, y, X, bw, kernel))
+    # same optimum: bandwidths within 2 %, and ours is no worse than mgwr's
+    assert bw == pytest.approx(ref_bw, rel=0.02)
+    assert aicc <= ref_aicc + 1e-3
+    assert len(hist) < 40
+
+
+def test_search_prefers_global_fit_for_a_global_relation():
+    rng = np.random.default_rng(1)
+    coords, _, X = coarse_sample(8)
+    y = 0.2 + 0.01 * X[:, 0] - 0.1 * X[:, 1] + rng.normal(0, 0.01, len(X))
+    bw, _, _ = select_bandwidth(coords, y, X)
+    assert bw == math.inf or bw > 500e3
+
+
+def test_numba_and_numpy_local_fits_agree():
+    coords, y, X = coarse_sample(8)
+    D = np.column_stack([np.ones(len(y)), X])
+    at = coords[::3] + 5e3
+    for kern, bw in ((0, 50e3), (1, 120e3), (0, math.inf)):
+        a = local_fits(coords, y, D, at, bw, kern, True)
+        with numba_disabled():
+            b = local_fits(coords, y, D, at, bw, kern, True)
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
+
+
+def test_singular_local_fit_gives_nan_not_garbage():
+    coords, y, X = coarse_sample(5)
+    D = np.column_stack([np.ones(len(y)), X])
+    beta, _, _ = local_fits(coords, y, D, coords[:3], 10e3, 1, False)  # bisquare: only the cell itself
+    assert np.isnan(beta).all()
+    assert gwr_aicc(coords, y, X, 10e3, "bisquare") == math.inf
+
+
+def test_apply_fields_numba_numpy_and_known_values():
+    rng = np.random.default_rng(2)
+    R, C, p = 3, 4, 3
+    coef = rng.normal(size=(R, C, p))
+    A = rng.normal(size=(R, C, p, p))
+    cov = np.einsum("rcab,rcdb->rcad", A, A)
+    X = rng.normal(size=(50, p - 1))
+    fr = rng.uniform(-0.7, R - 0.3, 50)
+    fc = rng.uniform(-0.7, C - 0.3, 50)
+    X[3, 0] = np.nan
+    pred, se = apply_fields(X, fr, fc, coef, cov, 0.01)
+    with numba_disabled():
+        pred2, se2 = apply_fields(X, fr, fc, coef, cov, 0.01)
+    np.testing.assert_allclose(pred, pred2, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(se, se2, rtol=1e-12, equal_nan=True)
+    assert np.isnan(pred[3]) and np.isnan(se[3])
+    # at a node the coefficients are the node's own
+    p0, s0 = apply_fields(np.array([[1.5, -2.0]]), np.array([1.0]), np.array([2.0]), coef, cov, 0.0)
+    x = np.array([1.0, 1.5, -2.0])
+    assert p0[0] == pytest.approx(coef[1, 2] @ x)
+    assert s0[0] == pytest.approx(math.sqrt(x @ cov[1, 2] @ x))
+
+
+def _coarse_data(coords, y, X, shape):
+    return CoarseData(y, X, np.ones(len(y), bool), coords, shape, ("lst", "ndvi", "albedo"))
+
+
+def test_downscaler_coefficients_equal_mgwr_in_raw_units():
+    coords, y, X = coarse_sample(8)
+    day = _coarse_data(coords, y, X, (8, 8))
+    est = GWRDownscaler(predictors=("lst", "ndvi", "albedo"), bandwidth=90e3).fit(day)
+    ref = mgwr_gwr.GWR(coords, y[:, None], X, 90e3, kernel="gaussian", fixed=True, n_jobs=1).fit()
+    np.testing.assert_allclose(est.coef_, ref.params, atol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.einsum("naa->na", est.cov_)), ref.bse, rtol=1e-6)
+    assert est.sigma2_ == pytest.approx(ref.sigma2, rel=1e-9)
+    assert est.aicc_ == pytest.approx(ref.aicc, rel=1e-9)
+
+
+def test_exactly_linear_field_recovered_with_wide_bandwidth():
+    coords, _, X = coarse_sample(6)
+    y = 0.9 - 0.002 * X[:, 0]  # exactly linear in LST
+    est = GWRDownscaler(predictors=("lst", "ndvi", "albedo"), bandwidth=1e7).fit(_coarse_data(coords, y, X, (6, 6)))
+    np.testing.assert_allclose(est.coef_[:, 0], 0.9, atol=1e-9)
+    np.testing.assert_allclose(est.coef_[:, 1], -0.002, atol=1e-12)
+    np.testing.assert_allclose(est.coef_[:, 2:], 0.0, atol=1e-9)
+    fine = np.array([[290.0, 0.5, 0.2], [310.0, 0.1, 0.25]])
+    pred, se = est.predict(FineBlock(fine, np.array([0.2, 4.7]), np.array([3.3, 0.1]), np.array([0, 1])))
+    np.testing.assert_allclose(pred, 0.9 - 0.002 * fine[:, 0], atol=1e-9)
+    assert (se < 1e-6).all()
+
+
+def test_downscaler_rejects_unknown_kernel_and_needs_fit():
+    coords, y, X = coarse_sample(5)
+    with pytest.raises(ValueError, match="kernel"):
+        GWRDownscaler(kernel="boxcar").fit(_coarse_data(coords, y, X, (5, 5)))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        GWRDownscaler().predict_coarse(_coarse_data(coords, y, X, (5, 5)))
+    est = GWRDownscaler(kernel="bisquare", bandwidth=5e4)
+    assert est.clone().get_params() == est.get_params()

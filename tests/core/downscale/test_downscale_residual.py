@@ -1,0 +1,130 @@
+"""Residual correction: exact cell means on any coarse grid, constants stay constant, clipping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ssm_downscaling.core.downscale import build_membership, downscale_arrays
+from ssm_downscaling.core.downscale.interp import interpolate, node_positions
+from ssm_downscaling.core.downscale.residual import cell_means, clip_preserving_means, correct, solve_nodes
+from ssm_downscaling.core.grid import Grid, to_wkt
+
+
+def rotated_coarse(crs: str, angle_deg: float = 20.0, res: float = 30e3) -> Grid:
+    """A coarse grid in ``crs`` (the fine LAEA), rotated by ``angle_deg`` (non north-up)."""
+    a = math.radians(angle_deg)
+    gt = (-110e3, res * math.cos(a), -res * math.sin(a), 60e3, -res * math.sin(a), -res * math.cos(a))
+    return Grid(crs, gt, 9, 9)
+
+
+def geographic_coarse() -> Grid:
+    """0.25 degree geographic cells around 90E 30N (like ESA CCI)."""
+    return Grid(to_wkt(4326), (89.0, 0.25, 0.0, 31.0, 0.0, -0.25), 8, 8)
+
+
+def _setup(fine, coarse):
+    m = build_membership(fine, coarse)
+    fr = np.empty(fine.shape, np.float32)
+    fc = np.empty(fine.shape, np.float32)
+    fr[:], fc[:] = node_positions(fine, m.coarse)
+    return m, fr, fc
+
+
+@pytest.mark.parametrize("coarse_kind", ["ease2", "rotated", "geographic"])
+@pytest.mark.parametrize("mode", ["smooth", "cell"])
+def test_cell_means_are_exact(fine_grid, coarse_full, coarse_kind, mode, world):
+    coarse = {"ease2": coarse_full, "rotated": rotated_coarse(fine_grid.crs_wkt), "geographic": geographic_coarse()}[coarse_kind]
+    m, fr, fc = _setup(fine_grid, coarse)
+    rng = np.random.default_rng(0)
+    pred = (0.2 + 0.002 * (world["lst"] - 305)).astype(np.float32)
+    pred[10:20, 30:50] = np.nan  # a lake
+    delta = rng.normal(0, 0.03, m.coarse.size)
+    out, info = correct(pred, m.index, m.weights, fr, fc, m.coarse.shape, delta, mode)
+    before, _ = m.aggregate(pred)
+    after, count = m.aggregate(out)
+    has = count.ravel() > 0
+    np.testing.assert_allclose(after.ravel()[has], (before.ravel() + delta)[has], atol=1e-6)
+    assert np.isnan(out[10:20, 30:50]).all()
+    if mode == "smooth":
+        assert info.smooth_ok
+        assert info.max_shift < 1e-5  # the smooth field alone already hits the means
+
+
+def test_smooth_residual_is_smooth_and_cell_residual_is_blocky(fine_grid, coarse_full):
+    m, fr, fc = _setup(fine_grid, coarse_full)
+    pred = np.full(fine_grid.shape, 0.2, np.float32)
+    n = m.coarse.size
+    delta = np.linspace(-0.05, 0.05, n)
+    smooth, _ = correct(pred, m.index, m.weights, fr, fc, m.coarse.shape, delta, "smooth")
+    cell, _ = correct(pred, m.index, m.weights, fr, fc, m.coarse.shape, delta, "cell")
+    jump = lambda a: np.nanmax(np.abs(np.diff(a, axis=1)))  # noqa: E731
+    assert jump(smooth) < 0.5 * jump(cell)
+
+
+@pytest.mark.parametrize("mode", ["smooth", "cell"])
+def test_constant_coarse_field_stays_constant(fine_grid, coarse_full, world, mode):
+    coarse_value = 0.27
+    m = build_membership(fine_grid, coarse_full)
+    y = np.full(m.coarse.shape, coarse_value)
+    for method in ("gwr", "forest", "bilinear"):
+        res = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, method, residual=mode, bandwidth=80e3).values()))
+        np.testing.assert_allclose(res.ssm, coarse_value, atol=2e-6, err_msg=method)
+
+
+def test_constant_residual_gives_constant_nodes():
+    shape = (4, 5)
+    A9 = np.zeros((20, 9))  # rows sum to 1, as bilinear weights clamped at the edges do
+    A9[:, 4] = 0.6
+    A9[:, 1] = A9[:, 7] = 0.2
+    A9[:5, 1] = A9[-5:, 7] = 0.0
+    A9[:5, 4] = A9[-5:, 4] = 0.8
+    d = np.full(20, 0.03)
+    r, ok = solve_nodes(d, A9, np.ones(20, bool), shape)
+    assert ok
+    np.testing.assert_allclose(r, 0.03)
+
+
+def test_clip_keeps_means_inside_the_range(fine_grid, coarse_full):
+    m, _, _ = _setup(fine_grid, coarse_full)
+    rng = np.random.default_rng(3)
+    field = (0.3 + 0.25 * rng.standard_normal(fine_grid.shape)).astype(np.float32)
+    before, cnt = m.aggregate(field)
+    lo, hi = 0.01, 0.6
+    clip_preserving_means(field, m.index, m.weights, m.coarse.size, lo, hi)
+    after, _ = m.aggregate(field)
+    assert np.nanmin(field) >= np.float32(lo) and np.nanmax(field) <= np.float32(hi)
+    ok = (cnt > 0) & (before > lo) & (before < hi)
+    np.testing.assert_allclose(after[ok], before[ok], atol=1e-6)
+
+
+def test_clip_moves_an_impossible_mean_to_the_bound(fine_grid, coarse_full):
+    m, _, _ = _setup(fine_grid, coarse_full)
+    field = np.full(fine_grid.shape, 0.7, np.float32)
+    clip_preserving_means(field, m.index, m.weights, m.coarse.size, 0.01, 0.6)
+    np.testing.assert_allclose(field, 0.6)
+
+
+def test_cell_means_match_membership_aggregate(fine_grid):
+    coarse = geographic_coarse()
+    m = build_membership(fine_grid, coarse)
+    v = np.random.default_rng(1).random(fine_grid.shape).astype(np.float32)
+    mean, _ = cell_means(v, m.index, m.weights, m.coarse.size)
+    agg, _ = m.aggregate(v)
+    np.testing.assert_allclose(mean.reshape(m.coarse.shape), agg, rtol=1e-6)
+
+
+def test_positions_put_cell_centres_on_nodes(fine_grid, coarse_full):
+    m = build_membership(fine_grid, coarse_full)
+    fr, fc = node_positions(fine_grid, m.coarse)
+    # every pixel lies within half a node spacing of its own cell's node
+    r, c = np.divmod(m.index, m.coarse.width)
+    assert np.abs(fr - r).max() <= 0.5 + 1e-9 and np.abs(fc - c).max() <= 0.5 + 1e-9
+    # a plane in node coordinates is interpolated exactly
+    R, C = m.coarse.shape
+    nr, nc = np.mgrid[0:R, 0:C]
+    plane = 0.1 + 0.01 * nr - 0.02 * nc
+    inside = (fr >= 0) & (fr <= R - 1) & (fc >= 0) & (fc <= C - 1)
+    np.testing.assert_allclose(interpolate(plane, fr, fc, (R, C))[inside], (0.1 + 0.01 * fr - 0.02 * fc)[inside], atol=1e-12)
