@@ -86,7 +86,10 @@ def read_mod11a1(
     ds = open_raster(lst_name)
     native = Grid.from_raster(ds)
     raw = ds.GetRasterBand(1).ReadAsArray()
-    qc = open_raster(qc_name).GetRasterBand(1).ReadAsArray()
+    ds = None
+    qds = open_raster(qc_name)  # keep the dataset alive while its band is read
+    qc = qds.GetRasterBand(1).ReadAsArray()
+    qds = None
     produced = raw > 0
     keep = produced & qc_keep(qc, max_lst_error_k, max_emis_error)
     lst = np.where(keep, raw.astype(np.float32) * np.float32(LST_SCALE), np.nan).astype(np.float32)
