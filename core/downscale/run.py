@@ -479,6 +479,8 @@ def downscale_series(
     fine_src = FolderPredictors(fine, layers, flags_src)
     describe = {"ssm": str(ssm_dir)}
     days, skipped = common_days(ssm_series.dates, fine_src, start, end, describe)
+    for d, why in skipped.items():
+        log.warning("%s skipped: %s", d, why)
     membership = build_membership(fine, coarse_full, str(ssm_dir))
     coarse_src = FolderCoarse(ssm_series, membership.coarse)
     names = tuple(layers)

@@ -1,0 +1,210 @@
+"""ssm:downscalessm - downscale daily coarse soil moisture to 1 km."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .base import SsmAlgorithm
+
+METHODS = ["gwr", "forest", "dispatch", "bilinear"]
+KERNELS = ["gaussian", "bisquare"]
+RESIDUALS = ["auto", "smooth", "cell", "none"]
+
+HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AMSR2 or ESA CCI at 25-36 km, any grid and CRS) to a 1 km daily product, in all weather, with a flag and an uncertainty layer per day.
+
+<b>Method</b> (METHOD):
+<ul>
+<li><b>gwr</b> (default): geographically weighted regression at the coarse scale, SSM = b0(u) + sum bk(u) Xk with the predictors aggregated (area-weighted) to the coarse cells: all-weather LST, NDVI, albedo, and the DEM and day-night LST difference when given. Gaussian or bisquare kernel on the distances between coarse cell centres; the bandwidth is chosen by AICc (golden-section search) unless BANDWIDTH_KM is set. POOL_DAYS pools the coarse data of +/- n neighbouring days into each day's fit. The coefficient fields are interpolated bilinearly to 1 km and applied to the 1 km predictors. Uncertainty: the GWR prediction standard error sqrt(sigma² + x' Cov(b) x), with sigma² the coarse residual variance.</li>
+<li><b>forest</b>: a random forest (scikit-learn, TREES trees, seeded by SEED, THREADS threads) trained on the coarse aggregates and applied at 1 km. Uncertainty: the standard deviation of the trees' predictions.</li>
+<li><b>dispatch</b>: DisPATCh. The soil evaporative efficiency SEE = (Ts_max - Ts)/(Ts_max - Ts_min) from the day's LST-NDVI trapezoid (soil temperature Ts = (LST - fv Tv)/(1 - fv); with a DEM, LST is first brought to the mean elevation with 6.5 K/km), and SM_1km = SM_c + (dSM/dSEE)_c (SEE_1km - &lt;SEE&gt;_c) with SEE = 1/2 - 1/2 cos(pi SM/SMp). No uncertainty layer.</li>
+<li><b>bilinear</b>: the coarse field interpolated bilinearly between cell centres (the baseline). No uncertainty layer, no residual correction.</li>
+</ul>
+<b>Residual correction</b> (gwr, forest, dispatch): the 1 km field is corrected so that, in every coarse cell with a retrieval, the mean of its valid 1 km pixels equals the coarse value (RESIDUAL "smooth": a smooth correction field between cell centres, exact per cell; "cell": a constant per cell; "auto": smooth for gwr and forest, cell for dispatch).
+<b>Seams</b>: where the coarse value is missing that day (between swaths), the model is applied without the local residual, adding instead the same cell's residual interpolated from the nearest days with a retrieval (within SEAM_DAYS days; none when there is none). dispatch and bilinear use the cell's coarse value interpolated in time, else the nearest observed cell.
+Values are clipped to MIN_SSM..MAX_SSM (the clipped amount is redistributed within the cell, keeping its mean); pixels where a predictor is missing (water, nodata) get no estimate.
+
+<b>Inputs</b>: folders of single-band rasters with the date in each file name (YYYY-MM-DD, YYYYMMDD or YYYYDDD). The coarse SSM in m³/m³; the all-weather LST in K (e.g. the output of "Gap-fill land surface temperature"); NDVI and albedo as folders (16-day NDVI composites serve the 16 days from their date, albedo files the 8 days from theirs) or as single rasters (type the file's path); optional DEM (m); optional LST gap-fill flags (0 observed, 1 gap-filled), used for the flags. Inputs on other grids are warped onto the 1 km grid. The 1 km grid is that of the reference layer, or of the LST. A day is processed when the coarse SSM, the LST, and NDVI and albedo within their age all exist; other days are skipped with a warning.
+
+<b>Outputs</b>: per day ssm_YYYY-MM-DD.tif (m³/m³), ssm_flags_YYYY-MM-DD.tif (uint8: 0 coarse SSM observed, 1 seam-filled, 2 LST gap-filled under cloud with coarse SSM observed, 3 both, 255 no estimate) and ssm_uncertainty_YYYY-MM-DD.tif (m³/m³; no data for dispatch and bilinear), float32 GeoTIFF, nodata -9999, with the date in the DATE metadata item. The coverage table (CSV) has one row per day: coarse cells observed and in seams, land pixels (valid DEM, else any valid predictor), the percentage of land pixels with an estimate, seam-filled and LST gap-filled, pixels clipped, and for gwr the bandwidth (km, inf = a global regression) and coarse residual sigma. The last day's SSM and flags are loaded when the run finishes. Bad input (grids that do not overlap, a coarse product without a usable CRS, no common dates) stops the run before anything is written; a cancelled run leaves only complete days."""
+
+
+class DownscaleSsmAlgorithm(SsmAlgorithm):
+    NAME = "downscalessm"
+    DISPLAY_NAME = "Downscale soil moisture"
+    TAGS = "soil moisture,downscaling,GWR,geographically weighted regression,random forest,DisPATCh,SMAP,AMSR2,1 km,seam"
+    HELP = HELP
+
+    INPUT_SSM = "INPUT_SSM"
+    INPUT_LST = "INPUT_LST"
+    INPUT_NDVI = "INPUT_NDVI"
+    INPUT_ALBEDO = "INPUT_ALBEDO"
+    INPUT_DEM = "INPUT_DEM"
+    INPUT_LST_FLAGS = "INPUT_LST_FLAGS"
+    INPUT_LST_DIFF = "INPUT_LST_DIFF"
+    REFERENCE = "REFERENCE"
+    START_DATE = "START_DATE"
+    END_DATE = "END_DATE"
+    METHOD = "METHOD"
+    KERNEL = "KERNEL"
+    BANDWIDTH_KM = "BANDWIDTH_KM"
+    POOL_DAYS = "POOL_DAYS"
+    SEAM_DAYS = "SEAM_DAYS"
+    RESIDUAL = "RESIDUAL"
+    TREES = "TREES"
+    SEED = "SEED"
+    THREADS = "THREADS"
+    MIN_SSM = "MIN_SSM"
+    MAX_SSM = "MAX_SSM"
+    OUTPUT_SSM = "OUTPUT_SSM"
+    OUTPUT_FLAGS = "OUTPUT_FLAGS"
+    OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
+    OUTPUT_COVERAGE = "OUTPUT_COVERAGE"
+
+    def initAlgorithm(self, config=None) -> None:
+        folder = QgsProcessingParameterFile.Folder
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_SSM, self.tr("Coarse soil moisture folder (m³/m³)"),
+                                                     behavior=folder))
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_LST, self.tr("All-weather LST folder (K)"),
+                                                     behavior=folder))
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_NDVI, self.tr("NDVI folder (or a single raster)"),
+                                                     behavior=folder))
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_ALBEDO, self.tr("Albedo folder (or a single raster)"),
+                                                     behavior=folder))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT_DEM, self.tr("Elevation (m)"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_LST_FLAGS, self.tr("LST gap-fill flag folder"),
+                                                     behavior=folder, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE,
+                                                            self.tr("Reference 1 km grid (default: the LST grid)"),
+                                                            optional=True))
+        for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
+            self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
+                                                             type=QgsProcessingParameterDateTime.Date, optional=True))
+        method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=METHODS, defaultValue="gwr")
+        method.setUsesStaticStrings(True)
+        self.addParameter(method)
+
+        advanced = [
+            QgsProcessingParameterFile(self.INPUT_LST_DIFF, self.tr("Day-night LST difference folder (K, extra GWR/forest predictor)"),
+                                       behavior=folder, optional=True),
+            self._enum(self.KERNEL, "GWR kernel", KERNELS, "gaussian"),
+            QgsProcessingParameterNumber(self.BANDWIDTH_KM, self.tr("GWR bandwidth (km; 0 = choose by AICc)"),
+                                         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0),
+            QgsProcessingParameterNumber(self.POOL_DAYS, self.tr("Pool +/- days into each fit (gwr, forest)"),
+                                         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=15),
+            QgsProcessingParameterNumber(self.SEAM_DAYS, self.tr("Borrow seam residuals from up to this many days away"),
+                                         QgsProcessingParameterNumber.Integer, 7, minValue=0, maxValue=60),
+            self._enum(self.RESIDUAL, "Residual correction", RESIDUALS, "auto"),
+            QgsProcessingParameterNumber(self.TREES, self.tr("Forest: number of trees"),
+                                         QgsProcessingParameterNumber.Integer, 100, minValue=1, maxValue=2000),
+            QgsProcessingParameterNumber(self.SEED, self.tr("Forest: random seed"),
+                                         QgsProcessingParameterNumber.Integer, 0, minValue=0),
+            QgsProcessingParameterNumber(self.THREADS, self.tr("Forest: threads"),
+                                         QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=64),
+            QgsProcessingParameterNumber(self.MIN_SSM, self.tr("Minimum soil moisture (m³/m³)"),
+                                         QgsProcessingParameterNumber.Double, 0.01, minValue=0.0, maxValue=1.0),
+            QgsProcessingParameterNumber(self.MAX_SSM, self.tr("Maximum soil moisture (m³/m³)"),
+                                         QgsProcessingParameterNumber.Double, 0.6, minValue=0.0, maxValue=1.0),
+        ]
+        for p in advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
+
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_SSM, self.tr("1 km soil moisture")))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FLAGS, self.tr("Flags")))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_UNCERTAINTY, self.tr("Uncertainty")))
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_COVERAGE, self.tr("Coverage table"),
+                                                                fileFilter="CSV files (*.csv)"))
+        self.addOutput(QgsProcessingOutputNumber("DAYS", self.tr("Days downscaled")))
+        self.addOutput(QgsProcessingOutputNumber("SKIPPED_DAYS", self.tr("Days skipped")))
+        self.addOutput(QgsProcessingOutputNumber("MEAN_COVERAGE", self.tr("Mean % of land pixels with an estimate")))
+
+    def _enum(self, name: str, label: str, options: list[str], default: str) -> QgsProcessingParameterEnum:
+        p = QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default)
+        p.setUsesStaticStrings(True)
+        return p
+
+    def _layer_path(self, parameters, name, context) -> str | None:
+        if parameters.get(name) in (None, ""):
+            return None
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(self.tr(f"{name}: cannot open {parameters.get(name)!r} as a raster layer"))
+        return layer.source()
+
+    def _input_path(self, parameters, name, context, optional: bool = False) -> str | None:
+        path = self.parameterAsFile(parameters, name, context)
+        if not path:
+            if optional:
+                return None
+            raise QgsProcessingException(self.tr(f"{name}: give a folder"))
+        if not Path(path).exists():
+            raise QgsProcessingException(self.tr(f"{name}: {path} does not exist"))
+        return path
+
+    def processAlgorithm(self, parameters, context, feedback):
+        from ..core.downscale import downscale_series
+
+        ssm = self._input_path(parameters, self.INPUT_SSM, context)
+        lst = self._input_path(parameters, self.INPUT_LST, context)
+        ndvi = self._input_path(parameters, self.INPUT_NDVI, context)
+        albedo = self._input_path(parameters, self.INPUT_ALBEDO, context)
+        lst_flags = self._input_path(parameters, self.INPUT_LST_FLAGS, context, optional=True)
+        lst_diff = self._input_path(parameters, self.INPUT_LST_DIFF, context, optional=True)
+        dem = self._layer_path(parameters, self.INPUT_DEM, context)
+        reference = self._layer_path(parameters, self.REFERENCE, context)
+        start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
+        method = self.parameterAsEnumString(parameters, self.METHOD, context) or "gwr"
+        kernel = self.parameterAsEnumString(parameters, self.KERNEL, context) or "gaussian"
+        residual = self.parameterAsEnumString(parameters, self.RESIDUAL, context) or "auto"
+        lo = self.parameterAsDouble(parameters, self.MIN_SSM, context)
+        hi = self.parameterAsDouble(parameters, self.MAX_SSM, context)
+        if not lo < hi:
+            raise QgsProcessingException(self.tr(f"MIN_SSM ({lo}) must be below MAX_SSM ({hi})"))
+        out_ssm = self.parameterAsString(parameters, self.OUTPUT_SSM, context)
+        out_flags = self.parameterAsString(parameters, self.OUTPUT_FLAGS, context)
+        out_unc = self.parameterAsString(parameters, self.OUTPUT_UNCERTAINTY, context)
+        coverage = self.parameterAsFileOutput(parameters, self.OUTPUT_COVERAGE, context)
+
+        feedback.pushInfo(self.tr(f"Method {method}; 1 km grid from {reference or lst}"))
+        with self.core_call(feedback):
+            summary = downscale_series(
+                ssm, lst, ndvi, albedo, out_ssm, out_flags, out_unc,
+                dem=dem, lst_flags=lst_flags, lst_diff=lst_diff, reference=reference, start=start, end=end,
+                method=method, kernel=kernel, bandwidth_km=self.parameterAsDouble(parameters, self.BANDWIDTH_KM, context),
+                pool_days=self.parameterAsInt(parameters, self.POOL_DAYS, context),
+                seam_days=self.parameterAsInt(parameters, self.SEAM_DAYS, context),
+                n_trees=self.parameterAsInt(parameters, self.TREES, context),
+                seed=self.parameterAsInt(parameters, self.SEED, context),
+                n_jobs=self.parameterAsInt(parameters, self.THREADS, context),
+                residual=None if residual == "auto" else residual, ssm_range=(lo, hi),
+                coverage_csv=coverage, **self.progress_args(feedback),
+            )
+        feedback.pushInfo(self.tr(
+            f"{len(summary.days)} day(s) written to {out_ssm}; mean coverage of land pixels "
+            f"{summary.mean_estimated_pct:.2f} %"))
+        if summary.days:
+            last = summary.days[-1]
+            self.load_raster_on_completion(context, summary.files["ssm"][-1], f"SSM {last}", "ssm")
+            self.load_raster_on_completion(context, summary.files["flags"][-1], f"SSM flags {last}", "ssm_flags")
+        return {
+            self.OUTPUT_SSM: out_ssm,
+            self.OUTPUT_FLAGS: out_flags,
+            self.OUTPUT_UNCERTAINTY: out_unc,
+            self.OUTPUT_COVERAGE: coverage,
+            "DAYS": len(summary.days),
+            "SKIPPED_DAYS": len(summary.skipped),
+            "MEAN_COVERAGE": summary.mean_estimated_pct,
+        }

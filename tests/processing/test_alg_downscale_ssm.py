@@ -1,0 +1,192 @@
+"""ssm:downscalessm through processing.run (pytest-qgis) and qgis_process."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ssm_testing import run_qgis_process
+
+from ssm_downscaling.core.grid import Grid, ease2_global, to_wkt
+from ssm_downscaling.core.membership import Membership
+from ssm_downscaling.core.series import read_raster, write_day, write_raster
+
+DAYS = [dt.date(2019, 7, 1) + dt.timedelta(days=i) for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    """Coarse SSM on an EASE-Grid 2.0 window (a seam on day 3), daily LST and albedo, NDVI
+    composites, DEM and LST flags on a 1 km LAEA grid (90 x 80 km)."""
+    root = tmp_path_factory.mktemp("dsalg")
+    fine = Grid.from_bounds(to_wkt("+proj=laea +lat_0=35 +lon_0=105 +datum=WGS84 +units=m +no_defs"),
+                            (-45e3, -40e3, 45e3, 40e3), 1000)
+    coarse = ease2_global(36).covering(fine, margin=0)
+    m = Membership.build(fine, coarse)
+    yy, xx = np.mgrid[0 : fine.height, 0 : fine.width].astype(float)
+    dem = (1500 + 200 * np.sin(xx / 9) * np.cos(yy / 13)).astype(np.float32)
+    ndvi = (0.4 + 0.2 * np.sin(yy / 17)).astype(np.float32)
+    dem[30:34, 40:46] = np.nan  # a lake
+    for i, d in enumerate(DAYS):
+        lst = (300 + 4 * np.cos(xx / 7 + i) - 0.0065 * (dem - 1500)).astype(np.float32)
+        lst[np.isnan(dem)] = np.nan
+        truth = 0.3 - 0.012 * (lst - 300) + 0.05 * ndvi
+        y, _ = m.aggregate(truth.astype(np.float32))
+        if i == 2:
+            y[0, :] = np.nan
+        write_day(root / "ssm", "ssm_coarse", d, y, coarse)
+        write_day(root / "lst", "lst", d, lst, fine)
+        write_day(root / "albedo", "albedo", d, np.full(fine.shape, 0.2, np.float32) + 0.01 * i, fine)
+        write_day(root / "lstflags", "lst_flags", d, (xx < 20).astype(np.uint8), fine)
+    write_day(root / "ndvi", "ndvi", DAYS[0] - dt.timedelta(days=3), ndvi, fine)
+    write_raster(root / "dem.tif", dem, fine)
+    return {"root": root, "fine": fine, "m": m, "ssm": root / "ssm", "lst": root / "lst", "ndvi": root / "ndvi",
+            "albedo": root / "albedo", "dem": root / "dem.tif", "flags": root / "lstflags"}
+
+
+@pytest.fixture(scope="module")
+def alg_ready(qgis_processing):
+    from qgis.core import QgsApplication
+
+    reg = QgsApplication.processingRegistry()
+    if reg.providerById("ssm") is None:
+        from ssm_downscaling.processing_provider.provider import SsmProvider
+
+        reg.addProvider(SsmProvider())
+    assert reg.algorithmById("ssm:downscalessm") is not None
+    return reg
+
+
+def _params(data, out: Path, **kw) -> dict:
+    p = {
+        "INPUT_SSM": str(data["ssm"]),
+        "INPUT_LST": str(data["lst"]),
+        "INPUT_NDVI": str(data["ndvi"]),
+        "INPUT_ALBEDO": str(data["albedo"]),
+        "INPUT_DEM": str(data["dem"]),
+        "INPUT_LST_FLAGS": str(data["flags"]),
+        "OUTPUT_SSM": str(out / "ssm"),
+        "OUTPUT_FLAGS": str(out / "flags"),
+        "OUTPUT_UNCERTAINTY": str(out / "unc"),
+        "OUTPUT_COVERAGE": str(out / "coverage.csv"),
+    }
+    p.update(kw)
+    return p
+
+
+def test_processing_run_writes_ssm_flags_uncertainty_and_coverage(alg_ready, data, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    progress = []
+
+    class Feedback(QgsProcessingFeedback):
+        def setProgress(self, p):
+            progress.append(p)
+            super().setProgress(p)
+
+    context = QgsProcessingContext()
+    res = processing.run("ssm:downscalessm", _params(data, tmp_path, START_DATE="2019-07-02", POOL_DAYS=1),
+                         feedback=Feedback(), context=context)
+    assert res["DAYS"] == 3 and res["SKIPPED_DAYS"] == 0 and res["MEAN_COVERAGE"] == pytest.approx(100.0)
+    assert sorted(p.name for p in Path(res["OUTPUT_SSM"]).iterdir()) == [f"ssm_{d}.tif" for d in DAYS[1:]]
+    m = data["m"]
+    for d in DAYS[1:]:
+        ssm = read_raster(Path(res["OUTPUT_SSM"]) / f"ssm_{d}.tif")
+        coarse = read_raster(data["ssm"] / f"ssm_coarse_{d}.tif")
+        mean, count = m.aggregate(ssm)
+        ok = np.isfinite(coarse) & (count > 0)
+        np.testing.assert_allclose(mean[ok], coarse[ok], atol=1e-6)
+        assert np.isnan(ssm[30:34, 40:46]).all()
+    flags = read_raster(Path(res["OUTPUT_FLAGS"]) / f"ssm_flags_{DAYS[2]}.tif")
+    seam_px = np.isin(m.index, np.arange(m.coarse.width))
+    assert set(np.unique(flags[seam_px & ~np.isnan(flags)])) <= {1, 3}
+    assert set(np.unique(flags[~np.isnan(flags)])) == {0, 1, 2, 3}
+    assert np.isnan(flags[30:34, 40:46]).all()  # 255 = no estimate, read back as NaN
+    unc = read_raster(Path(res["OUTPUT_UNCERTAINTY"]) / f"ssm_uncertainty_{DAYS[1]}.tif")
+    assert np.nanmin(unc) > 0
+    rows = list(csv.DictReader(open(res["OUTPUT_COVERAGE"])))
+    assert [r["date"] for r in rows] == [d.isoformat() for d in DAYS[1:]]
+    assert float(rows[1]["seam_filled_pct"]) > 0 and float(rows[0]["estimated_pct"]) == 100.0
+    assert progress and max(progress) == pytest.approx(100.0)
+    assert len(context.layersToLoadOnCompletion()) == 2
+
+
+def test_other_methods_run(alg_ready, data, tmp_path):
+    import processing
+
+    for method in ("forest", "dispatch", "bilinear"):
+        res = processing.run("ssm:downscalessm", _params(data, tmp_path / method, METHOD=method, END_DATE="2019-07-01",
+                                                         TREES=10))
+        assert res["DAYS"] == 1
+        ssm = read_raster(Path(res["OUTPUT_SSM"]) / f"ssm_{DAYS[0]}.tif")
+        assert np.nanmin(ssm) >= np.float32(0.01) and np.nanmax(ssm) <= np.float32(0.6)
+
+
+def test_bad_inputs_give_clear_errors_and_write_nothing(alg_ready, data, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    out = tmp_path / "o1"
+    write_day(tmp_path / "ndvi_2018", "ndvi", dt.date(2018, 7, 1), np.full(data["fine"].shape, 0.4, np.float32),
+              data["fine"])
+    with pytest.raises(QgsProcessingException, match="No common dates.*NDVI 2018-07-01"):
+        processing.run("ssm:downscalessm", _params(data, out, INPUT_NDVI=str(tmp_path / "ndvi_2018")))
+    with pytest.raises(QgsProcessingException, match="end date 2019-07-02 is before the start date"):
+        processing.run("ssm:downscalessm", _params(data, out, START_DATE="2019-07-03", END_DATE="2019-07-02"))
+    with pytest.raises(QgsProcessingException, match="no day between 2020-01-01"):
+        processing.run("ssm:downscalessm", _params(data, out, START_DATE="2020-01-01"))
+    far_grid = Grid(data["fine"].crs_wkt, (4e6, 1000.0, 0.0, 4e6, 0.0, -1000.0), 30, 30)
+    write_raster(tmp_path / "far.tif", np.zeros(far_grid.shape, np.float32), far_grid)
+    with pytest.raises(QgsProcessingException, match="far.tif: the albedo does not cover the 1 km grid"):
+        processing.run("ssm:downscalessm", _params(data, out, INPUT_ALBEDO=str(tmp_path / "far.tif")))
+    with pytest.raises(QgsProcessingException, match="MIN_SSM"):
+        processing.run("ssm:downscalessm", _params(data, out, MIN_SSM=0.5, MAX_SSM=0.4))
+    with pytest.raises(QgsProcessingException, match="output folder is an input"):
+        processing.run("ssm:downscalessm", _params(data, out, OUTPUT_SSM=str(data["lst"])))
+    assert not out.exists() or not any(out.rglob("*.tif"))
+
+
+def test_cancel_leaves_no_partial_files(alg_ready, data, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    fb = QgsProcessingFeedback()
+    fb.cancel()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run("ssm:downscalessm", _params(data, tmp_path), feedback=fb)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_help_and_parameters_are_modeler_friendly(alg_ready):
+    alg = alg_ready.algorithmById("ssm:downscalessm")
+    assert alg.displayName() == "Downscale soil moisture" and "AICc" in alg.shortHelpString()
+    params = {p.name(): p for p in alg.parameterDefinitions()}
+    for n in ("INPUT_SSM", "INPUT_LST", "INPUT_NDVI", "INPUT_ALBEDO", "INPUT_DEM", "INPUT_LST_FLAGS", "REFERENCE",
+              "START_DATE", "END_DATE", "METHOD", "KERNEL", "BANDWIDTH_KM", "POOL_DAYS", "TREES", "SEED",
+              "OUTPUT_SSM", "OUTPUT_FLAGS", "OUTPUT_UNCERTAINTY", "OUTPUT_COVERAGE"):
+        assert n in params
+    from qgis.core import QgsProcessingParameterDefinition
+
+    assert params["BANDWIDTH_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert not params["METHOD"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert params["METHOD"].usesStaticStrings() and params["METHOD"].options()[0] == "gwr"
+    outs = {o.name() for o in alg.outputDefinitions()}
+    assert {"OUTPUT_SSM", "OUTPUT_FLAGS", "OUTPUT_UNCERTAINTY", "OUTPUT_COVERAGE", "DAYS", "MEAN_COVERAGE"} <= outs
+
+
+def test_qgis_process(data, tmp_path):
+    args = ["--json", "run", "ssm:downscalessm", "--",
+            f"INPUT_SSM={data['ssm']}", f"INPUT_LST={data['lst']}", f"INPUT_NDVI={data['ndvi']}",
+            f"INPUT_ALBEDO={data['albedo']}", f"INPUT_DEM={data['dem']}", "END_DATE=2019-07-02", "BANDWIDTH_KM=60",
+            f"OUTPUT_SSM={tmp_path / 'ssm'}", f"OUTPUT_FLAGS={tmp_path / 'flags'}",
+            f"OUTPUT_UNCERTAINTY={tmp_path / 'unc'}", f"OUTPUT_COVERAGE={tmp_path / 'cov.csv'}"]
+    r = run_qgis_process(args, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    results = json.loads(r.stdout[r.stdout.index("{"):])["results"]
+    assert results["DAYS"] == 2 and results["MEAN_COVERAGE"] == pytest.approx(100.0)
+    assert (tmp_path / "ssm" / f"ssm_{DAYS[1]}.tif").exists() and (tmp_path / "cov.csv").exists()
