@@ -1,0 +1,98 @@
+"""Simulated observations of the sample scene's truth.
+
+- Coarse SSM (36 km EASE-Grid 2.0): area mean of the true 0-5 cm SSM over the land
+  pixels of each whole cell + a constant bias + Gaussian noise (both stated in
+  scene.json); no retrieval where land covers less than ``coarse_min_land_fraction`` of
+  the cell, nor where a swath seam crosses the cell that day.
+- Swath seams: diagonal bands (tilted like a polar-orbit ground track) of 40-70 km width,
+  repeating every :data:`SEAM_PERIOD_KM` along x and shifting by a quarter period per day
+  (a 4-day repeat), so a given scene sees seams on some days only.
+- Background LST (0.1 degree, like ERA5-Land skin temperature): the true all-weather LST
+  (lakes included) averaged per cell, smoothed (Gaussian, NaN-aware), plus a constant bias,
+  a slow large-scale bias field and Gaussian noise (stated).
+- Clear-sky LST: the truth plus Gaussian noise (stated) where clear, nodata under cloud.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..grid import Grid, transform_points
+from .noise import fbm_points, stable_seed
+from .weather import rng_for
+
+SEAM_PERIOD_KM = 1200.0
+SEAM_REPEAT_DAYS = 4
+SEAM_TILT_DEG = 12.0
+SEAM_WIDTH_KM = (40.0, 70.0)
+#: a coarse or background cell is "whole" when the padded grid holds >= this share of it
+WHOLE_CELL = 0.9
+
+
+def seam_mask(coarse: Grid, day: dt.date, seed: int) -> np.ndarray:
+    """Cells of ``coarse`` (EASE-Grid 2.0 metres) that a swath seam crosses on ``day``."""
+    period = SEAM_PERIOD_KM * 1000.0
+    origin = rng_for(seed, "seam-origin").uniform(0.0, period)
+    rng = rng_for(seed, "seam", day.toordinal())
+    k = day.toordinal() % SEAM_REPEAT_DAYS
+    phase = ((k * (SEAM_REPEAT_DAYS - 1)) % SEAM_REPEAT_DAYS) / SEAM_REPEAT_DAYS
+    jitter = rng.uniform(-20e3, 20e3)
+    width = rng.uniform(*SEAM_WIDTH_KM) * 1000.0
+    x, y = coarse.centres()
+    tilt = math.radians(SEAM_TILT_DEG)
+    line_x = origin + phase * period + jitter + math.tan(tilt) * y
+    d = np.mod(x - line_x + period / 2.0, period) - period / 2.0
+    return np.abs(d) * math.cos(tilt) < width / 2.0
+
+
+def coarse_ssm(sum_land: np.ndarray, n_land: np.ndarray, n_all: np.ndarray, expected: float, seam: np.ndarray,
+               bias: float, noise_sd: float, min_land_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Coarse SSM (float32, NaN = no retrieval) from per-cell sums over the true SSM."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sum_land / n_land
+        land_frac = n_land / np.maximum(n_all, 1)
+    noise = rng.normal(0.0, 1.0, mean.shape) * noise_sd
+    valid = (n_all >= WHOLE_CELL * expected) & (land_frac >= min_land_fraction) & (n_land > 0) & ~seam
+    out = np.where(valid, np.maximum(mean + bias + noise, 0.0), np.nan)
+    return out.astype(np.float32)
+
+
+def background_bias_field(background: Grid, scene_wkt: str, seed: int, sd_k: float) -> np.ndarray:
+    """Static large-scale bias field (K) of the background product on its grid."""
+    x, y = background.centres()
+    fx, fy = transform_points(x, y, background.crs_wkt, scene_wkt)
+    f = fbm_points(np.nan_to_num(fx) / 1000.0, np.nan_to_num(fy) / 1000.0, 300.0, 3, 0.5,
+                   stable_seed(seed, "background-bias"))
+    return (sd_k * f).astype(np.float32)
+
+
+def background_lst(sum_lst: np.ndarray, count: np.ndarray, expected: np.ndarray, smoothing_cells: float,
+                   bias_k: float, bias_field: np.ndarray, noise_sd_k: float, rng: np.random.Generator) -> np.ndarray:
+    """Background LST (float32, K, NaN outside the simulated area) from per-cell sums."""
+    whole = count >= WHOLE_CELL * expected
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(whole, sum_lst / np.maximum(count, 1), np.nan)
+    if smoothing_cells > 0:
+        ok = np.isfinite(mean)
+        num = ndi.gaussian_filter(np.where(ok, mean, 0.0), smoothing_cells, mode="nearest")
+        den = ndi.gaussian_filter(ok.astype(np.float64), smoothing_cells, mode="nearest")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(ok, num / den, np.nan)
+    noise = rng.normal(0.0, 1.0, mean.shape) * noise_sd_k
+    return (mean + bias_k + bias_field + noise).astype(np.float32)
+
+
+def observe_lst(truth: np.ndarray, cloudy: np.ndarray, water: np.ndarray, noise_sd_k: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """Clear-sky LST (K): truth + noise where clear land, NaN under cloud and on water."""
+    noise = rng.normal(0.0, 1.0, truth.shape).astype(np.float32) * np.float32(noise_sd_k)
+    return np.where(cloudy | water, np.nan, truth + noise).astype(np.float32)
+
+
+def day_seed_rng(seed: int, tag: str, day: dt.date, row0: int = 0) -> np.random.Generator:
+    """The random stream of a sensor for one day (and row block)."""
+    return rng_for(seed, tag, day.toordinal(), row0)
