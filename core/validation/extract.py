@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +98,9 @@ def _layout(grid: Grid, lon: np.ndarray, lat: np.ndarray, half: int, block: int)
 
 
 def _grid_key(ds: gdal.Dataset) -> tuple:
-    return (ds.GetProjection(), tuple(ds.GetGeoTransform()), ds.RasterXSize, ds.RasterYSize)
+    """Geotransform and size: files sharing them are taken to share the grid and CRS (the
+    CRS, slow to fetch from GeoTIFF keys, is read once per distinct key)."""
+    return (tuple(ds.GetGeoTransform()), ds.RasterXSize, ds.RasterYSize)
 
 
 def _read_group(
@@ -139,6 +144,7 @@ def sample_series(
     *,
     band: int = 1,
     block: int = 256,
+    threads: int | None = None,
     progress: ProgressFn | Progress | None = None,
     is_cancelled: CancelFn | None = None,
 ) -> PointSample:
@@ -146,7 +152,8 @@ def sample_series(
 
     ``window`` (odd, >= 1) is the side of the pixel window averaged around the pixel
     containing each point (NaN pixels are left out of the mean). Files may differ in grid
-    from day to day (each grid is handled once). Band scale/offset are applied.
+    from day to day (each grid is handled once). Band scale/offset are applied. Files are
+    read by ``threads`` worker threads (default: up to 4, GDAL reads without the GIL).
     """
     if not isinstance(series, DailySeries):
         series = DailySeries.from_folder(series)
@@ -163,28 +170,47 @@ def sample_series(
     todo = [(j, d) for j, d in enumerate(dates) if d in series]
     prog = progress if isinstance(progress, Progress) else Progress(max(len(todo), 1), progress, is_cancelled)
     layouts: dict[tuple, _Layout] = {}
-    for j, day in todo:
-        prog.check()
+    lock = threading.Lock()
+
+    def read_day(j: int, day: dt.date) -> np.ndarray:
         path = series.path(day)
         ds = open_raster(path)
         try:
             if band > ds.RasterCount:
                 raise RasterReadError(f"{path}: has {ds.RasterCount} band(s), band {band} was asked for")
             key = _grid_key(ds)
-            lay = layouts.get(key)
-            if lay is None:
-                lay = layouts[key] = _layout(Grid.from_raster(ds), lon, lat, half, block)
-            inside |= lay.inside
+            with lock:
+                lay = layouts.get(key)
+                if lay is None:
+                    lay = layouts[key] = _layout(Grid.from_raster(ds), lon, lat, half, block)
             b = ds.GetRasterBand(band)
             nodata = b.GetNoDataValue()
-            scale = b.GetScale() or 1.0
-            offset = b.GetOffset() or 0.0
+            scale = float(b.GetScale() or 1.0)
+            offset = float(b.GetOffset() or 0.0)
             for g in lay.groups:
-                values[g[4], j] = _read_group(b, g, lay, half, nodata, float(scale), float(offset))
+                values[g[4], j] = _read_group(b, g, lay, half, nodata, scale, offset)
+            return lay.inside
         except RuntimeError as exc:
             raise RasterReadError(f"{path}: cannot be read ({exc})") from exc
         finally:
             ds = None
-        days_read[j] = True
-        prog.advance()
+
+    workers = max(1, min(threads or min(4, os.cpu_count() or 1), len(todo) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = {pool.submit(read_day, j, d): j for j, d in todo[: 2 * workers]}
+        queue = todo[2 * workers :]
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    j = pending.pop(f)
+                    inside |= f.result()
+                    days_read[j] = True
+                    prog.advance()
+                    if queue:
+                        jj, dd = queue.pop(0)
+                        pending[pool.submit(read_day, jj, dd)] = jj
+        finally:
+            for f in pending:
+                f.cancel()
     return PointSample(values, inside, days_read, str(series.folder))

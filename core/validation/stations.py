@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -245,45 +246,111 @@ def _columns(header: list[str], path: Path) -> dict[str, int]:
     return cols
 
 
-def _floats(col: list[str], what: str, bad: dict[int, str], lo: float, hi: float, allow_empty: bool = False):
-    """Column strings -> float64, recording bad row indices; fast path for clean columns."""
+#: rows parsed per chunk (bounded memory for large tables)
+CSV_CHUNK = 100_000
+_EMPTY = ("", "nan", "na", "null", "none")
+
+
+def _floats(col: list[str], what: str, bad: dict[int, str], base: int, lo: float, hi: float,
+            allow_empty: bool = False) -> np.ndarray:
+    """Column strings -> float64 (NaN for empty when allowed); bad rows recorded by index."""
     try:
         out = np.array(col, dtype=np.float64)
-        fast = True
     except ValueError:
-        fast = False
-    if not fast:
         out = np.full(len(col), np.nan)
         for i, s in enumerate(col):
-            s = s.strip()
-            if allow_empty and s.lower() in ("", "nan", "na", "null", "none"):
-                continue
             try:
                 out[i] = float(s)
             except ValueError:
-                bad.setdefault(i, f"{what} {s!r} is not a number")
+                if not (allow_empty and s.strip().lower() in _EMPTY):
+                    bad.setdefault(base + i, f"{what} {s.strip()!r} is not a number")
     with np.errstate(invalid="ignore"):
         outside = np.isfinite(out) & ((out < lo) | (out > hi))
     for i in np.flatnonzero(outside):
-        bad.setdefault(int(i), f"{what} {col[i].strip()} is outside {lo:g}..{hi:g}")
+        bad.setdefault(base + int(i), f"{what} {col[i].strip()} is outside {lo:g}..{hi:g}")
     if not allow_empty:
         for i in np.flatnonzero(~np.isfinite(out)):
-            bad.setdefault(int(i), f"{what} {col[i].strip()!r} is not a number")
+            bad.setdefault(base + int(i), f"{what} {col[i].strip()!r} is not a number")
     return out
 
 
-def _dates(col: list[str], bad: dict[int, str]) -> np.ndarray:
-    try:
-        if all(len(s) == 10 or s[10] in "T " for s in col):
-            return np.array([s[:10] for s in col], dtype="datetime64[D]")
-    except (ValueError, IndexError):
-        pass
-    out = np.zeros(len(col), dtype="datetime64[D]")
-    for i, s in enumerate(col):
-        try:
-            out[i] = np.datetime64(parse_date(s), "D")
-        except ValueError as exc:
-            bad.setdefault(i, str(exc) if "is not a date" in str(exc) else f"{s!r} is not a date ({exc})")
+def _cached_floats(col: list[str], cache: dict[str, float], what: str, bad: dict[int, str], base: int,
+                   lo: float, hi: float) -> np.ndarray:
+    """Like :func:`_floats` for columns with few distinct strings (coordinates repeated on
+    every row of a station): each distinct string is converted once."""
+    get = cache.get
+    out = [get(s) for s in col]
+    if None in out:
+        for i, v in enumerate(out):
+            if v is None:
+                v = get(col[i])
+                if v is None:
+                    try:
+                        v = float(col[i])
+                    except ValueError:
+                        v = float("nan")
+                    cache[col[i]] = v
+                out[i] = v
+    arr = np.array(out, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        wrong = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
+    for i in np.flatnonzero(wrong):
+        v = col[i].strip()
+        bad.setdefault(base + int(i), f"{what} {v} is outside {lo:g}..{hi:g}" if np.isfinite(arr[i])
+                       else f"{what} {v!r} is not a number")
+    return arr
+
+
+def _codes(col: list[str], table: dict[str, int]) -> np.ndarray:
+    """Integer codes of strings, extending ``table`` (repeated values cost a dict lookup)."""
+    get = table.get
+    out = [get(s) for s in col]
+    if None in out:
+        for i, c in enumerate(out):
+            if c is None:
+                c = get(col[i])
+                if c is None:
+                    c = table[col[i]] = len(table)
+                out[i] = c
+    return np.array(out, dtype=np.int64)
+
+
+_BAD_DAY = -(10**9)
+
+
+def _day_numbers(col: list[str], cache: dict[str, int], bad: dict[int, str], base: int) -> np.ndarray:
+    """Days since 1970-01-01 of date strings (each distinct string parsed once)."""
+    get = cache.get
+    out = [get(s) for s in col]
+    if None in out:
+        epoch = dt.date(1970, 1, 1)
+        for i, v in enumerate(out):
+            if v is None:
+                s = col[i]
+                v = get(s)
+                if v is None:
+                    try:
+                        v = (parse_date(s) - epoch).days
+                    except ValueError:
+                        v = _BAD_DAY
+                    cache[s] = v
+                out[i] = v
+    arr = np.array(out, dtype=np.int64)
+    for i in np.flatnonzero(arr == _BAD_DAY):
+        bad.setdefault(base + int(i), f"{col[i].strip()!r} is not a date")
+    return arr
+
+
+def _line_numbers(path: Path, delim: str, rows: list[int]) -> dict[int, int]:
+    """Physical line numbers of data rows (0-based), for files with multi-line fields."""
+    want = set(rows)
+    out: dict[int, int] = {}
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delim)
+        next(reader)
+        for k, _ in enumerate(reader):
+            if k in want:
+                out[k] = reader.line_num
     return out
 
 
@@ -292,10 +359,23 @@ def read_station_csv(
     depth_range: Sequence[float] | None = DEFAULT_DEPTH,
     quality_flags: Iterable[str] | str | None = DEFAULT_FLAGS,
 ) -> StationSet:
-    """Read a station CSV (see the module docstring) into daily means per station."""
+    """Read a station CSV (see the module docstring) into daily means per station.
+
+    The table is parsed in chunks of :data:`CSV_CHUNK` rows into numeric columns, so a
+    table of millions of rows needs a few bytes per row, not Python objects per field.
+    """
     path = Path(path)
     rng = _check_depth_range(depth_range)
     accepted = _flag_set(quality_flags)
+    bad: dict[int, str] = {}  # data row index (0-based) -> problem
+    id_codes: dict[str, int] = {}
+    day_cache: dict[str, int] = {}
+    flag_cache: dict[str, bool] = {}
+    lon_cache: dict[str, float] = {}
+    lat_cache: dict[str, float] = {}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "lon", "lat", "day", "sm", "depth", "keep")}
+    net_of: dict[int, str] = {}
+    n_rows = 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             head = fh.readline()
@@ -307,17 +387,43 @@ def read_station_csv(
             header = next(reader)
             cols = _columns(header, path)
             ncol = max(cols.values()) + 1
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            short: list[tuple[int, str]] = []
-            for row in reader:
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if len(row) < ncol:
-                    short.append((reader.line_num, f"only {len(row)} field(s)"))
-                    continue
-                rows.append(row)
-                lines.append(reader.line_num)
+            while True:
+                chunk = list(itertools.islice(reader, CSV_CHUNK))
+                if not chunk:
+                    break
+                base = n_rows
+                n_rows += len(chunk)
+                keep = np.ones(len(chunk), dtype=bool)
+                for i, row in enumerate(chunk):
+                    if len(row) < ncol:
+                        keep[i] = False
+                        if any(c.strip() for c in row):
+                            bad[base + i] = f"only {len(row)} field(s)"
+                        chunk[i] = [""] * ncol
+                col = {k: [r[i] for r in chunk] for k, i in cols.items()}
+                ids = _codes(col["station_id"], id_codes)
+                lon = _cached_floats(col["lon"], lon_cache, "lon", bad, base, -180.0, 360.0)
+                lat = _cached_floats(col["lat"], lat_cache, "lat", bad, base, -90.0, 90.0)
+                sm = _floats(col["sm"], "sm", bad, base, 0.0, 1.0, allow_empty=True)
+                day = _day_numbers(col["date"], day_cache, bad, base)
+                depth = (_floats(col["depth"], "depth", bad, base, -1e3, 1e3, allow_empty=True) if "depth" in cols
+                         else np.full(len(chunk), np.nan))
+                if "flag" in cols and accepted is not None:
+                    for i, f in enumerate(col["flag"]):
+                        ok = flag_cache.get(f)
+                        if ok is None:
+                            ok = flag_cache[f] = (not f.strip()) or _accepts(f, accepted)
+                        keep[i] &= ok
+                if "network" in cols:
+                    uc, first_i = np.unique(ids, return_index=True)
+                    for c, i in zip(uc.tolist(), first_i.tolist()):
+                        if c not in net_of:
+                            net_of[c] = col["network"][i].strip()
+                keep &= np.isfinite(sm) & _in_depth(depth, depth, rng)
+                for k, v in (("id", ids), ("lon", lon), ("lat", lat), ("day", day), ("sm", sm), ("depth", depth),
+                             ("keep", keep)):
+                    parts[k].append(v)
+            line_count = reader.line_num
     except UnicodeDecodeError as exc:
         raise StationError(f"{path}: is not a text (UTF-8) file: {exc}") from exc
     except csv.Error as exc:
@@ -325,60 +431,56 @@ def read_station_csv(
     except OSError as exc:
         raise StationError(f"{path}: cannot be read: {exc}") from exc
 
-    bad: dict[int, str] = {}
-    columns = {k: [r[i] for r in rows] for k, i in cols.items()}
-    ids = np.array([s.strip() for s in columns["station_id"]], dtype=object)
-    for i in np.flatnonzero(ids == ""):
-        bad.setdefault(int(i), "empty station_id")
-    lon = _floats(columns["lon"], "lon", bad, -180.0, 360.0)
-    lat = _floats(columns["lat"], "lat", bad, -90.0, 90.0)
-    sm = _floats(columns["sm"], "sm", bad, 0.0, 1.0, allow_empty=True)
-    days = _dates(columns["date"], bad)
-    keep = np.ones(len(rows), dtype=bool)
+    cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+    keep = cat["keep"].astype(bool)
+    # empty station ids (after stripping) are bad rows; ids equal after stripping are one station
+    names = [""] * len(id_codes)
+    for raw, c in id_codes.items():
+        names[c] = raw.strip()
+    names_arr = np.array(names, dtype=object)
+    if n_rows:
+        for i in np.flatnonzero((names_arr[cat["id"].astype(np.int64)] == "") & keep):
+            bad.setdefault(int(i), "empty station_id")
     if bad:
         keep[list(bad)] = False
-    keep &= np.isfinite(sm)  # empty sm: a missing value, not an error
-    if "flag" in cols and accepted is not None:
-        flags = columns["flag"]
-        keep &= np.array([(not f.strip()) or _accepts(f, accepted) for f in flags], dtype=bool)
-    depth = np.full(len(rows), np.nan)
-    if "depth" in cols:
-        depth = _floats(columns["depth"], "depth", bad, -1e3, 1e3, allow_empty=True)
-        in_rng = _in_depth(depth, depth, rng)
-        keep &= in_rng
-        if bad:
-            keep[list(bad)] = False
-    problems = sorted(((lines[i], m) for i, m in bad.items()), key=lambda t: t[0]) + short
-    problems.sort(key=lambda t: t[0])
     msgs: list[str] = []
-    if problems:
-        msg = _list_lines(str(path), problems)
+    if bad:
+        order = sorted(bad)
+        lines = {k: k + 2 for k in order}  # header on line 1, one line per row
+        if line_count != n_rows + 1:  # multi-line quoted fields: count physical lines
+            lines = _line_numbers(path, delim, order[: MAX_LISTED + 1])
+        msg = _list_lines(str(path), [(lines.get(k, k + 2), bad[k]) for k in order])
         log.warning(msg)
         msgs.append(msg)
     if not keep.any():
-        why = "every row was skipped" if rows else "it has no data rows"
+        why = "every row was skipped" if n_rows else "it has no data rows"
         detail = f" ({msgs[0]})" if msgs else ""
         raise StationError(f"{path}: no usable soil moisture value: {why}{detail}")
 
-    uid, inv = np.unique(ids[keep], return_inverse=True)
     sel = np.flatnonzero(keep)
+    # raw id codes -> stations sorted by (stripped) name
+    uid = sorted(set(names_arr[np.unique(cat["id"][sel].astype(np.int64))]))
+    rank = {name: k for k, name in enumerate(uid)}
+    remap = np.array([rank.get(name, -1) for name in names], dtype=np.int64)
+    inv = remap[cat["id"][sel].astype(np.int64)]
     n = len(uid)
     order = np.argsort(inv, kind="stable")
-    starts = np.searchsorted(inv[order], np.arange(n))
-    first = sel[order[starts]]
-    st_lon, st_lat = lon[first], lat[first]
-    moved = (np.abs(lon[sel] - st_lon[inv]) > 1e-4) | (np.abs(lat[sel] - st_lat[inv]) > 1e-4)
+    first = sel[order[np.searchsorted(inv[order], np.arange(n))]]
+    st_lon, st_lat = cat["lon"][first], cat["lat"][first]
+    moved = (np.abs(cat["lon"][sel] - st_lon[inv]) > 1e-4) | (np.abs(cat["lat"][sel] - st_lat[inv]) > 1e-4)
     if moved.any():
-        names = sorted({str(uid[k]) for k in inv[moved]})
+        ids_moved = sorted({str(uid[k]) for k in inv[moved]})
         msg = (
-            f"{path}: station(s) {', '.join(names[:MAX_LISTED])}{' ...' if len(names) > MAX_LISTED else ''} "
+            f"{path}: station(s) {', '.join(ids_moved[:MAX_LISTED])}{' ...' if len(ids_moved) > MAX_LISTED else ''} "
             "have different coordinates on different rows; the first row's are used"
         )
         log.warning(msg)
         msgs.append(msg)
-    start, values = _daily_means(inv, days[keep], sm[keep], n)
-    network = [columns["network"][i].strip() for i in first] if "network" in cols else [""] * n
-    dep = depth[first]
+    days = (np.datetime64("1970-01-01", "D") + cat["day"][sel].astype("timedelta64[D]"))
+    start, values = _daily_means(inv, days, cat["sm"][sel], n)
+    codes = cat["id"][first].astype(np.int64)
+    network = [net_of.get(int(c), "") for c in codes]
+    dep = cat["depth"][first]
     out = StationSet([str(u) for u in uid], st_lon, st_lat, start, values, network, dep, dep.copy(), str(path), msgs)
     log.info("%s: %d station(s), %d daily values from %s to %s", path.name, n, int(np.isfinite(values).sum()),
              out.start, out.end)

@@ -28,6 +28,13 @@ def test_pixel_containing_the_station(world):
         np.testing.assert_allclose(ps.values[:, j], expect.astype(np.float32), rtol=0, atol=0, equal_nan=True)
 
 
+def test_threads_give_the_same_numbers(world):
+    one = sample_series(world.product, world.lon, world.lat, world.dates, window=3, threads=1)
+    many = sample_series(world.product, world.lon, world.lat, world.dates, window=3, threads=4)
+    np.testing.assert_array_equal(one.values, many.values)
+    np.testing.assert_array_equal(one.days_read, many.days_read)
+
+
 def test_window_mean_by_hand(world):
     ps = sample_series(world.product, world.lon, world.lat, world.dates[:3], window=3)
     series = DailySeries.from_folder(world.product)

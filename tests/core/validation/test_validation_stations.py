@@ -68,6 +68,25 @@ def test_csv_bad_rows_are_reported_with_line_numbers(tmp_path, caplog):
     assert np.isfinite(s.values).sum() == 2
 
 
+def test_csv_line_numbers_with_quoted_multiline_fields_and_chunks(tmp_path, monkeypatch):
+    from ssm_downscaling.core.validation import stations as S
+
+    p = tmp_path / "q.csv"
+    p.write_text(
+        'station_id,lon,lat,date,sm,comment\n'
+        'A,1,2,2019-01-01,0.1,"two\nlines"\n'  # lines 2-3
+        'A,1,2,2019-01-02,x,plain\n'  # line 4
+        '\n'  # line 5, blank
+        'A,1,2,2019-01-03,0.3,"again\nand again"\n'  # lines 6-7
+        'A,1,2,2019-13-04,0.3,ok\n'  # line 8
+    )
+    monkeypatch.setattr(S, "CSV_CHUNK", 2)  # several chunks
+    s = read_station_csv(p)
+    assert "line 4: sm 'x' is not a number" in s.problems[0]
+    assert "line 8: '2019-13-04' is not a date" in s.problems[0]
+    assert np.isfinite(s.values).sum() == 2
+
+
 def test_csv_missing_columns_unparsable_everything_and_empty(tmp_path):
     p = tmp_path / "nocols.csv"
     p.write_text("station,lon,latitude,when,value\nA,1,2,2019-01-01,0.1\n")

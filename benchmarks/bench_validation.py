@@ -1,0 +1,286 @@
+"""Benchmark of the station validation: speed at scale, the Hawaii real-data table, and the
+sample-scene accuracy check.
+
+1. Speed: 2000 stations x 365 days on the sample scene's grid size (360 x 360 km at 1 km,
+   Lambert azimuthal equal-area over Tibet): 365 daily product rasters, a second product,
+   a flag series and a station CSV of 730 000 rows are generated, then timed: reading the
+   CSV, one product, two products + flags (clear/cloudy split), a 3 x 3 window, and
+   writing the outputs (CSV, GeoPackage, HTML + PNGs). Each case runs in a fresh child
+   process that reports its wall time and peak RSS (``resource.getrusage``).
+2. Hawaii: SMAP L3 V8 AM (36 km EASE-Grid 2.0 time-series cells) vs the ISMN stations,
+   with the per-station table (skipped when ../shared/data is absent).
+3. Sample scene: truth and coarse input vs the scene's stations (stated noise sd).
+
+    python benchmarks/bench_validation.py --out benchmarks/results [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import multiprocessing as mp
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "build" / "plugins"))
+
+from ssm_downscaling.core.grid import Grid, to_wkt, transform_points  # noqa: E402
+from ssm_downscaling.core.series import write_day  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+START = dt.date(2019, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------
+# synthetic data at scale
+# ---------------------------------------------------------------------------------------
+
+
+def make_data(root: Path, n_stations: int, n_days: int, size_px: int, seed: int = 1) -> dict:
+    """Daily rasters on a size_px x size_px 1 km LAEA grid, and a station CSV sampling them."""
+    laea = "+proj=laea +lat_0=29.8 +lon_0=89.5 +datum=WGS84 +units=m +no_defs"
+    half = size_px * 500.0
+    grid = Grid.from_bounds(laea, (-half, -half, half, half), 1000.0)
+    rng = np.random.default_rng(seed)
+    # a smooth static pattern plus a moving daily signal
+    yy, xx = np.mgrid[0:size_px, 0:size_px] / size_px
+    base = 0.15 + 0.1 * np.sin(3 * xx) * np.cos(2 * yy)
+    rows = rng.integers(0, size_px, n_stations)
+    cols = rng.integers(0, size_px, n_stations)
+    x, y = grid.xy(rows, cols)
+    lon, lat = transform_points(x, y, grid.crs_wkt, to_wkt(4326))
+    offsets = rng.normal(0, 0.02, n_stations)
+    days = [START + dt.timedelta(days=j) for j in range(n_days)]
+    station_vals = np.empty((n_stations, n_days), dtype=np.float64)
+    for j, d in enumerate(days):
+        field = (base + 0.05 * np.sin(2 * np.pi * (j / 40.0 + xx - yy))).astype(np.float32)
+        write_day(root / "product", "ssm", d, field, grid)
+        write_day(root / "product2", "ssm_b", d, field + np.float32(rng.normal(0, 0.01)), grid)
+        flags = (rng.random(grid.shape) < 0.4).astype(np.uint8) * 2
+        write_day(root / "flags", "ssm_flags", d, flags, grid, description="0 coarse observed, 1 seam-filled, "
+                  "2 LST gap-filled under cloud, 3 both, 255 no estimate")
+        station_vals[:, j] = np.clip(field[rows, cols] + offsets + rng.normal(0, 0.02, n_stations), 0.01, 0.6)
+    station_vals[rng.random(station_vals.shape) < 0.05] = np.nan
+    path = root / "stations.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["station_id", "lon", "lat", "date", "sm", "depth", "network"])
+        for i in range(n_stations):
+            sid, lo, la = f"ST{i:05d}", f"{lon[i]:.6f}", f"{lat[i]:.6f}"
+            for j, d in enumerate(days):
+                v = station_vals[i, j]
+                if np.isfinite(v):
+                    w.writerow([sid, lo, la, d.isoformat(), f"{v:.4f}", "0.05", "BENCH"])
+    return {"product": root / "product", "product2": root / "product2", "flags": root / "flags",
+            "stations": path, "grid": f"{size_px} x {size_px} px (1 km LAEA)"}
+
+
+# ---------------------------------------------------------------------------------------
+# cases, each run in a child process
+# ---------------------------------------------------------------------------------------
+
+
+def _case(name: str, data: dict, out: str, q: mp.Queue) -> None:
+    from ssm_downscaling.core.validation import read_station_csv, validate_stations, write_metrics_csv
+    from ssm_downscaling.core.validation.report import write_report, write_station_layer
+
+    t0 = time.perf_counter()
+    extra: dict = {}
+    if name == "read station CSV":
+        st = read_station_csv(data["stations"])
+        extra = {"stations": len(st), "values": int(np.isfinite(st.values).sum())}
+    else:
+        products = {"1 km": data["product"]}
+        kw: dict = {}
+        if name.startswith("2 products"):
+            products["other"] = data["product2"]
+            kw["flags"] = data["flags"]
+        if "3x3" in name:
+            kw["window"] = 3
+        res = validate_stations(products, data["stations"], **kw)
+        a = res.comparison.average("1 km")
+        extra = {"stations": a["n_stations"], "matched_days": a["n_obs"], "mean_urmsd": round(a["urmsd"], 5)}
+        if name.endswith("+ outputs"):
+            o = Path(out)
+            t1 = time.perf_counter()
+            write_metrics_csv(res, o / "metrics.csv")
+            write_station_layer(res, o / "stations.gpkg")
+            write_report(res, o / "report.html", o / "metrics.csv")
+            extra["outputs_s"] = round(time.perf_counter() - t1, 2)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # MB (Linux: kB)
+    q.put({"case": name, "seconds": round(wall, 2), "peak_rss_mb": round(peak, 1), **extra})
+
+
+def run_case(name: str, data: dict, out: Path) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_case, args=(name, {k: str(v) for k, v in data.items()}, str(out), q))
+    p.start()
+    res = q.get()
+    p.join()
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+# Hawaii and the sample scene
+# ---------------------------------------------------------------------------------------
+
+
+def hawaii(tmp: Path) -> tuple[list[dict], dict]:
+    from ssm_downscaling.core.grid import ease2_global
+    from ssm_downscaling.core.validation import validate_stations
+    from ssm_downscaling.core.validation.timeseries import cells_to_series, grid_around, read_ts_cells
+
+    t0 = time.perf_counter()
+    cells = read_ts_cells(sorted((SHARED / "coarse_ts" / "SMAP_V8_AM" / "netcdf").glob("0*.nc")))
+    out = tmp / "smap_am"
+    cells_to_series(cells, grid_around(cells, ease2_global(36)), out, "smap_am", dt.date(2017, 1, 1),
+                    dt.date(2018, 12, 31))
+    res = validate_stations({"SMAP L3 AM": out}, SHARED / "ismn" / "HAWAII")
+    wall = time.perf_counter() - t0
+    t = res.comparison.metrics("SMAP L3 AM")
+    rows = []
+    for i, sid in enumerate(res.stations.ids):
+        rows.append({"station": sid, **{k: (int(t[k][i]) if k == "n_obs" else round(float(t[k][i]), 4))
+                                        for k in ("n_obs", "R", "p_R", "BIAS", "RMSD", "urmsd", "R_ci_lower",
+                                                  "R_ci_upper", "urmsd_ci_lower", "urmsd_ci_upper")}})
+    avg = res.comparison.average("SMAP L3 AM")
+    med = res.comparison.average("SMAP L3 AM", how="median")
+    return rows, {"seconds": round(wall, 2), "mean": avg, "median": med}
+
+
+def scene_check(tmp: Path, quick: bool) -> list[dict]:
+    try:
+        from ssm_downscaling.core.scene import SceneConfig, generate_scene, small_scene
+    except ImportError:
+        return []
+    from ssm_downscaling.core.validation import validate_stations
+
+    out = tmp / "scene"
+    t0 = time.perf_counter()
+    if quick:
+        small_scene(out, days=30, n_stations=20)
+    else:
+        generate_scene(SceneConfig(), out)
+    gen = time.perf_counter() - t0
+    sj = json.loads((out / "scene.json").read_text())
+    rows = []
+    for name, folder in (("truth", out / "truth" / "ssm"), ("coarse input", out / "inputs" / "ssm_coarse")):
+        t0 = time.perf_counter()
+        res = validate_stations({name: folder}, out / "stations.csv", flags=out / "truth" / "cloud")
+        wall = time.perf_counter() - t0
+        for s in res.comparison.subsets:
+            a = res.comparison.average(name, s)
+            m = res.comparison.average(name, s, "median")
+            rows.append({"product": name, "subset": s, "stations": a["n_stations"], "matched_days": a["n_obs"],
+                         "mean_R": round(a["R"], 3), "mean_bias": round(a["BIAS"], 4), "mean_urmsd": round(a["urmsd"], 4),
+                         "median_urmsd": round(m["urmsd"], 4), "stated_station_noise_sd": sj["station_noise_sd"],
+                         "scene": f"{sj['width_km']}x{sj['height_km']} km, {sj['days']} days, {sj['n_stations']} st.",
+                         "validate_s": round(wall, 2), "scene_generation_s": round(gen, 1)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    w = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    line = "  ".join(c.ljust(w[c]) for c in cols)
+    out = [line, "-" * len(line)]
+    for r in rows:
+        out.append("  ".join(str(r.get(c, "")).ljust(w[c]) for c in cols))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--stations", type=int, default=2000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--size", type=int, default=360, help="grid size in 1 km pixels (square)")
+    ap.add_argument("--quick", action="store_true", help="small sizes (200 stations, 60 days) and the small scene")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="  (warning) %(message)s")
+    if args.quick:
+        args.stations, args.days = 200, 60
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_validation_"))
+    report: dict = {"machine": {"python": platform.python_version(), "cpus": mp.cpu_count(),
+                                "platform": platform.platform()},
+                    "size": {"stations": args.stations, "days": args.days, "grid_px": args.size}}
+    try:
+        t0 = time.perf_counter()
+        data = make_data(tmp / "data", args.stations, args.days, args.size)
+        gen = time.perf_counter() - t0
+        print(f"Generated {args.days} daily rasters x 3 series on {data['grid']} and "
+              f"{args.stations} x {args.days} station values in {gen:.1f} s\n")
+        cases = ["read station CSV", "1 product", "1 product, 3x3 window", "2 products + flags",
+                 "2 products + flags + outputs"]
+        speed = []
+        for c in cases:
+            out = tmp / "out" / c.replace(" ", "_").replace(",", "").replace("+", "")
+            out.mkdir(parents=True)
+            r = run_case(c, data, out)
+            speed.append(r)
+        print(f"Speed: {args.stations} stations x {args.days} days, {data['grid']} (each case in a fresh process)")
+        print(_table(speed, ["case", "seconds", "peak_rss_mb", "stations", "matched_days", "mean_urmsd",
+                             "outputs_s"]))
+        report["speed"] = speed
+        report["data_generation_s"] = round(gen, 1)
+
+        if (SHARED / "ismn" / "HAWAII").is_dir():
+            rows, summary = hawaii(tmp)
+            print(f"\nHawaii: SMAP L3 V8 AM (36 km EASE-Grid 2.0) vs ISMN, G flags, 0-10 cm, 2017-2018 "
+                  f"({summary['seconds']} s incl. netCDF conversion)")
+            print(_table(rows, ["station", "n_obs", "R", "p_R", "BIAS", "RMSD", "urmsd", "R_ci_lower", "R_ci_upper",
+                                "urmsd_ci_lower", "urmsd_ci_upper"]))
+            for k in ("mean", "median"):
+                a = summary[k]
+                print(f"station {k:6s}: {a['n_stations']} stations, R {a['R']:.3f}, bias {a['BIAS']:+.4f}, "
+                      f"RMSD {a['RMSD']:.4f}, ubRMSD {a['urmsd']:.4f} m3/m3")
+            report["hawaii"] = {"stations": rows, **summary}
+
+        srows = scene_check(tmp, args.quick)
+        if srows:
+            print("\nSample scene: truth and coarse input vs the scene's stations (split by the truth cloud mask)")
+            print(_table(srows, ["product", "subset", "stations", "matched_days", "mean_R", "mean_bias", "mean_urmsd",
+                                 "median_urmsd", "stated_station_noise_sd", "scene", "validate_s"]))
+            report["scene"] = srows
+
+        (args.out / "bench_validation.json").write_text(json.dumps(report, indent=1, default=str))
+        with open(args.out / "bench_validation.csv", "w", newline="") as fh:
+            keys = sorted({k for r in speed for k in r})
+            w = csv.DictWriter(fh, fieldnames=["section", *keys])
+            w.writeheader()
+            for r in speed:
+                w.writerow({"section": "speed", **r})
+        if "hawaii" in report:
+            with open(args.out / "bench_validation_hawaii.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(report["hawaii"]["stations"][0]))
+                w.writeheader()
+                w.writerows(report["hawaii"]["stations"])
+        if srows:
+            with open(args.out / "bench_validation_scene.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(srows[0]))
+                w.writeheader()
+                w.writerows(srows)
+        print(f"\nResults in {args.out}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
