@@ -30,6 +30,8 @@ LAYER_CIS = ("R_ci_lower", "R_ci_upper", "BIAS_ci_lower", "BIAS_ci_upper", "urms
 LAYER_SUBSET_METRICS = ("n_obs", "R", "BIAS", "RMSD", "urmsd")
 #: the field the layer's style (styles/validation_stations.qml) colours by
 STYLE_FIELD = "p1_urmsd"
+#: at most this many pairs are drawn per scatter plot (a fixed random subset)
+MAX_SCATTER = 20000
 
 
 # ---------------------------------------------------------------------------------------
@@ -170,15 +172,21 @@ def plot_scatter(result: ValidationResult, path: Path) -> Path:
         ax = fig.add_subplot(nr, nc, k + 1)
         m = result.comparison.masks[p]
         x, y = ref[m], result.products[p][m]
-        many = x.size > 20000
-        if result.condition is not None:
-            cond = result.condition[m]
+        n_pairs = x.size
+        cond = result.condition[m] if result.condition is not None else None
+        counts = {c: int((cond == c).sum()) for c in (CLEAR, CLOUDY, -1)} if cond is not None else {}
+        many = n_pairs > MAX_SCATTER
+        if many:  # a fixed random subset keeps the plot readable and fast
+            pick = np.sort(np.random.default_rng(0).choice(n_pairs, MAX_SCATTER, replace=False))
+            x, y = x[pick], y[pick]
+            cond = cond[pick] if cond is not None else None
+        if cond is not None:
             for cls, col, lab in ((CLEAR, "#e6a100", "clear-sky"), (CLOUDY, "#3a6fb0", "cloudy"),
                                   (-1, "#999999", "unknown")):
                 s = cond == cls
                 if s.any():
                     ax.scatter(x[s], y[s], s=2 if many else 6, c=col, alpha=0.35 if many else 0.6, lw=0,
-                               label=f"{lab} ({int(s.sum())})", rasterized=True)
+                               label=f"{lab} ({counts[cls]})", rasterized=True)
             ax.legend(loc="upper left", fontsize=7, markerscale=3, frameon=False)
         else:
             ax.scatter(x, y, s=2 if many else 6, c="#3a6fb0", alpha=0.35 if many else 0.6, lw=0, rasterized=True)
@@ -190,7 +198,8 @@ def plot_scatter(result: ValidationResult, path: Path) -> Path:
         ax.set_ylabel(f"{p} (m³/m³)")
         a = result.comparison.average(p)
         ax.set_title(p, fontsize=10)
-        ax.text(0.98, 0.02, f"n = {x.size}\nstations: {a['n_stations']}\nmean R = {a['R']:.3f}\n"
+        shown = f" ({MAX_SCATTER} shown)" if many else ""
+        ax.text(0.98, 0.02, f"n = {n_pairs}{shown}\nstations: {a['n_stations']}\nmean R = {a['R']:.3f}\n"
                 f"mean ubRMSD = {a['urmsd']:.4f}\nmean bias = {a['BIAS']:+.4f}",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
                 bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})

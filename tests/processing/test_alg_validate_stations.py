@@ -105,6 +105,14 @@ def test_processing_run_writes_layer_table_and_report(alg_ready, data, tmp_path)
     assert feats["ST0"]["p1_cloudy_n_obs"] == len(range(0, N_DAYS, 3))
     assert feats["ST2"]["p2_BIAS"] - feats["ST2"]["p1_BIAS"] == pytest.approx(0.02, abs=1e-6)
     assert 0.005 < feats["ST2"]["p1_urmsd"] < 0.02
+    # the style colours the stations by the main product's ubRMSD, NULL (too few days) grey
+    from ssm_downscaling.processing_provider.base import STYLES
+
+    msg, ok = lyr.loadNamedStyle(str(STYLES / "validation_stations.qml"))
+    assert ok, msg
+    rules = lyr.renderer().rootRule().children()
+    assert lyr.renderer().type() == "RuleRenderer" and len(rules) == 7
+    assert all('"p1_urmsd"' in r.filterExpression() for r in rules)
     rows = list(csv.DictReader(open(res["OUTPUT_TABLE"])))
     assert len(rows) == 5 * 2 * 3
     html = Path(res["OUTPUT_HTML"]).read_text()
