@@ -47,8 +47,10 @@ def detect_flag_kind(series: DailySeries, values: np.ndarray | None = None) -> s
     md = " ".join(str(v) for v in (ds.GetMetadata() or {}).values()).lower()
     ds = None
     text = desc + " " + md
-    if "seam" in text:
+    if "seam" in text or "ssm flag" in text:
         return "ssm"
+    if "lst flag" in text:
+        return "lst"
     if values is not None:
         v = np.asarray(values)
         v = v[np.isfinite(v)]

@@ -184,3 +184,22 @@ def test_outputs_table_layer_and_report(tmp_path, world, csv_path):
         assert files[k].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*"))  # no temporary file left
     shutil.rmtree(out)
+
+
+@pytest.mark.parametrize(
+    ("description", "values", "kind"),
+    [
+        ("SSM flags: 0 coarse SSM observed; 1 seam-filled (coarse SSM missing that day); 2 LST gap-filled under "
+         "cloud (coarse observed); 3 seam-filled and LST gap-filled; 255 no estimate", [0, 1], "ssm"),
+        ("LST flag: 0 observed clear-sky, 1 gap-filled (cloudy), 255 no data", [0, 1], "lst"),
+        ("", [0, 2, 3], "ssm"),
+        ("", [0, 1], "lst"),
+        ("cloud at the 10:30 overpass: 1 cloud, 0 clear, 255 no data", [], "lst"),
+    ],
+)
+def test_flag_kind_detection(tmp_path, world, description, values, kind):
+    from ssm_downscaling.core.series import DailySeries, write_day
+    from ssm_downscaling.core.validation.matching import detect_flag_kind
+
+    write_day(tmp_path, "f", world.dates[0], np.zeros(world.grid.shape, np.uint8), world.grid, description=description)
+    assert detect_flag_kind(DailySeries.from_folder(tmp_path), np.array(values, dtype=float)) == kind
