@@ -298,9 +298,16 @@ def _f(v, fmt: str = ".4f") -> str:
     return "" if not np.isfinite(v) else format(v, fmt)
 
 
+def _ci(t: dict, key: str, i: int, fmt: str) -> str:
+    lo, hi = float(t[f"{key}_ci_lower"][i]), float(t[f"{key}_ci_upper"][i])
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    return f" <span class=small>[{format(lo, fmt)}, {format(hi, fmt)}]</span>"
+
+
 def _average_table(result: ValidationResult) -> str:
     comp = result.comparison
-    head = ("<tr><th class=l>product</th><th class=l>days</th><th>stations</th><th>matched days</th>"
+    head = ("<tr><th class=l>product</th><th class=l>subset</th><th>stations</th><th>matched days</th>"
             "<th>R</th><th>bias</th><th>RMSD</th><th>ubRMSD</th><th>R (median)</th><th>bias (median)</th>"
             "<th>RMSD (median)</th><th>ubRMSD (median)</th></tr>")
     label = {"all": "all", "clear": "clear-sky", "cloudy": "cloudy"}
@@ -333,15 +340,16 @@ def _station_table(result: ValidationResult) -> str:
         for p in comp.products:
             t = comp.metrics(p)
             r += (f"<td>{int(t['n_obs'][i])}</td>"
-                  f"<td>{_f(t['R'][i], '.3f')} <span class=small>[{_f(t['R_ci_lower'][i], '.2f')}, "
-                  f"{_f(t['R_ci_upper'][i], '.2f')}]</span></td>"
-                  f"<td>{_f(t['BIAS'][i], '+.4f')} <span class=small>[{_f(t['BIAS_ci_lower'][i], '+.3f')}, "
-                  f"{_f(t['BIAS_ci_upper'][i], '+.3f')}]</span></td>"
+                  f"<td>{_f(t['R'][i], '.3f')}{_ci(t, 'R', i, '.2f')}</td>"
+                  f"<td>{_f(t['BIAS'][i], '+.4f')}{_ci(t, 'BIAS', i, '+.3f')}</td>"
                   f"<td>{_f(t['RMSD'][i])}</td>"
-                  f"<td>{_f(t['urmsd'][i])} <span class=small>[{_f(t['urmsd_ci_lower'][i], '.3f')}, "
-                  f"{_f(t['urmsd_ci_upper'][i], '.3f')}]</span></td>")
+                  f"<td>{_f(t['urmsd'][i])}{_ci(t, 'urmsd', i, '.3f')}</td>")
         rows.append(r + "</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _depths(rng) -> str:
+    return "any" if not rng else f"{rng[0]:g}-{rng[1]:g} m"
 
 
 def write_report(
@@ -399,7 +407,7 @@ def write_report(
 <li>product value: {'the pixel containing the station' if s.get('window', 1) == 1 else
                     f"mean of the valid pixels of a {s.get('window')} x {s.get('window')} window"};
     station value: daily mean of the accepted values (quality flags {html.escape(str(s.get('quality_flags') or 'any'))},
-    depths {html.escape(str(s.get('depth_range')))} m)</li>
+    sensor depths {html.escape(_depths(s.get('depth_range')))})</li>
 {cond}
 <li>a station enters the averages with at least min_obs = {s.get('min_obs')} matched days</li>
 </ul>
