@@ -557,16 +557,11 @@ def _simulate_block(world: _World, b: _Block, wx: DayWeather, d: int, green: flo
     ta = air_temperature(wx, place, b.x0, b.y0, b.nr, w, elev, b.lat, g.lat, daily_cloud)
 
     # radiation and potential evaporation -------------------------------------------------
-    cosz, sinz, az = energy.sun_position(d, b.sin_lat, b.cos_lat)
-    cos_inc = energy.incidence(cosz, sinz, az, b.dzdx, b.dzdy)
     fv = vegetation.cover_fraction(ndvi)
     alb = vegetation.albedo(fv, soil.sand, th1, soil.porosity, soil.residual)
     alb = np.where(water, np.float32(energy.WATER_ALBEDO), alb)
-    illum = np.clip(0.6 + 0.4 * cos_inc / cosz, 0.3, 1.6)
-    t_mean = ta - np.float32(3.0)
-    ra = energy.daily_extraterrestrial_mj(d, b.sin_lat, b.cos_lat)
-    pet = energy.daily_pet_mm(ra, elev, daily_cloud, alb, t_mean, energy.priestley_taylor_factor(t_mean, b.pressure),
-                              illum)
+    cosz, cos_inc, pet = energy.radiation_and_pet(d, b.lat, b.sin_lat, b.cos_lat, b.dzdx, b.dzdy, elev, b.pressure,
+                                                  daily_cloud, alb, ta)
 
     # soil water -------------------------------------------------------------------------
     et = water_balance_step(th1, th2, rain, pet, fv, soil.porosity, soil.field_capacity, soil.wilting, soil.residual,
@@ -587,9 +582,8 @@ def _simulate_block(world: _World, b: _Block, wx: DayWeather, d: int, green: flo
         return
 
     # surface temperature at the overpass -------------------------------------------------
-    rs = energy.overpass_shortwave(cosz, cos_inc, b.pressure, b.sky_view, cloudy, thickness, d)
-    lst = energy.surface_temperature(ta, rs, alb, ef, fv, b.pressure, energy.priestley_taylor_factor(ta, b.pressure),
-                                     cloudy, wx.wind_ms)
+    lst = energy.overpass_lst(d, cosz, cos_inc, b.pressure, b.sky_view, cloudy, thickness, alb, ef, fv, ta,
+                              wx.wind_ms)
     lst_all = np.where(water, ta + np.float32(energy.LAKE_DT_K), lst)
     # aggregation over the padded grid -------------------------------------------------------
     ci = b.coarse_idx.ravel()

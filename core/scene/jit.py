@@ -1,7 +1,9 @@
 """Serial and parallel numba builds of one kernel, picked by the amount of work.
 
-Starting the thread pool costs more than small arrays take, so small calls (tests, small
-scenes, lattices) run the serial build and large ones the parallel build.
+Starting and synchronising the thread pool costs more than small arrays take (much more
+when other processes compete for the cores), so small and medium calls (tests, the
+default scene, whose files are compressed by writer threads meanwhile) run the serial
+build and large ones (China-sized blocks) the parallel build.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from ..accel import njit
 
 #: work units (pixels x inner iterations) above which the parallel build is used
-PARALLEL_MIN_WORK = 400_000
+PARALLEL_MIN_WORK = 10_000_000
 
 
 def jit_pair(fn: Callable) -> Callable | None:

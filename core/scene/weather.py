@@ -26,7 +26,7 @@ import numpy as np
 
 from ..accel import kernel, prange
 from .jit import jit_pair
-from .noise import fbm_grid, fbm_lattice, from_lattice, lattice_for, octaves_for, stable_seed
+from .noise import fbm_grid, from_lattice, lattice_for, octaves_for, stable_seed
 from .places import Place
 
 #: storm cell radius range (km), log-uniform
@@ -41,9 +41,12 @@ CLOUD_WIDEN = (2.0, 15.0)
 STORM_MARGIN_KM = 150.0
 #: persistence (lag-1 correlation) of the daily activity index
 ACTIVITY_PHI = 0.6
-#: lattice spacing (km) on which the smooth storm fields are evaluated
-STORM_STEP_KM = 2.0
-CLOUD_STEP_KM = 4.0
+#: lattice spacings (km) on which the smooth daily fields are evaluated
+STORM_STEP_KM = 3.0
+CLOUD_STEP_KM = 6.0
+TEXTURE_STEP_KM = 2.0
+#: standard deviation of the log of the rain texture (lognormal, mean 1)
+RAIN_TEXTURE_SIGMA = 0.6
 
 
 def rng_for(seed: int, *tags: object) -> np.random.Generator:
@@ -180,10 +183,17 @@ def _storm_grid_py(storms, x0, y0, dx, nrows, ncols, widen_a, widen_b, cloud):  
                 x = x0 + c * dx
                 px = x - xa
                 py = y - ya
-                along = px * ux + py * uy
                 cross = px * uy - py * ux
+                if cross > reach or cross < -reach:
+                    continue
+                along = px * ux + py * uy
                 g = math.exp(-0.5 * (cross / rad) ** 2)
-                e = math.erf((length - along) * k) + math.erf(along * k)
+                a1 = (length - along) * k
+                a2 = along * k
+                if a1 > 4.0 and a2 > 4.0:  # far from both ends: erf = 1 to 1.5e-8
+                    e = 2.0
+                else:
+                    e = math.erf(a1) + math.erf(a2)
                 if cloud:
                     out[r, c] += 0.5 * g * e
                 else:
@@ -215,8 +225,11 @@ def _storm_grid_np(storms, x0, y0, dx, nrows, ncols, widen_a, widen_b, cloud):
         along = px * ux + py * uy
         cross = px * uy - py * ux
         g = np.exp(-0.5 * (cross / rad) ** 2)
-        e = erf((length - along) * k) + erf(along * k)
+        a1 = (length - along) * k
+        a2 = along * k
+        e = np.where((a1 > 4.0) & (a2 > 4.0), 2.0, erf(a1) + erf(a2))
         val = 0.5 * g * e if cloud else depth * rad * _SQRT_HALF_PI * g * e
+        val = np.where(np.abs(cross) > reach, 0.0, val)
         out[rows[0] : rows[-1] + 1, c_lo : c_hi + 1] += val
     return out
 
@@ -239,16 +252,6 @@ def storm_field(storms: np.ndarray, x0: float, y0: float, dx: float, nrows: int,
     storms = np.ascontiguousarray(storms, dtype=np.float64).reshape(-1, 6)
     return _storm_grid(storms, float(x0), float(y0), float(dx), int(nrows), int(ncols),
                        CLOUD_WIDEN[0], CLOUD_WIDEN[1], bool(cloud))
-
-
-def storm_field_smooth(storms: np.ndarray, x0: float, y0: float, dx: float, nrows: int, ncols: int,
-                       cloud: bool = False) -> np.ndarray:
-    """:func:`storm_field` evaluated on a lattice (2 km for rain, 4 km for cloud shields,
-    anchored to absolute coordinates) and interpolated bilinearly; float32."""
-    step = CLOUD_STEP_KM if cloud else STORM_STEP_KM
-    lx0, ly0, lr, lc = lattice_for(x0, y0, dx, nrows, ncols, step)
-    lat = storm_field(storms, lx0, ly0, step, lr, lc, cloud)
-    return from_lattice(lat, lx0, ly0, step, x0, y0, dx, nrows, ncols)
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,28 +281,42 @@ def _domain_lattice(bounds_km: tuple[float, float, float, float], step: float) -
 
 
 def _day_lattices(w: DayWeather, bounds_km: tuple[float, float, float, float]) -> dict[str, Lattice]:
-    """The day's smooth fields over the whole domain: storm rain (2 km), cloud shields
-    (4 km), cloud texture and rain texture (2 km)."""
+    """The day's smooth fields over the whole domain, on a 2 km lattice:
+
+    - ``rain``: storm rain (evaluated on a 3 km lattice) x lognormal fractal texture (mm);
+    - ``cloud``: cloud shields of the storms (6 km lattice) + fractal texture;
+    - ``t_field``: the slow synoptic temperature anomaly (unit sd), a blend of key fields
+      three days apart.
+    """
     out: dict[str, Lattice] = {}
+    tx0, ty0, tr, tc = _domain_lattice(bounds_km, TEXTURE_STEP_KM)
+    step = TEXTURE_STEP_KM
     lx0, ly0, lr, lc = _domain_lattice(bounds_km, STORM_STEP_KM)
-    out["rain"] = Lattice(storm_field(w.storms, lx0, ly0, STORM_STEP_KM, lr, lc).astype(np.float32), lx0, ly0,
-                          STORM_STEP_KM)
-    out["rain_texture"] = Lattice(
-        fbm_grid(lx0, ly0, STORM_STEP_KM, lr, lc, 25.0, octaves_for(25.0, 4.0), 0.6, w.rain_seed()), lx0, ly0,
-        STORM_STEP_KM)
-    out["cloud_texture"] = Lattice(fbm_grid(lx0, ly0, STORM_STEP_KM, lr, lc, 80.0, 5, 0.55, w.cloud_seed()),
-                                   lx0, ly0, STORM_STEP_KM)
+    storms = storm_field(w.storms, lx0, ly0, STORM_STEP_KM, lr, lc)
+    rain = from_lattice(storms, lx0, ly0, STORM_STEP_KM, tx0, ty0, step, tr, tc)
+    tex = fbm_grid(tx0, ty0, step, tr, tc, 25.0, octaves_for(25.0, 4.0), 0.6, w.rain_seed())
+    sigma = RAIN_TEXTURE_SIGMA
+    rain *= np.exp(sigma * tex - 0.5 * sigma * sigma)
+    out["rain"] = Lattice(rain, tx0, ty0, step)
     lx0, ly0, lr, lc = _domain_lattice(bounds_km, CLOUD_STEP_KM)
     shield = storm_field(w.storms, lx0, ly0, CLOUD_STEP_KM, lr, lc, cloud=True)
-    out["cloud_shield"] = Lattice((2.5 * (1.0 - np.exp(-shield))).astype(np.float32), lx0, ly0, CLOUD_STEP_KM)
+    shield = (2.5 * (1.0 - np.exp(-shield))).astype(np.float32)
+    cloud = from_lattice(shield, lx0, ly0, CLOUD_STEP_KM, tx0, ty0, step, tr, tc)
+    cloud += fbm_grid(tx0, ty0, step, tr, tc, 80.0, 5, 0.55, w.cloud_seed())
+    out["cloud"] = Lattice(cloud, tx0, ty0, step)
+    k, frac = divmod(w.day.toordinal(), 3)
+    phase = 0.5 * math.pi * frac / 3.0
+    lx0, ly0, lr, lc = _domain_lattice(bounds_km, 16.0)
+    fa = fbm_grid(lx0, ly0, 16.0, lr, lc, 600.0, 3, 0.5, stable_seed(w.seed, "t-field", k))
+    fb = fbm_grid(lx0, ly0, 16.0, lr, lc, 600.0, 3, 0.5, stable_seed(w.seed, "t-field", k + 1))
+    out["t_field"] = Lattice((math.cos(phase) * fa + math.sin(phase) * fb).astype(np.float32), lx0, ly0, 16.0)
     return out
 
 
 def cloud_field(w: DayWeather, x0: float, y0: float, dx: float, nrows: int, ncols: int) -> np.ndarray:
     """The continuous cloud field of a day (clouds where it exceeds the day's threshold):
     storm cloud shields plus fractal texture."""
-    return w.lattices["cloud_shield"].at(x0, y0, dx, nrows, ncols) + w.lattices["cloud_texture"].at(
-        x0, y0, dx, nrows, ncols)
+    return w.lattices["cloud"].at(x0, y0, dx, nrows, ncols)
 
 
 def make_day(day: dt.date, place: Place, seed: int, cloudiness: float,
@@ -327,17 +344,12 @@ def make_day(day: dt.date, place: Place, seed: int, cloudiness: float,
 
 
 def _threshold_for_cover(w: DayWeather, bounds_km: tuple[float, float, float, float], target: float) -> float:
-    """The cloud-field value exceeded on ``target`` of the domain (on a 2 km sample)."""
+    """The cloud-field value exceeded on ``target`` of the domain (over its lattice nodes)."""
     if target <= 0.0:
         return np.inf
     if target >= 1.0:
         return -np.inf
-    xmin, ymin, xmax, ymax = bounds_km
-    step = 2.0
-    ncols = max(2, int((xmax - xmin - 1.0) / step) + 1)
-    nrows = max(2, int((ymax - ymin - 1.0) / step) + 1)
-    f = cloud_field(w, xmin + 0.5, ymax - 0.5, step, nrows, ncols)
-    return float(np.quantile(f, 1.0 - target))
+    return float(np.quantile(w.lattices["cloud"].values, 1.0 - target))
 
 
 def rain_block(w: DayWeather, place: Place, x0: float, y0: float, nrows: int, ncols: int,
@@ -345,10 +357,7 @@ def rain_block(w: DayWeather, place: Place, x0: float, y0: float, nrows: int, nc
     """Daily rain (mm) of a block: storms x orographic factor x lognormal texture x trend."""
     rain = w.lattices["rain"].at(x0, y0, 1.0, nrows, ncols)
     upslope = w.wind_u * dzdx_smooth + w.wind_v * dzdy_smooth  # m/m along the flow
-    oro = np.clip(1.0 + 8.0 * upslope, 0.3, 2.5)
-    tex = w.lattices["rain_texture"].at(x0, y0, 1.0, nrows, ncols)
-    sigma = 0.6
-    rain *= oro * np.exp(sigma * tex - 0.5 * sigma * sigma)
+    rain *= np.clip(1.0 + 8.0 * upslope, 0.3, 2.5)
     if place.rain_trend_east_per_1000km or place.rain_trend_north_per_1000km:
         xs = x0 + np.arange(ncols, dtype=np.float32)
         ys = y0 - np.arange(nrows, dtype=np.float32)[:, None]
@@ -364,13 +373,7 @@ def air_temperature(w: DayWeather, place: Place, x0: float, y0: float, nrows: in
     ~600 km field that changes over a few days), and cooling under cloud."""
     d = doy(w.day)
     season = place.t_air_k - place.t_season_amp_k * 0.5 * (1.0 - math.cos(2 * math.pi * (d - place.t_peak_doy) / 365.0))
-    # slow anomaly field: blend of key fields three days apart
-    o = w.day.toordinal()
-    k, frac = divmod(o, 3)
-    phase = 0.5 * math.pi * frac / 3.0
-    fa = fbm_lattice(x0, y0, 1.0, nrows, ncols, 600.0, 3, 0.5, stable_seed(w.seed, "t-field", k), 16.0)
-    fb = fbm_lattice(x0, y0, 1.0, nrows, ncols, 600.0, 3, 0.5, stable_seed(w.seed, "t-field", k + 1), 16.0)
-    field = math.cos(phase) * fa + math.sin(phase) * fb
+    field = w.lattices["t_field"].at(x0, y0, 1.0, nrows, ncols)
     ta = (season + w.t_anomaly + 1.5 * field
           - place.lapse_k_per_km * (elev - place.elev_mean_m) / 1000.0
           + place.t_lat_gradient_k_per_deg * (lat - lat0)
