@@ -10,7 +10,7 @@ arrays: ``lst``, ``ndvi``, ``albedo``, optional ``dem``, ``lst_diff``) into the 
 feature matrix; ``prepare(sample)`` may first learn day-level constants from a sample of
 the day's 1 km predictors (DisPATCh's LST-NDVI trapezoid). The driver aggregates the
 features to the coarse grid, fits, predicts at 1 km and applies the residual correction
-(``residual``: ``"smooth"``, ``"cell"`` or ``"none"``).
+(``residual``: ``"interp"``, ``"smooth"``, ``"cell"`` or ``"none"``).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Downscaler:
     #: method name used by :func:`make_downscaler`
     method = ""
     #: residual correction the driver applies after ``predict``
-    residual = "smooth"
+    residual = "interp"
     #: whether ``predict`` returns a meaningful uncertainty
     has_uncertainty = False
     #: raw predictors the method needs (checked by the driver)

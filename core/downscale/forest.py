@@ -22,7 +22,7 @@ class ForestDownscaler(Downscaler):
     """
 
     method = "forest"
-    residual = "smooth"
+    residual = "interp"
     has_uncertainty = True
 
     def __init__(

@@ -211,7 +211,7 @@ class GWRDownscaler(Downscaler):
     """
 
     method = "gwr"
-    residual = "smooth"
+    residual = "interp"
     has_uncertainty = True
 
     def __init__(

@@ -2,15 +2,20 @@
 
 For each coarse cell ``c`` with valid 1 km pixels the caller gives a mean correction
 ``delta_c`` (observed cells: coarse value minus the cell mean of the model prediction;
-seam cells: a residual borrowed from neighbouring days, or 0). The correction is
-distributed as a smooth field: node values ``r`` (one per coarse cell centre) are solved
-so that the cell means of their bilinear interpolation equal ``delta`` (a sparse system
-with nine diagonals; nodes without pixels follow the mean of their neighbours). A final
-constant shift per cell makes the means exact (it is ~0 when the solve succeeded), and
-values are clipped to the physical range with the clipped amount redistributed within
-the cell (in proportion to each pixel's room to the bound), which keeps the means exact
-whenever the target lies inside the range. ``mode="cell"`` skips the smooth part (the
-residual is a constant per cell).
+seam cells: a residual borrowed from neighbouring days, or 0). Three ways to spread it:
+
+* ``"interp"`` (default): the cell residuals, placed at the cell centres, are interpolated
+  bilinearly to 1 km and added; a constant shift per cell then makes the means exact.
+* ``"smooth"``: node values ``r`` are solved so that the cell means of their bilinear
+  interpolation equal ``delta`` exactly (a sparse system with nine diagonals; nodes without
+  pixels follow the mean of their neighbours); smoothest across cell edges, but it
+  amplifies cell-to-cell noise of the coarse product (a checkerboard mode by up to 4x).
+* ``"cell"``: a constant per cell.
+
+The final per-cell shift makes the means exact in every mode. Values are then clipped to
+the physical range with the clipped amount redistributed within the cell (in proportion to
+each pixel's room to the bound), which keeps the means exact whenever the target lies
+inside the range.
 
 Means are area-weighted like :meth:`Membership.aggregate` (``weights`` = pixel areas, or
 None for an equal-area fine grid). Everything works in row blocks on full-day arrays.
@@ -147,7 +152,7 @@ def correct(
     fc: np.ndarray,
     shape: tuple[int, int],
     delta: np.ndarray,
-    mode: str = "smooth",
+    mode: str = "interp",
 ) -> tuple[np.ndarray, CorrectionInfo]:
     """``pred`` plus the residual field, with exact cell means ``mean_c(pred) + delta_c``.
 
@@ -155,8 +160,8 @@ def correct(
     each pixel (-1 none); ``fr, fc (H,W)`` fractional node positions; ``delta (n_cells,)``
     (NaN = no correction). Returns a new float32 array and a :class:`CorrectionInfo`.
     """
-    if mode not in ("smooth", "cell"):
-        raise ValueError(f"Unknown residual mode {mode!r}; choose 'smooth' or 'cell'")
+    if mode not in ("smooth", "interp", "cell"):
+        raise ValueError(f"Unknown residual mode {mode!r}; choose 'smooth', 'interp' or 'cell'")
     n = shape[0] * shape[1]
     delta = np.where(np.isfinite(delta), delta, 0.0).astype(np.float64)
     valid = np.isfinite(pred)
@@ -165,11 +170,14 @@ def correct(
     info = CorrectionInfo(n_cells=int(has.sum()))
     out = pred.astype(np.float32, copy=True)
     H, W = pred.shape
-    if mode == "smooth":
-        A9, _ = _interp_matrix(valid, index, weights, fr, fc, shape)
-        r, info.smooth_ok = solve_nodes(delta, A9, has, shape)
-        if not info.smooth_ok:
-            log.debug("residual correction: smooth solve failed; constant per cell")
+    if mode in ("smooth", "interp"):
+        if mode == "smooth":
+            A9, _ = _interp_matrix(valid, index, weights, fr, fc, shape)
+            r, info.smooth_ok = solve_nodes(delta, A9, has, shape)
+            if not info.smooth_ok:
+                log.debug("residual correction: smooth solve failed; constant per cell")
+        else:
+            r = _fill_nodes(np.where(has, delta, np.nan), shape)
         for r0, nr in _blocks(H, W):
             ok = valid[r0 : r0 + nr]
             nodes, bw = bilinear_weights(fr[r0 : r0 + nr][ok], fc[r0 : r0 + nr][ok], shape)
@@ -181,6 +189,17 @@ def correct(
     info.max_shift = float(np.abs(shift[has]).max()) if has.any() else 0.0
     _add_per_cell(out, index, shift)
     return out, info
+
+
+def _fill_nodes(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """NaN nodes take the value of the nearest finite node (0 when there is none)."""
+    ok = np.isfinite(values)
+    if ok.all() or not ok.any():
+        return np.where(ok, values, 0.0)
+    from scipy.ndimage import distance_transform_edt
+
+    _, (ir, ic) = distance_transform_edt(~ok.reshape(shape), return_indices=True)
+    return values.reshape(shape)[ir, ic].ravel()
 
 
 def _add_per_cell(out: np.ndarray, index: np.ndarray, per_cell: np.ndarray) -> None:

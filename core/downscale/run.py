@@ -129,8 +129,8 @@ class Engine:
             raise SsmError(f"The physical range of soil moisture must have min < max, got {lo} and {hi}")
         self.lo, self.hi = lo, hi
         self.residual = residual or template.residual
-        if self.residual not in ("smooth", "cell", "none"):
-            raise SsmError(f"Unknown residual correction {self.residual!r}; choose smooth, cell or none")
+        if self.residual not in ("smooth", "interp", "cell", "none"):
+            raise SsmError(f"Unknown residual correction {self.residual!r}; choose smooth, interp, cell or none")
         self.min_fit_coverage = float(min_fit_coverage)
         self.blocks = _blocks(self.fine, block_pixels)
         self.block_pixels = block_pixels
@@ -156,9 +156,10 @@ class Engine:
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
     def _land(raw: dict[str, np.ndarray]) -> np.ndarray:
-        if "dem" in raw:
-            return np.isfinite(raw["dem"])
-        return np.logical_or.reduce([np.isfinite(v) for v in raw.values()])
+        """Land pixels: where any surface predictor (LST, NDVI, albedo, ...) is valid; the
+        DEM is not used, as it is valid over lakes too."""
+        layers = [np.isfinite(v) for k, v in raw.items() if k != "dem"] or [np.isfinite(v) for v in raw.values()]
+        return np.logical_or.reduce(layers)
 
     def _weights_flat(self, r0: int, nr: int, ok: np.ndarray) -> np.ndarray | None:
         if self.weights is None:

@@ -34,7 +34,7 @@ def _setup(fine, coarse):
 
 
 @pytest.mark.parametrize("coarse_kind", ["ease2", "rotated", "geographic"])
-@pytest.mark.parametrize("mode", ["smooth", "cell"])
+@pytest.mark.parametrize("mode", ["interp", "smooth", "cell"])
 def test_cell_means_are_exact(fine_grid, coarse_full, coarse_kind, mode, world):
     coarse = {"ease2": coarse_full, "rotated": rotated_coarse(fine_grid.crs_wkt), "geographic": geographic_coarse()}[coarse_kind]
     m, fr, fc = _setup(fine_grid, coarse)
@@ -59,12 +59,14 @@ def test_smooth_residual_is_smooth_and_cell_residual_is_blocky(fine_grid, coarse
     n = m.coarse.size
     delta = np.linspace(-0.05, 0.05, n)
     smooth, _ = correct(pred, m.index, m.weights, fr, fc, m.coarse.shape, delta, "smooth")
+    interp, _ = correct(pred, m.index, m.weights, fr, fc, m.coarse.shape, delta, "interp")
     cell, _ = correct(pred, m.index, m.weights, fr, fc, m.coarse.shape, delta, "cell")
     jump = lambda a: np.nanmax(np.abs(np.diff(a, axis=1)))  # noqa: E731
     assert jump(smooth) < 0.5 * jump(cell)
+    assert jump(interp) < 0.7 * jump(cell)
 
 
-@pytest.mark.parametrize("mode", ["smooth", "cell"])
+@pytest.mark.parametrize("mode", ["interp", "smooth", "cell"])
 def test_constant_coarse_field_stays_constant(fine_grid, coarse_full, world, mode):
     coarse_value = 0.27
     m = build_membership(fine_grid, coarse_full)

@@ -1,0 +1,332 @@
+"""Accuracy and speed of the SSM downscaling methods on sample scenes (``make bench-ssm``).
+
+For the default sample scene (tibet, 360 km, 92 days, cloudiness 0.5, seed 1) and three
+other places / seeds / cloudiness levels, every method downscales the scene's coarse SSM
+with the scene's inputs (the true all-weather LST ``truth/lst`` stands in for a gap-filled
+LST; ``truth/cloud`` serves as the LST gap-fill flags, so flags 2/3 mark cloudy pixels).
+The 1 km result is compared with ``truth/ssm`` over all land pixel-days:
+
+* ubRMSE, bias (product - truth) and R, pooled over pixel-days: all; pixels of observed
+  coarse cells (flags 0/2); seam-filled pixels (1/3); clear-sky and cloudy pixels (truth/cloud);
+* ``anom_r``: correlation of the within-cell anomalies (1 km value minus its coarse cell's
+  mean) with the truth's (same pixels);
+* ``stn_ub``: station-average ubRMSE at the scene's stations (pixel containing the station,
+  stations with >= 10 matched days; ``ubRMSE = std(product - station)``), next to the
+  same number for the truth itself (the floor set by the stations' point-scale noise);
+* ``min_cov``: the lowest daily % of land pixels with an estimate over the days that have
+  coarse data (a skipped day counts 0 %);
+* ``s/day``: wall time per day (reading, fitting, writing).
+
+Then one China-sized day (5000 x 4000 km, place china) per method: time and peak memory
+(each in a child process). Targets of issue 4 are checked and printed. Results go to
+``--out`` as bench_ssm.json and bench_ssm.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "build" / "plugins"))
+
+from ssm_downscaling.core.downscale import build_membership, downscale_series  # noqa: E402
+from ssm_downscaling.core.grid import Grid, to_wkt, transform_points  # noqa: E402
+from ssm_downscaling.core.scene import SceneConfig, generate_scene  # noqa: E402
+from ssm_downscaling.core.series import DailySeries, read_raster  # noqa: E402
+
+METHODS = ("gwr", "forest", "dispatch", "bilinear")
+SCENES = {
+    "tibet-s1-c0.5 (default)": dict(place="tibet", seed=1, cloudiness=0.5),
+    "loess-s2-c0.3": dict(place="loess", seed=2, cloudiness=0.3),
+    "northeast-s3-c0.7": dict(place="northeast", seed=3, cloudiness=0.7),
+    "south-s4-c0.6": dict(place="south", seed=4, cloudiness=0.6),
+}
+CHINA = dict(place="china", width_km=5000, height_km=4000, days=1, spinup_days=3, n_stations=0, seed=1)
+SUBSETS = ("all", "obs", "seam", "clear", "cloudy")
+
+
+# ---------------------------------------------------------------------------------------
+# scenes
+# ---------------------------------------------------------------------------------------
+
+
+def scene(work: Path, name: str, cfg: dict) -> Path:
+    """Generate the scene once (reused while its config is unchanged)."""
+    folder = work / "scenes" / name.split(" ")[0]
+    stamp = folder / "bench_config.json"
+    want = json.dumps(cfg, sort_keys=True)
+    if stamp.exists() and stamp.read_text() == want and (folder / "scene.json").exists():
+        return folder
+    t = time.perf_counter()
+    generate_scene(SceneConfig(**cfg), folder)
+    stamp.write_text(want)
+    print(f"  generated {name} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return folder
+
+
+def run_method(sc: Path, out: Path, method: str, **kw) -> tuple[object, float]:
+    t = time.perf_counter()
+    s = downscale_series(sc / "inputs" / "ssm_coarse", sc / "truth" / "lst", sc / "inputs" / "ndvi",
+                         sc / "inputs" / "albedo", out / "ssm", out / "flags", out / "unc", dem=sc / "inputs" / "dem.tif",
+                         lst_flags=sc / "truth" / "cloud", method=method, coverage_csv=out / "coverage.csv", **kw)
+    return s, time.perf_counter() - t
+
+
+# ---------------------------------------------------------------------------------------
+# metrics (streamed sums, pooled over pixel-days)
+# ---------------------------------------------------------------------------------------
+
+
+class Moments:
+    """Sums for bias, ubRMSE and R of x (product) against y (truth)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        x = x.astype(np.float64)
+        y = y.astype(np.float64)
+        self.n += x.size
+        self.sx += x.sum()
+        self.sy += y.sum()
+        self.sxx += (x * x).sum()
+        self.syy += (y * y).sum()
+        self.sxy += (x * y).sum()
+
+    def result(self) -> dict:
+        if self.n < 3:
+            return {"n": self.n, "ubrmse": math.nan, "bias": math.nan, "r": math.nan}
+        n = self.n
+        mx, my = self.sx / n, self.sy / n
+        vx, vy = self.sxx / n - mx * mx, self.syy / n - my * my
+        cxy = self.sxy / n - mx * my
+        vd = vx + vy - 2 * cxy
+        return {"n": n, "ubrmse": math.sqrt(max(vd, 0.0)), "bias": mx - my,
+                "r": cxy / math.sqrt(vx * vy) if vx > 0 and vy > 0 else math.nan}
+
+
+def read_stations(path: Path, fine: Grid) -> tuple[dict[str, tuple[int, int]], dict[str, dict[dt.date, float]]]:
+    rows = list(csv.DictReader(open(path)))
+    where: dict[str, tuple[int, int]] = {}
+    values: dict[str, dict[dt.date, float]] = {}
+    coords = {}
+    for r in rows:
+        coords.setdefault(r["station_id"], (float(r["lon"]), float(r["lat"])))
+        if r["sm"] not in ("", "nan"):
+            values.setdefault(r["station_id"], {})[dt.date.fromisoformat(r["date"][:10])] = float(r["sm"])
+    ids = list(coords)
+    if not ids:
+        return {}, {}
+    lon = np.array([coords[i][0] for i in ids])
+    lat = np.array([coords[i][1] for i in ids])
+    x, y = transform_points(lon, lat, to_wkt(4326), fine.crs_wkt)
+    rr, cc = fine.rowcol(x, y)
+    for i, r, c in zip(ids, rr, cc):
+        if r >= 0:
+            where[i] = (int(r), int(c))
+    return where, values
+
+
+def station_ubrmse(series: dict[str, list[tuple[float, float]]], min_obs: int = 10) -> tuple[float, int]:
+    ub = []
+    for pairs in series.values():
+        a = np.array(pairs)
+        if len(a) >= min_obs:
+            ub.append(np.std(a[:, 0] - a[:, 1]))
+    return (float(np.mean(ub)) if ub else math.nan), len(ub)
+
+
+def evaluate(sc: Path, out: Path, summary, membership) -> dict:
+    truth = DailySeries.from_folder(sc / "truth" / "ssm")
+    cloud = DailySeries.from_folder(sc / "truth" / "cloud")
+    mom = {k: Moments() for k in SUBSETS}
+    anom = Moments()
+    where, stn = read_stations(sc / "stations.csv", summary.fine)
+    pairs: dict[str, list] = {}
+    truth_pairs: dict[str, list] = {}
+    m = membership
+    for d in summary.days:
+        p = read_raster(out / "ssm" / f"ssm_{d}.tif")
+        t = read_raster(truth.path(d))
+        f = read_raster(out / "flags" / f"ssm_flags_{d}.tif")
+        c = read_raster(cloud.path(d))
+        ok = np.isfinite(p) & np.isfinite(t)
+        sel = {"all": ok, "obs": ok & np.isin(f, (0, 2)), "seam": ok & np.isin(f, (1, 3)),
+               "clear": ok & (c == 0), "cloudy": ok & (c == 1)}
+        for k, s in sel.items():
+            mom[k].add(p[s], t[s])
+        pm, _ = m.aggregate(np.where(ok, p, np.nan))
+        tm, _ = m.aggregate(np.where(ok, t, np.nan))
+        inside = ok & (m.index >= 0)
+        anom.add((p - m.expand(pm))[inside], (t - m.expand(tm))[inside])
+        for sid, (r, cc) in where.items():
+            v = stn.get(sid, {}).get(d)
+            if v is None:
+                continue
+            if np.isfinite(p[r, cc]):
+                pairs.setdefault(sid, []).append((p[r, cc], v))
+            if np.isfinite(t[r, cc]):
+                truth_pairs.setdefault(sid, []).append((t[r, cc], v))
+    res = {k: v.result() for k, v in mom.items()}
+    res["anom_r"] = anom.result()["r"]
+    res["stn_ub"], res["n_stations"] = station_ubrmse(pairs)
+    res["stn_ub_truth"], _ = station_ubrmse(truth_pairs)
+    coarse_days = DailySeries.from_folder(sc / "inputs" / "ssm_coarse").dates
+    cov = {r["date"]: r["estimated_pct"] for r in summary.coverage}
+    res["min_cov"] = min(cov.get(d.isoformat(), 0.0) for d in coarse_days)
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+# China-sized day (child processes)
+# ---------------------------------------------------------------------------------------
+
+
+def china_child(sc: Path, method: str, out: Path) -> None:
+    """Run one method on the China-sized day; print time and peak RSS as JSON."""
+    s, secs = run_method(sc, out, method)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    g = s.fine
+    print(json.dumps({"method": method, "seconds": secs, "peak_rss_mb": peak, "width": g.width, "height": g.height,
+                      "coverage": s.mean_estimated_pct, "bandwidth_km": s.coverage[0].get("bandwidth_km")}))
+
+
+def china(work: Path, methods: list[str]) -> list[dict]:
+    scene(work, "china-day", CHINA)
+    rows = []
+    for method in methods:
+        r = subprocess.run([sys.executable, __file__, "--child-china", method, "--work", str(work)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            rows.append({"method": method, "error": r.stderr[-500:]})
+            continue
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# table
+# ---------------------------------------------------------------------------------------
+
+COLS = [("ub_all", "all", "ubrmse"), ("bias", "all", "bias"), ("R", "all", "r"), ("ub_obs", "obs", "ubrmse"),
+        ("ub_seam", "seam", "ubrmse"), ("ub_clear", "clear", "ubrmse"), ("ub_cloudy", "cloudy", "ubrmse")]
+
+
+def flat_row(scene_name: str, method: str, res: dict, secs_per_day: float) -> dict:
+    row = {"scene": scene_name, "method": method}
+    for name, sub, key in COLS:
+        row[name] = res[sub][key]
+    row.update({"anom_r": res["anom_r"], "stn_ub": res["stn_ub"], "stn_ub_truth": res["stn_ub_truth"],
+                "n_stn": res["n_stations"], "min_cov": res["min_cov"], "s_per_day": secs_per_day,
+                "n_seam_px": res["seam"]["n"], "n_px": res["all"]["n"]})
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    hdr = ["scene", "method", "ub_all", "bias", "R", "ub_obs", "ub_seam", "ub_clear", "ub_cloudy", "anom_r", "stn_ub",
+           "min_cov", "s/day"]
+    print(" | ".join(f"{h:>9}" if i > 1 else f"{h:<24}" if i == 0 else f"{h:<8}" for i, h in enumerate(hdr)))
+    for r in rows:
+        vals = [r["ub_all"], r["bias"], r["R"], r["ub_obs"], r["ub_seam"], r["ub_clear"], r["ub_cloudy"], r["anom_r"],
+                r["stn_ub"], r["min_cov"], r["s_per_day"]]
+        fmt = ["{:9.4f}", "{:+9.4f}", "{:9.3f}", "{:9.4f}", "{:9.4f}", "{:9.4f}", "{:9.4f}", "{:9.3f}", "{:9.4f}",
+               "{:9.2f}", "{:9.3f}"]
+        print(f"{r['scene']:<24} | {r['method']:<8} | " + " | ".join(f.format(v) for f, v in zip(fmt, vals)))
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    out = []
+    by = {(r["scene"], r["method"]): r for r in rows}
+    for sc in dict.fromkeys(r["scene"] for r in rows):
+        g, b = by.get((sc, "gwr")), by.get((sc, "bilinear"))
+        if g is None:
+            continue
+        checks = []
+        if b is not None:
+            gain = 100 * (1 - g["ub_all"] / b["ub_all"])
+            checks.append(("gwr beats bilinear by >= 20 % (ubRMSE)", f"{gain:.1f} %", gain >= 20))
+        checks.append(("within-cell anomaly R >= 0.5", f"{g['anom_r']:.3f}", g["anom_r"] >= 0.5))
+        diff = 100 * abs(g["ub_cloudy"] - g["ub_clear"]) / min(g["ub_clear"], g["ub_cloudy"])
+        checks.append(("clear vs cloudy ubRMSE differ < 15 %", f"{diff:.1f} %", diff < 15))
+        ratio = g["ub_seam"] / g["ub_obs"] if g["n_seam_px"] else math.nan
+        checks.append(("seam ubRMSE <= 1.5 x observed", f"{ratio:.2f} x", not ratio > 1.5))
+        checks.append(("daily coverage >= 99 %", f"{g['min_cov']:.2f} %", g["min_cov"] >= 99))
+        for name, value, ok in checks:
+            out.append({"scene": sc, "target": name, "value": value, "met": bool(ok)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "bench-ssm",
+                    help="where scenes and runs are kept (scenes are reused)")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--scenes", nargs="+", default=None, help="subset of scene names (prefixes)")
+    ap.add_argument("--days", type=int, default=92, help="days per scene")
+    ap.add_argument("--skip-china", action="store_true", help="skip the China-sized day")
+    ap.add_argument("--child-china", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_china:
+        china_child(args.work / "scenes" / "china-day", args.child_china, args.work / "runs" / "china" / args.child_china)
+        return 0
+
+    rows, extra = [], {}
+    for name, cfg in SCENES.items():
+        if args.scenes and not any(name.startswith(s) for s in args.scenes):
+            continue
+        cfg = dict(cfg, days=args.days)
+        sc = scene(args.work, name, cfg)
+        membership = None
+        for method in args.methods:
+            out = args.work / "runs" / name.split(" ")[0] / method
+            s, secs = run_method(sc, out, method)
+            if membership is None:
+                membership = build_membership(s.fine, Grid.from_raster(
+                    next(iter(DailySeries.from_folder(sc / "inputs" / "ssm_coarse").files.values()))))
+            res = evaluate(sc, out, s, membership)
+            rows.append(flat_row(name, method, res, secs / max(len(s.days), 1)))
+            extra[f"{name}/{method}"] = {"metrics": res, "bandwidth_km": [r.get("bandwidth_km") for r in s.coverage],
+                                        "days": len(s.days), "skipped": len(s.skipped)}
+            print(f"  {name} {method}: ubRMSE {res['all']['ubrmse']:.4f} in {secs:.1f} s", file=sys.stderr)
+    print("\nSSM downscaling accuracy (m3/m3; pooled over land pixel-days vs truth/ssm)")
+    print_table(rows)
+    tgt = targets(rows)
+    print("\nTargets (gwr)")
+    for t in tgt:
+        print(f"  {t['scene']:<24} {t['target']:<42} {t['value']:>9}  {'met' if t['met'] else 'MISSED'}")
+    china_rows = [] if args.skip_china else china(args.work, args.methods)
+    if china_rows:
+        print("\nChina-sized day (one day, child process per method)")
+        for r in china_rows:
+            if "error" in r:
+                print(f"  {r['method']:<8} failed: {r['error']}")
+            else:
+                print(f"  {r['method']:<8} {r['width']} x {r['height']} px: {r['seconds']:7.1f} s, peak RSS "
+                      f"{r['peak_rss_mb']:7.0f} MB, coverage {r['coverage']:.2f} %")
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {"rows": rows, "targets": tgt, "china_day": china_rows, "details": extra,
+               "scenes": {k: dict(v, days=args.days) for k, v in SCENES.items()}, "china_config": CHINA}
+    (args.out / "bench_ssm.json").write_text(json.dumps(payload, indent=1, default=str))
+    with open(args.out / "bench_ssm.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["scene"])
+        w.writeheader()
+        w.writerows(rows)
+    print(f"\nwritten: {args.out / 'bench_ssm.json'}, {args.out / 'bench_ssm.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
