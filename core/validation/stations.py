@@ -247,7 +247,7 @@ def _columns(header: list[str], path: Path) -> dict[str, int]:
 
 
 #: rows parsed per chunk (bounded memory for large tables)
-CSV_CHUNK = 100_000
+CSV_CHUNK = 50_000
 _EMPTY = ("", "nan", "na", "null", "none")
 
 
@@ -423,6 +423,7 @@ def read_station_csv(
                 for k, v in (("id", ids), ("lon", lon), ("lat", lat), ("day", day), ("sm", sm), ("depth", depth),
                              ("keep", keep)):
                     parts[k].append(v)
+                del chunk, col  # free this chunk's strings before reading the next one
             line_count = reader.line_num
     except UnicodeDecodeError as exc:
         raise StationError(f"{path}: is not a text (UTF-8) file: {exc}") from exc
