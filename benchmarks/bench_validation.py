@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import logging
 import multiprocessing as mp
+import os
 import platform
 import resource
 import shutil
@@ -95,6 +96,8 @@ def _case(name: str, data: dict, out: str, q: mp.Queue) -> None:
     from ssm_downscaling.core.validation import read_station_csv, validate_stations, write_metrics_csv
     from ssm_downscaling.core.validation.report import write_report, write_station_layer
 
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = ru0.ru_utime + ru0.ru_stime
     t0 = time.perf_counter()
     extra: dict = {}
     if name == "read station CSV":
@@ -119,8 +122,10 @@ def _case(name: str, data: dict, out: str, q: mp.Queue) -> None:
             write_report(res, o / "report.html", o / "metrics.csv")
             extra["outputs_s"] = round(time.perf_counter() - t1, 2)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # MB (Linux: kB)
-    q.put({"case": name, "seconds": round(wall, 2), "peak_rss_mb": round(peak, 1), **extra})
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime - cpu0
+    peak = ru.ru_maxrss / 1024.0  # MB (Linux: kB)
+    q.put({"case": name, "seconds": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak, 1), **extra})
 
 
 def run_case(name: str, data: dict, out: Path) -> dict:
@@ -218,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_validation_"))
     report: dict = {"machine": {"python": platform.python_version(), "cpus": mp.cpu_count(),
-                                "platform": platform.platform()},
+                                "platform": platform.platform(), "load_average": list(os.getloadavg())},
                     "size": {"stations": args.stations, "days": args.days, "grid_px": args.size}}
     try:
         t0 = time.perf_counter()
@@ -234,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True)
             r = run_case(c, data, out)
             speed.append(r)
-        print(f"Speed: {args.stations} stations x {args.days} days, {data['grid']} (each case in a fresh process)")
-        print(_table(speed, ["case", "seconds", "peak_rss_mb", "stations", "matched_days", "mean_urmsd",
+        print(f"Speed: {args.stations} stations x {args.days} days, {data['grid']} (each case in a fresh process; "
+              f"load average before: {os.getloadavg()[0]:.1f} on {mp.cpu_count()} CPUs)")
+        print(_table(speed, ["case", "seconds", "cpu_s", "peak_rss_mb", "stations", "matched_days", "mean_urmsd",
                              "outputs_s"]))
         report["speed"] = speed
         report["data_generation_s"] = round(gen, 1)
