@@ -56,7 +56,7 @@ class SceneConfig:
     background_bias_field_sd_k: float = 0.8
     background_noise_sd_k: float = 0.5
     background_smoothing_cells: float = 1.0
-    albedo_noise_sd: float = 0.005
+    albedo_noise_sd: float = 0.01
     ndvi_noise_sd: float = 0.01
 
     # ------------------------------------------------------------------------------

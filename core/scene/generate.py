@@ -212,7 +212,7 @@ class _World:
         green = vegetation.phenology(self.place, doy(day))
         self.ndvi[s] = vegetation.ndvi_target(b.peak, green, self.th2[s], soil.wilting, soil.field_capacity)
         fv = vegetation.cover_fraction(self.ndvi[s])
-        self.alb[s] = vegetation.albedo(fv, soil.sand, self.th1[s], soil.porosity, soil.residual)
+        self.alb[s] = vegetation.albedo(fv, soil.dry_albedo, self.th1[s], soil.porosity, soil.residual)
 
 
 def _cell_index(fine: Grid, coarse: Grid) -> np.ndarray:
@@ -255,10 +255,10 @@ def generate_scene(
     place = PLACES[cfg.place]
     out = Path(out_dir)
     paths = scene_paths(out)
+    created_dirs = [p for p in (out, paths["inputs"], paths["truth"], *(paths[k] for k in LAYOUT)) if not p.exists()]
     _prepare_folder(out, paths, overwrite)
     prog = Progress(cfg.spinup_days + cfg.days + 3, progress, is_cancelled)
     written: list[Path] = []
-    created_dirs = [p for p in (out, paths["inputs"], paths["truth"], *(paths[k] for k in LAYOUT)) if not p.exists()]
     try:
         info = _run(cfg, place, out, paths, prog, written)
     except BaseException:
@@ -558,7 +558,7 @@ def _simulate_block(world: _World, b: _Block, wx: DayWeather, d: int, green: flo
 
     # radiation and potential evaporation -------------------------------------------------
     fv = vegetation.cover_fraction(ndvi)
-    alb = vegetation.albedo(fv, soil.sand, th1, soil.porosity, soil.residual)
+    alb = vegetation.albedo(fv, soil.dry_albedo, th1, soil.porosity, soil.residual)
     alb = np.where(water, np.float32(energy.WATER_ALBEDO), alb)
     cosz, cos_inc, pet = energy.radiation_and_pet(d, b.lat, b.sin_lat, b.cos_lat, b.dzdx, b.dzdy, elev, b.pressure,
                                                   daily_cloud, alb, ta)
@@ -568,7 +568,7 @@ def _simulate_block(world: _World, b: _Block, wx: DayWeather, d: int, green: flo
                             soil.drain_surface, soil.drain_root, soil.runoff_coef, water)
     ef = np.clip(et / np.maximum(pet, 0.2), 0.0, 1.0)
 
-    alb = vegetation.albedo(fv, soil.sand, th1, soil.porosity, soil.residual)
+    alb = vegetation.albedo(fv, soil.dry_albedo, th1, soil.porosity, soil.residual)
 
     # vegetation and the albedo product's smoothing ---------------------------------------
     target = vegetation.ndvi_target(b.peak, green, th2, soil.wilting, soil.field_capacity)

@@ -8,7 +8,8 @@ stony soils) and finer in hollows (deposition). The pedotransfer keeps
     porosity  = 0.50 - 0.14 sand        field capacity = 0.40 - 0.29 sand
     wilting   = 0.20 - 0.16 sand        residual       = 0.02 + 0.03 (1 - sand)
 
-Hollows drain more slowly (lateral inflow, shallow water table): the gravity-drainage
+The dry-soil albedo is brighter for sandy soils and varies with soil colour (mineralogy,
+organic matter: a fractal field of sd 0.035). Hollows drain more slowly (lateral inflow, shallow water table): the gravity-drainage
 rates are scaled down by ``1 - 0.7 hollow``.
 """
 
@@ -40,6 +41,8 @@ class SoilParams:
     #: share of net rain lost to fast runoff on slopes at high intensity
     runoff_coef: np.ndarray
     hollow: np.ndarray
+    #: albedo of the dry bare soil: brighter when sandy, plus a soil-colour field
+    dry_albedo: np.ndarray
 
 
 def hollowness(relative_m: np.ndarray, scale_m: float = 60.0) -> np.ndarray:
@@ -70,5 +73,7 @@ def soil_block(sand_mean: float, seed: int, x0: float, y0: float, nrows: int, nc
     drain_s = (0.35 + 0.55 * sand) * (1.0 - 0.6 * hollow)
     drain_r = (0.02 + 0.12 * sand) * (1.0 - 0.7 * hollow)
     runoff = 0.6 * np.tanh(slope / 0.5) * (1.0 - 0.5 * sand)
+    colour = fbm_grid(x0, y0, 1.0, nrows, ncols, 30.0, octaves_for(30.0, 3.0), 0.55, stable_seed(seed, "soil-colour"))
+    dry = np.clip(0.17 + 0.16 * sand + 0.035 * colour, 0.10, 0.40)
     return SoilParams(sand, por, fc, wp, res, drain_s.astype(np.float32), drain_r.astype(np.float32),
-                      runoff.astype(np.float32), hollow)
+                      runoff.astype(np.float32), hollow, dry.astype(np.float32))

@@ -5,7 +5,8 @@ season), is higher in hollows (wetter) and lower on steep slopes (thin soil), wi
 patchiness. Daily NDVI follows a phenology curve (green-up / senescence) and relaxes
 slowly (time constant :data:`NDVI_TAU_DAYS`) towards the level the root-zone water allows.
 Fractional vegetation cover ``fv = ((NDVI - NDVI_soil) / (NDVI_veg - NDVI_soil))**2``.
-Albedo mixes vegetation (0.16) and soil, which is brighter when sandy and darker when wet.
+Albedo mixes vegetation (0.16) and soil, which is brighter when sandy (and with its
+colour) and darker when wet.
 """
 
 from __future__ import annotations
@@ -63,10 +64,9 @@ def cover_fraction(ndvi: np.ndarray) -> np.ndarray:
     return (x * x).astype(np.float32)
 
 
-def albedo(fv: np.ndarray, sand: np.ndarray, th1: np.ndarray, por: np.ndarray, res: np.ndarray) -> np.ndarray:
-    """Broadband surface albedo (0..1): dry soil 0.18-0.32 (sandier brighter), wet soil
-    down to 55 % of that, mixed with vegetation by cover."""
-    dry = 0.17 + 0.16 * sand
+def albedo(fv: np.ndarray, dry_albedo: np.ndarray, th1: np.ndarray, por: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """Broadband surface albedo (0..1): bare soil darkens by up to 35 % from dry to
+    saturated (Lobell and Asner 2002 report up to ~50 %), mixed with vegetation by cover."""
     wet = np.clip((th1 - res) / (por - res), 0.0, 1.0)
-    soil = dry * (1.0 - 0.45 * wet)
+    soil = dry_albedo * (1.0 - 0.35 * wet)
     return (fv * VEG_ALBEDO + (1.0 - fv) * soil).astype(np.float32)
