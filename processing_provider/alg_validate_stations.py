@@ -14,6 +14,7 @@ from qgis.core import (
     QgsPointXY,
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
@@ -43,7 +44,7 @@ HELP = """Validates one to four daily soil moisture products against in-situ sta
 
 <b>Clear-sky / cloudy</b>: read from the flag folder at the station's pixel. SSM flags of the downscaling: 0 coarse observed and 1 seam-filled (LST observed) = clear-sky; 2 LST gap-filled under cloud and 3 both = cloudy; 255 = unknown. LST flags or a cloud mask: 0 = clear-sky, 1 = gap-filled / cloud = cloudy. FLAG_TYPE "auto" recognises SSM flags by the legend in the band description or by values 2/3; otherwise the 0/1 rule is used. Unknown days count in "all" only.
 
-<b>Outputs</b>: a point layer of the stations (WGS84) with, for product k, the fields p&lt;k&gt;_name, p&lt;k&gt;_n_obs, p&lt;k&gt;_R, p&lt;k&gt;_p_R, p&lt;k&gt;_BIAS, p&lt;k&gt;_RMSD, p&lt;k&gt;_urmsd and the CIs, and with flags p&lt;k&gt;_clear_* and p&lt;k&gt;_cloudy_*; styled by p1_urmsd. A CSV table with one row per station, product and subset (all / clear / cloudy) and every metric. An HTML report with the station-average table (all / clear-sky / cloudy), product-vs-station scatter plots, a map of ubRMSD, the time series of the best and the worst station and the per-station table; its PNG plots are written next to it (&lt;name&gt;_scatter.png, _map.png, _timeseries.png). Numeric outputs: the main product's station-mean ubRMSD, R and bias, and the number of validated stations."""
+<b>Outputs</b>: a point layer of the stations (WGS84) with, for product k, the fields p&lt;k&gt;_name, p&lt;k&gt;_n_obs, p&lt;k&gt;_R, p&lt;k&gt;_p_R, p&lt;k&gt;_BIAS, p&lt;k&gt;_RMSD, p&lt;k&gt;_urmsd and the CIs, and with flags p&lt;k&gt;_clear_* and p&lt;k&gt;_cloudy_*; styled by p1_urmsd. A CSV table with one row per station, product and subset (all / clear / cloudy) and every metric. An HTML report with the station-average table (all / clear-sky / cloudy), product-vs-station scatter plots, a map of ubRMSD, the time series of the best and the worst station and the per-station table; its PNG plots are written next to it (&lt;name&gt;_scatter.png, _map.png, _timeseries.png), with &lt;name&gt;_summary.json holding the station averages of every product and subset (output OUTPUT_SUMMARY). Numeric outputs: the main product's station-mean ubRMSD, R and bias, and the number of validated stations."""
 
 
 class ValidateStationsAlgorithm(SsmAlgorithm):
@@ -118,6 +119,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
                                                                 fileFilter="CSV files (*.csv)"))
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_HTML, self.tr("Report"),
                                                                 fileFilter="HTML files (*.html)"))
+        self.addOutput(QgsProcessingOutputFile("OUTPUT_SUMMARY", self.tr("Station averages of every product (JSON)")))
         for name, label in (("MEAN_UBRMSD", "Station-mean ubRMSD of the main product (m3/m3)"),
                             ("MEDIAN_UBRMSD", "Station-median ubRMSD of the main product (m3/m3)"),
                             ("MEAN_R", "Station-mean R of the main product"),
@@ -190,7 +192,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
             feedback.setProgressText(self.tr("Writing the table, the layer and the report"))
             write_metrics_csv(result, table_path)
             feedback.setProgress(88)
-            write_report(result, html_path, table_path)
+            written = write_report(result, html_path, table_path)
             feedback.setProgress(96)
 
         fields = QgsFields()
@@ -221,6 +223,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
             self.OUTPUT: dest_id,
             self.OUTPUT_TABLE: table_path,
             self.OUTPUT_HTML: html_path,
+            "OUTPUT_SUMMARY": str(written["summary"]),
             "MEAN_UBRMSD": main["urmsd"],
             "MEDIAN_UBRMSD": med["urmsd"],
             "MEAN_R": main["R"],

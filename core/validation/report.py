@@ -355,9 +355,10 @@ def _depths(rng) -> str:
 def write_report(
     result: ValidationResult, html_path: str | Path, table_path: str | Path | None = None, title: str | None = None
 ) -> dict[str, Path]:
-    """Write the HTML report and its PNGs (``<stem>_scatter.png``, ``<stem>_timeseries.png``,
-    ``<stem>_map.png``) next to it. Returns the paths written, keyed ``html``, ``scatter``,
-    ``timeseries``, ``map``. Without matplotlib the report has tables only (and says so)."""
+    """Write the HTML report, its PNGs (``<stem>_scatter.png``, ``<stem>_timeseries.png``,
+    ``<stem>_map.png``) and ``<stem>_summary.json`` (station averages) next to it. Returns
+    the paths written, keyed ``html``, ``scatter``, ``timeseries``, ``map``, ``summary``.
+    Without matplotlib the report has tables only (and says so)."""
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     stem = html_path.stem
@@ -369,6 +370,7 @@ def write_report(
     except ImportError:
         have_mpl = False
         log.warning("matplotlib is not installed: the report has no plots")
+    out["summary"] = write_summary_json(result, html_path.with_name(f"{stem}_summary.json"))
     if have_mpl:
         out["scatter"] = plot_scatter(result, html_path.with_name(f"{stem}_scatter.png"))
         out["timeseries"] = plot_timeseries(result, html_path.with_name(f"{stem}_timeseries.png"))
@@ -434,6 +436,35 @@ them analytically (R: Fisher z; bias: Student t; ubRMSD: chi-square). Empty: few
         raise
     out["html"] = html_path
     return out
+
+
+def write_summary_json(result: ValidationResult, path: str | Path) -> Path:
+    """Station averages (mean and median, every product and subset), settings and warnings
+    as JSON, written atomically (for scripts and the demo summary)."""
+    import json
+
+    path = Path(path)
+
+    def clean(v):
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+
+    doc = {
+        "products": {p: result.folders[p] for p in result.product_names},
+        "main": result.main,
+        "n_stations": len(result.stations),
+        "flag_kind": result.flag_kind,
+        "settings": result.settings,
+        "averages": [{k: clean(v) for k, v in r.items()} for r in result.comparison.average_rows()],
+        "warnings": result.warnings,
+    }
+    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def check_output_path(path: str | Path, what: str) -> Path:

@@ -167,3 +167,6 @@ def test_qgis_process(data, tmp_path):
     results = out["results"]
     assert results["N_STATIONS"] == 5 and 0.0 < results["MEAN_UBRMSD"] < 0.03
     assert (tmp_path / "st.gpkg").exists() and (tmp_path / "r_map.png").exists()
+    summary = json.loads(Path(results["OUTPUT_SUMMARY"]).read_text())
+    mean_all = next(a for a in summary["averages"] if a["subset"] == "all" and a["statistic"] == "mean")
+    assert mean_all["urmsd"] == pytest.approx(results["MEAN_UBRMSD"])

@@ -180,6 +180,12 @@ def test_outputs_table_layer_and_report(tmp_path, world, csv_path):
     for piece in ("Station averages", "clear-sky", "cloudy", "S00", "metrics.csv", "report_scatter.png",
                   "report_map.png", "report_timeseries.png", "fewer than min_obs"):
         assert piece in html
+    import json
+
+    summary = json.loads(files["summary"].read_text())
+    row = next(a for a in summary["averages"] if a["product"] == "copy" and a["subset"] == "cloudy"
+               and a["statistic"] == "median")
+    assert row["urmsd"] == pytest.approx(res.comparison.average("copy", "cloudy", "median")["urmsd"])
     for k in ("scatter", "map", "timeseries"):
         assert files[k].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*"))  # no temporary file left
