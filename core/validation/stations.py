@@ -275,7 +275,7 @@ def _floats(col: list[str], what: str, bad: dict[int, str], base: int, lo: float
 
 
 def _cached_floats(col: list[str], cache: dict[str, float], what: str, bad: dict[int, str], base: int,
-                   lo: float, hi: float) -> np.ndarray:
+                   lo: float, hi: float, allow_empty: bool = False) -> np.ndarray:
     """Like :func:`_floats` for columns with few distinct strings (coordinates repeated on
     every row of a station): each distinct string is converted once."""
     get = cache.get
@@ -295,6 +295,8 @@ def _cached_floats(col: list[str], cache: dict[str, float], what: str, bad: dict
     with np.errstate(invalid="ignore"):
         wrong = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
     for i in np.flatnonzero(wrong):
+        if allow_empty and col[i].strip().lower() in _EMPTY:
+            continue
         v = col[i].strip()
         bad.setdefault(base + int(i), f"{what} {v} is outside {lo:g}..{hi:g}" if np.isfinite(arr[i])
                        else f"{what} {v!r} is not a number")
@@ -373,6 +375,7 @@ def read_station_csv(
     flag_cache: dict[str, bool] = {}
     lon_cache: dict[str, float] = {}
     lat_cache: dict[str, float] = {}
+    depth_cache: dict[str, float] = {}
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "lon", "lat", "day", "sm", "depth", "keep")}
     net_of: dict[int, str] = {}
     n_rows = 0
@@ -400,14 +403,15 @@ def read_station_csv(
                         if any(c.strip() for c in row):
                             bad[base + i] = f"only {len(row)} field(s)"
                         chunk[i] = [""] * ncol
-                col = {k: [r[i] for r in chunk] for k, i in cols.items()}
+                want = [k for k in cols if k != "network" and (k != "flag" or accepted is not None)]
+                col = {k: [r[cols[k]] for r in chunk] for k in want}
                 ids = _codes(col["station_id"], id_codes)
                 lon = _cached_floats(col["lon"], lon_cache, "lon", bad, base, -180.0, 360.0)
                 lat = _cached_floats(col["lat"], lat_cache, "lat", bad, base, -90.0, 90.0)
                 sm = _floats(col["sm"], "sm", bad, base, 0.0, 1.0, allow_empty=True)
                 day = _day_numbers(col["date"], day_cache, bad, base)
-                depth = (_floats(col["depth"], "depth", bad, base, -1e3, 1e3, allow_empty=True) if "depth" in cols
-                         else np.full(len(chunk), np.nan))
+                depth = (_cached_floats(col["depth"], depth_cache, "depth", bad, base, -1e3, 1e3, allow_empty=True)
+                         if "depth" in cols else np.full(len(chunk), np.nan))
                 if "flag" in cols and accepted is not None:
                     for i, f in enumerate(col["flag"]):
                         ok = flag_cache.get(f)
@@ -418,7 +422,7 @@ def read_station_csv(
                     uc, first_i = np.unique(ids, return_index=True)
                     for c, i in zip(uc.tolist(), first_i.tolist()):
                         if c not in net_of:
-                            net_of[c] = col["network"][i].strip()
+                            net_of[c] = chunk[i][cols["network"]].strip()
                 keep &= np.isfinite(sm) & _in_depth(depth, depth, rng)
                 for k, v in (("id", ids), ("lon", lon), ("lat", lat), ("day", day), ("sm", sm), ("depth", depth),
                              ("keep", keep)):
