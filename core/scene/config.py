@@ -40,8 +40,9 @@ class SceneConfig:
     #: override the place's centre (degrees)
     centre_lon: float | None = None
     centre_lat: float | None = None
-    #: rows per processing block for large scenes (memory bound); small scenes are one block
-    block_rows: int = 256
+    #: rows per processing block for large scenes (memory bound; 64 = a quarter of a
+    #: GeoTIFF tile, so blocks complete tiles); small scenes are one block
+    block_rows: int = 64
     # sensor errors ---------------------------------------------------------------------
     coarse_ssm_bias: float = 0.02
     coarse_ssm_noise_sd: float = 0.02

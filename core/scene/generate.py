@@ -29,13 +29,14 @@ from ..errors import GridError
 from ..grid import Grid
 from ..membership import Membership
 from ..progress import CancelFn, Progress, ProgressFn
-from ..series import FLAG_NODATA, RasterWriter, day_filename, write_day, write_raster
+from ..series import FLAG_NODATA, RasterWriter, creation_options, day_filename, write_day, write_raster
 from . import energy, sensors, vegetation
 from .config import GENERATOR_VERSION, SceneConfig, SceneError
 from .geometry import SceneGrids, inverse_laea_deg, scene_grids
+from .noise import from_lattice, lattice_for
 from .places import PLACES, Place
 from .soil import SoilParams, soil_block
-from .stations import STATION_DEPTH_M, missing_days, place_stations, station_values, write_stations_csv
+from .stations import MAX_SLOPE, STATION_DEPTH_M, missing_days, place_stations, station_values, write_stations_csv
 from .terrain import Terrain, block_terrain, build_terrain
 from .waterbalance import water_balance_step
 from .weather import DayWeather, air_temperature, cloud_field, doy, make_day, rain_block
@@ -61,8 +62,9 @@ CLOUD_LEGEND = "cloud at the 10:30 overpass: 1 cloud, 0 clear, 255 no data"
 ALBEDO_TAU_DAYS = 4.0
 #: scenes up to this many padded pixels keep per-block static fields between days
 CACHE_STATICS_MAX_PIXELS = 4_000_000
-#: pixels per block for large scenes
-BLOCK_PIXELS = 1_500_000
+#: scenes up to this many padded pixels are simulated in one block; larger ones in row
+#: blocks of at most ``SceneConfig.block_rows`` rows and about this many pixels
+BLOCK_PIXELS = 1_000_000
 
 
 @dataclass
@@ -167,10 +169,14 @@ class _World:
         self.comp = np.full(shape, np.nan, dtype=np.float32)
         self.alb = np.zeros(shape, dtype=np.float32)
         w = grids.padded.width
-        rows = grids.padded.height if grids.padded.size <= BLOCK_PIXELS else max(8, min(cfg.block_rows, BLOCK_PIXELS // w))
-        self.blocks = grids.padded.row_blocks(rows)
+        if grids.padded.size <= BLOCK_PIXELS:
+            self.blocks = [(0, grids.padded.height)]
+        else:
+            rows = max(8, min(cfg.block_rows, BLOCK_PIXELS // w))
+            self.blocks = _aligned_blocks(grids.padded.height, grids.row0, rows)
         self.cache = grids.padded.size <= CACHE_STATICS_MAX_PIXELS
         self._cached: dict[int, _Block] = {}
+        self._indices: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         xmin = grids.x0_km - 0.5
         ymax = grids.y0_km + 0.5
         self.bounds_km = (xmin, ymax - grids.padded.height, xmin + grids.padded.width, ymax)
@@ -185,23 +191,34 @@ class _World:
         y0 = g.y0_km - r0
         bt = block_terrain(self.elev, r0, nr)
         slope = np.hypot(bt.dzdx, bt.dzdy).astype(np.float32)
-        xs = x0 + np.arange(w, dtype=np.float64)
-        ys = y0 - np.arange(nr, dtype=np.float64)
-        _, lat = inverse_laea_deg(xs[None, :], ys[:, None], g.lon, g.lat)
+        lat = _latitude(x0, y0, nr, w, g.lon, g.lat)
         elev = self.elev[r0 : r0 + nr]
         soil = soil_block(self.place.sand_mean, self.cfg.seed, x0, y0, nr, w, slope, bt.relative)
         peak = vegetation.ndvi_peak(self.place, self.cfg.seed, x0, y0, nr, w, elev, slope, soil.hollow, soil.sand)
-        sub = g.padded.window(r0, 0, nr, w)
+        coarse_idx, bg_idx = self.cell_indices(r0, nr)
+        rad = np.radians(lat)
         b = _Block(
             r0, nr, x0, y0, bt.dzdx, bt.dzdy, bt.dzdx_smooth, bt.dzdy_smooth, slope,
             (0.5 * (1.0 + 1.0 / np.sqrt(1.0 + slope * slope))).astype(np.float32),
-            lat.astype(np.float32), np.sin(np.radians(lat)).astype(np.float32),
-            np.cos(np.radians(lat)).astype(np.float32), energy.pressure_kpa(elev), soil, peak,
-            _cell_index(sub, g.coarse), _cell_index(sub, g.background),
+            lat, np.sin(rad).astype(np.float32), np.cos(rad).astype(np.float32), energy.pressure_kpa(elev), soil,
+            peak, coarse_idx, bg_idx,
         )
         if self.cache:
             self._cached[r0] = b
         return b
+
+    def cell_indices(self, r0: int, nr: int) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse and background cell index of each pixel of a block (-1 outside), computed
+        once (GDAL warps are the slow part of a block) and kept compact (int16 when the
+        cell count allows)."""
+        if r0 not in self._indices:
+            sub = self.g.padded.window(r0, 0, nr, self.g.padded.width)
+            pair = []
+            for coarse in (self.g.coarse, self.g.background):
+                idx = _cell_index(sub, coarse)
+                pair.append(idx.astype(np.int16) if coarse.size < 32767 else idx)
+            self._indices[r0] = (pair[0], pair[1])
+        return self._indices[r0]
 
     def initialise(self, b: _Block, day: dt.date) -> None:
         """Plausible state on the first simulated day (spin-up then forgets most of it)."""
@@ -213,6 +230,48 @@ class _World:
         self.ndvi[s] = vegetation.ndvi_target(b.peak, green, self.th2[s], soil.wilting, soil.field_capacity)
         fv = vegetation.cover_fraction(self.ndvi[s])
         self.alb[s] = vegetation.albedo(fv, soil.dry_albedo, self.th1[s], soil.porosity, soil.residual)
+
+
+def _aligned_blocks(height: int, scene_row0: int, rows: int) -> list[tuple[int, int]]:
+    """Row blocks of the padded grid whose boundaries fall on multiples of ``rows`` rows
+    of the scene (so streamed tiles of the scene files are complete when flushed)."""
+    cuts = list(range(scene_row0 % rows or rows, height, rows))
+    edges = [0, *[c for c in cuts if 0 < c < height], height]
+    return [(a, b - a) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _latitude(x0: float, y0: float, nrows: int, ncols: int, lon0: float, lat0: float) -> np.ndarray:
+    """Latitude (deg, float32) of block pixels, from the closed-form inverse projection on
+    a 4 km lattice interpolated bilinearly (latitude is smooth; error < 1e-5 deg)."""
+    lx0, ly0, lr, lc = lattice_for(x0, y0, 1.0, nrows, ncols, 4.0)
+    xs = lx0 + 4.0 * np.arange(lc)
+    ys = ly0 - 4.0 * np.arange(lr)
+    _, lat = inverse_laea_deg(xs[None, :], ys[:, None], lon0, lat0)
+    return from_lattice(lat, lx0, ly0, 4.0, x0, y0, 1.0, nrows, ncols)
+
+
+def _scan_statics(world: _World) -> tuple[np.ndarray, np.ndarray]:
+    """Steep pixels of the scene (bool, scene shape; no stations there) and the coarse
+    cells that scene pixels fall in (bool, coarse shape), block by block."""
+    g = world.g
+    sr, sc = g.scene_rows, g.scene_cols
+    steep = np.zeros(g.fine.shape, dtype=bool)
+    touch = np.zeros(g.coarse.size, dtype=bool)
+    for r0, nr in world.blocks:
+        lo, hi = max(r0, sr.start), min(r0 + nr, sr.stop)
+        if hi <= lo:
+            continue
+        if world.cache:
+            b = world.block(r0, nr)  # kept for the simulation anyway
+            slope, idx = b.slope, b.coarse_idx
+        else:
+            bt = block_terrain(world.elev, r0, nr)
+            slope = np.hypot(bt.dzdx, bt.dzdy)
+            idx = world.cell_indices(r0, nr)[0]
+        steep[lo - sr.start : hi - sr.start] = slope[lo - r0 : hi - r0, sc] >= MAX_SLOPE
+        cells = idx[lo - r0 : hi - r0, sc]
+        touch[np.unique(cells[cells >= 0])] = True
+    return steep, touch.reshape(g.coarse.shape)
 
 
 def _cell_index(fine: Grid, coarse: Grid) -> np.ndarray:
@@ -312,16 +371,10 @@ def _run(cfg: SceneConfig, place: Place, out: Path, paths: dict[str, Path], prog
     written.append(write_raster(paths["dem"], dem, g.fine, description="elevation (m)"))
     prog.advance()
 
-    # stations (on the scene grid) ---------------------------------------------------
-    water_scene = terrain.water[sr, sc]
-    slope_scene = np.zeros(g.fine.shape, dtype=np.float32)
-    for r0, nr in world.blocks:
-        b = world.block(r0, nr)
-        lo, hi = max(r0, sr.start), min(r0 + nr, sr.stop)
-        if hi > lo:
-            slope_scene[lo - sr.start : hi - sr.start] = b.slope[lo - r0 : hi - r0, sc]
-    stations = place_stations(cfg.n_stations, g.fine, water_scene, slope_scene, cfg.seed, cfg.station_offset_sd)
-    del slope_scene
+    # stations (on the scene grid) and the coarse cells touching the scene -----------------
+    steep, touch = _scan_statics(world)
+    stations = place_stations(cfg.n_stations, g.fine, terrain.water[sr, sc], steep, cfg.seed, cfg.station_offset_sd)
+    del steep
     st_rows = stations.rows + g.row0
     st_cols = stations.cols + g.col0
     days = [cfg.start + dt.timedelta(days=i) for i in range(cfg.days)]
@@ -332,14 +385,6 @@ def _run(cfg: SceneConfig, place: Place, out: Path, paths: dict[str, Path], prog
     coarse_expected = float(np.asarray(g.coarse.pixel_areas()).ravel()[0]) / 1e6
     bg_expected = np.broadcast_to(g.background.pixel_areas() / 1e6, g.background.shape)
     bias_field = sensors.background_bias_field(g.background, g.padded.crs_wkt, cfg.seed, cfg.background_bias_field_sd_k)
-    touch = np.zeros(g.coarse.size, dtype=bool)
-    for r0, nr in world.blocks:
-        b = world.block(r0, nr)
-        lo, hi = max(r0, sr.start), min(r0 + nr, sr.stop)
-        if hi > lo:
-            idx = b.coarse_idx[lo - r0 : hi - r0, sc]
-            touch[np.unique(idx[idx >= 0])] = True
-    touch = touch.reshape(g.coarse.shape)
     prog.advance()
 
     sim_days = [cfg.first_day + dt.timedelta(days=i) for i in range(cfg.spinup_days + cfg.days)]
@@ -445,6 +490,8 @@ class _Writers:
         self.open: dict[str, RasterWriter] = {}
         self.buffers: dict[str, np.ndarray] = {}
         self.day: dt.date | None = None
+        opts = creation_options(np.dtype("float32"), grid)
+        self.tile_rows = int(next(o.split("=")[1] for o in opts if o.startswith("BLOCKYSIZE=")))
 
     def begin(self, day: dt.date) -> None:
         self.day = day
@@ -463,6 +510,14 @@ class _Writers:
             self.open[key].write(block, row0)
         else:
             self.buffers[key][row0 : row0 + block.shape[0]] = block
+
+    def rows_done(self, rows: int) -> None:
+        """Streaming: once the first ``rows`` scene rows are written and they end on a tile
+        boundary, push the finished tiles out of GDAL's block cache (bounded memory)."""
+        if self.stream and self.open and rows % self.tile_rows == 0:
+            for wr in self.open.values():
+                if wr.ds is not None:
+                    wr.ds.FlushCache()
 
     def end(self, failed: bool = False) -> None:
         if self.stream:
@@ -520,6 +575,8 @@ def _simulate_day(world: _World, wx: DayWeather, day: dt.date, write: bool, writ
             if not world.initialised:
                 world.initialise(b, day)
             _simulate_block(world, b, wx, d, green, day, writers if write else None, acc, sr, sc)
+            if write:
+                writers.rows_done(min(r0 + nr, sr.stop) - sr.start)
         world.initialised = True
     except BaseException:
         if write:

@@ -234,15 +234,11 @@ def lattice_for(x0: float, y0: float, dx: float, nrows: int, ncols: int, step_km
     return i0 * step_km, j1 * step_km, j1 - j0 + 1, i1 - i0 + 1
 
 
-def from_lattice(lat: np.ndarray, lx0: float, ly0: float, step_km: float,
-                 x0: float, y0: float, dx: float, nrows: int, ncols: int) -> np.ndarray:
-    """Bilinear interpolation of lattice values (from :func:`lattice_for`) to the pixels of
-    a block; float32 ``(nrows, ncols)``."""
-    lat = np.asarray(lat, dtype=np.float32)
-    fx = (x0 + np.arange(ncols, dtype=np.float64) * dx - lx0) / step_km
+def _bilinear_np(lat, lx0, ly0, step, x0, y0, dx, nrows, ncols):
+    fx = (x0 + np.arange(ncols, dtype=np.float64) * dx - lx0) / step
     cx = np.clip(np.floor(fx).astype(np.int64), 0, lat.shape[1] - 2)
     tx = (fx - cx).astype(np.float32)
-    fy = (ly0 - (y0 - np.arange(nrows, dtype=np.float64) * dx)) / step_km
+    fy = (ly0 - (y0 - np.arange(nrows, dtype=np.float64) * dx)) / step
     cy = np.clip(np.floor(fy).astype(np.int64), 0, lat.shape[0] - 2)
     ty = (fy - cy).astype(np.float32)[:, None]
     rows = lat[:, cx] * (1 - tx) + lat[:, cx + 1] * tx  # along x first: (lattice rows, ncols)
@@ -250,6 +246,43 @@ def from_lattice(lat: np.ndarray, lx0: float, ly0: float, step_km: float,
     out *= 1 - ty
     out += rows[cy + 1] * ty
     return out
+
+
+def _bilinear_py(lat, lx0, ly0, step, x0, y0, dx, nrows, ncols):  # pragma: no cover - compiled
+    out = np.empty((nrows, ncols), dtype=np.float32)
+    lr = lat.shape[0]
+    lc = lat.shape[1]
+    for r in prange(nrows):
+        fy = (ly0 - (y0 - r * dx)) / step
+        cy = min(max(int(math.floor(fy)), 0), lr - 2)
+        ty = fy - cy
+        for c in range(ncols):
+            fx = (x0 + c * dx - lx0) / step
+            cx = min(max(int(math.floor(fx)), 0), lc - 2)
+            tx = fx - cx
+            top = lat[cy, cx] * (1.0 - tx) + lat[cy, cx + 1] * tx
+            bot = lat[cy + 1, cx] * (1.0 - tx) + lat[cy + 1, cx + 1] * tx
+            out[r, c] = top * (1.0 - ty) + bot * ty
+    return out
+
+
+_bilinear_pair = jit_pair(_bilinear_py)
+
+
+def _bilinear_nb(lat, lx0, ly0, step, x0, y0, dx, nrows, ncols):
+    return _bilinear_pair(nrows * ncols * 2, lat, lx0, ly0, step, x0, y0, dx, nrows, ncols)
+
+
+_bilinear = kernel(_bilinear_nb if _bilinear_pair else None, _bilinear_np, "bilinear")
+
+
+def from_lattice(lat: np.ndarray, lx0: float, ly0: float, step_km: float,
+                 x0: float, y0: float, dx: float, nrows: int, ncols: int) -> np.ndarray:
+    """Bilinear interpolation of lattice values (from :func:`lattice_for`) to the pixels of
+    a block; float32 ``(nrows, ncols)``."""
+    lat = np.ascontiguousarray(lat, dtype=np.float32)
+    return _bilinear(lat, float(lx0), float(ly0), float(step_km), float(x0), float(y0), float(dx), int(nrows),
+                     int(ncols))
 
 
 def fbm_lattice(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .noise import fbm_grid, octaves_for, stable_seed
+from .noise import fbm_lattice, octaves_for, stable_seed
 
 #: layer depths (mm): the 0-5 cm surface layer (truth SSM) and the 5-50 cm root zone
 SURFACE_MM = 50.0
@@ -65,7 +65,7 @@ def pedotransfer(sand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 def soil_block(sand_mean: float, seed: int, x0: float, y0: float, nrows: int, ncols: int,
                slope: np.ndarray, relative_m: np.ndarray) -> SoilParams:
     """Soil parameters of a block (pixel (0, 0) centre at ``(x0, y0)`` km, 1 km pixels)."""
-    tex = fbm_grid(x0, y0, 1.0, nrows, ncols, 40.0, octaves_for(40.0, 3.0), 0.55, stable_seed(seed, "sand"))
+    tex = fbm_lattice(x0, y0, 1.0, nrows, ncols, 40.0, octaves_for(40.0, 4.0), 0.55, stable_seed(seed, "sand"), 2.0)
     hollow = hollowness(relative_m)
     sand = sand_mean + 0.13 * tex + 0.25 * np.tanh(slope / 0.4) - 0.12 * (hollow - 0.5)
     sand = np.clip(sand, 0.05, 0.95).astype(np.float32)
@@ -73,7 +73,8 @@ def soil_block(sand_mean: float, seed: int, x0: float, y0: float, nrows: int, nc
     drain_s = (0.35 + 0.55 * sand) * (1.0 - 0.6 * hollow)
     drain_r = (0.02 + 0.12 * sand) * (1.0 - 0.7 * hollow)
     runoff = 0.6 * np.tanh(slope / 0.5) * (1.0 - 0.5 * sand)
-    colour = fbm_grid(x0, y0, 1.0, nrows, ncols, 30.0, octaves_for(30.0, 3.0), 0.55, stable_seed(seed, "soil-colour"))
+    colour = fbm_lattice(x0, y0, 1.0, nrows, ncols, 30.0, octaves_for(30.0, 4.0), 0.55, stable_seed(seed, "soil-colour"),
+                         2.0)
     dry = np.clip(0.17 + 0.16 * sand + 0.035 * colour, 0.10, 0.40)
     return SoilParams(sand, por, fc, wp, res, drain_s.astype(np.float32), drain_r.astype(np.float32),
                       runoff.astype(np.float32), hollow, dry.astype(np.float32))

@@ -50,12 +50,13 @@ class Stations:
         ]
 
 
-def place_stations(n: int, fine: Grid, water: np.ndarray, slope: np.ndarray, seed: int, offset_sd: float) -> Stations:
-    """Pick ``n`` station pixels (``water`` and ``slope`` on the scene grid)."""
+def place_stations(n: int, fine: Grid, water: np.ndarray, steep: np.ndarray, seed: int, offset_sd: float) -> Stations:
+    """Pick ``n`` station pixels (``water`` and ``steep`` masks on the scene grid; steep
+    means a slope of at least :data:`MAX_SLOPE`)."""
     if n == 0:
         e = np.zeros(0)
         return Stations([], e.astype(int), e.astype(int), e, e, e)
-    ok = ~ndi.binary_dilation(water, iterations=2) & (slope < MAX_SLOPE)
+    ok = ~ndi.binary_dilation(water, iterations=2) & ~steep
     edge = 2 if min(fine.shape) > 8 else 0
     if edge:
         ok[:edge] = ok[-edge:] = False

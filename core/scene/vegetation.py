@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .noise import fbm_grid, octaves_for, stable_seed
+from .noise import fbm_lattice, octaves_for, stable_seed
 from .places import Place
 
 NDVI_SOIL = 0.08
@@ -29,7 +29,8 @@ NDVI_WATER = -0.05
 def ndvi_peak(place: Place, seed: int, x0: float, y0: float, nrows: int, ncols: int, elev: np.ndarray,
               slope: np.ndarray, hollow: np.ndarray, sand: np.ndarray) -> np.ndarray:
     """Climatological peak NDVI of a block (float32)."""
-    patch = fbm_grid(x0, y0, 1.0, nrows, ncols, 25.0, octaves_for(25.0, 3.0), 0.6, stable_seed(seed, "ndvi-patch"))
+    patch = fbm_lattice(x0, y0, 1.0, nrows, ncols, 25.0, octaves_for(25.0, 4.0), 0.6, stable_seed(seed, "ndvi-patch"),
+                        2.0)
     v = (place.ndvi_peak
          + place.ndvi_per_km * (elev - place.elev_mean_m) / 1000.0
          + 0.15 * (hollow - 0.5)

@@ -333,3 +333,14 @@ def test_energy_kernels_numba_equal_numpy():
              f(265, 305), 3.0)
     a, b = both(energy.overpass_lst, *largs)
     np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+@needs_numba
+def test_lattice_interpolation_numba_equals_numpy():
+    lat = RNG.normal(size=(40, 50)).astype(np.float32)
+    a, b = both(noise.from_lattice, lat, -20.0, 100.0, 3.0, -18.5, 98.5, 1.0, 100, 130)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    # nodes reproduce the lattice values, midpoints the mean of the neighbours
+    c = noise.from_lattice(lat, 0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 20, 20)
+    assert c[4, 6] == pytest.approx(lat[2, 3], abs=1e-6)
+    assert c[4, 7] == pytest.approx(0.5 * (lat[2, 3] + lat[2, 4]), abs=1e-6)
