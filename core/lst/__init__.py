@@ -6,6 +6,7 @@ Methods (see :class:`GapfillOptions`): ``anomaly`` (default, background + anomal
 """
 
 from .anomaly import AnomalyFiller
+from .background import BackgroundModel, learn_background_model
 from .footprint import BlockFootprint, GridFootprint
 from .gapfill import GapfillSummary, gapfill_series, gapfill_stack, make_filler, run_window
 from .methods import (
@@ -15,7 +16,6 @@ from .methods import (
     FLAG_OBSERVED,
     BackgroundFiller,
     DayData,
-    LapseRateFit,
     SpatialFiller,
     StaticLayers,
     TemporalFiller,
@@ -34,12 +34,12 @@ __all__ = [
     "METHOD_TITLES",
     "AnomalyFiller",
     "BackgroundFiller",
+    "BackgroundModel",
     "BlockFootprint",
     "DayData",
     "GapfillOptions",
     "GapfillSummary",
     "GridFootprint",
-    "LapseRateFit",
     "SpatialFiller",
     "StaticLayers",
     "TemporalFiller",
@@ -47,6 +47,7 @@ __all__ = [
     "fill_spatial",
     "gapfill_series",
     "gapfill_stack",
+    "learn_background_model",
     "make_filler",
     "qc_keep",
     "read_mod11a1",

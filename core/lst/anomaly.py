@@ -2,26 +2,27 @@
 
 Model, for pixel ``x`` on day ``t`` (all in K)::
 
-    LST = B1 + P(x) + a_t(x) - D_t(x) * (c - S[c]) + r_t(x)
+    clear:   LST = B1 + P(x) + a_t(x) + D_t(x) * S[c]
+    cloudy:  LST = B1 + (g_c - g) dz + k P(x) + a_t(x) - D_t(x) * (1 - S[c]) + r_t(x)
 
-- ``B1`` the background brought to 1 km (bilinear) plus the lapse-rate correction
-  ``gamma * (z - S[z])``, where ``S[.]`` averages over the background's footprint;
-- ``P`` the persistent per-pixel anomaly (land cover, soil, slope and aspect, elevation
-  beyond the lapse rate), learned from the clear days of a moving window;
-- ``a_t`` a smooth field (the background's bias of the day), fitted locally;
-- ``c`` the cloud indicator and ``S[c]`` the cloud fraction inside the background's
-  footprint: the background is an all-weather mean, so clear pixels sit ``D_t * S[c]``
-  above it and cloudy ones ``D_t * (1 - S[c])`` below it. ``D_t``, the clear-minus-cloudy
-  temperature difference, is learned each day by a local regression of the clear-pixel
-  anomalies on ``S[c]``: the cloudy-sky correction learned from the background's own
-  clear-versus-cloudy behaviour;
+- ``B1 = B + g dz``: the background brought to 1 km (bilinear) plus the clear-sky
+  lapse-rate correction, ``dz = z - S[z]`` the elevation above what the background sees
+  (``S[.]`` averages over the background's effective footprint, see :mod:`.background`);
+  under cloud the lapse rate ``g_c`` of the air applies;
+- ``P`` the persistent per-pixel anomaly (land cover, soil, slope and aspect), the mean
+  of the de-biased clear-sky anomalies of the other days of a moving window, shrunk
+  towards an NDVI-based prior where a pixel has few clear days; under cloud it is scaled
+  by ``k`` (``cloudy_anomaly_scale``): less sunlight, weaker surface contrasts;
+- ``a_t`` a smooth field: the background's bias;
+- ``S[c]`` the cloud fraction inside the background's footprint. The background is an
+  all-weather mean, so clear pixels sit ``D S[c]`` above it and cloudy ones
+  ``D (1 - S[c])`` below it; ``D``, the clear-minus-cloudy temperature difference, is
+  learned with ``a`` by a Gaussian-weighted local regression of the clear-pixel anomalies
+  ``LST - B1 - P`` on ``S[c]``: the cloudy-sky correction, learned from the background's
+  own clear-versus-cloudy behaviour. The regression moments of the window's days are
+  pooled (a reanalysis bias is persistent, ``D`` changes slowly), which keeps ``a`` and
+  ``D`` stable on nearly overcast days, where one day alone cannot separate them;
 - ``r_t`` today's remaining anomaly, interpolated spatially from the clear pixels.
-
-Each day entering the window is fitted alone (``a``, ``D``) and its de-biased anomaly
-``E = LST - B1 - a - D S[c]`` stored; ``P`` for day ``t`` is the (time-weighted) mean of
-``E`` over the other days of the window, shrunk towards an NDVI-based prior where a pixel
-has few clear days; then today's ``a_t``, ``D_t`` are refitted on ``LST - B1 - P`` and the
-cloudy pixels get ``B1 + k P + a_t - D_t (1 - S[c]) + r_t`` (``k = cloudy_anomaly_scale``).
 """
 
 from __future__ import annotations
@@ -31,15 +32,14 @@ import math
 
 import numpy as np
 
+from .background import BackgroundModel, cloud_fraction
 from .kernels import window_sums
 from .methods import DayData, DayStack, Filler, StaticLayers, lapse_corrected
 from .options import GapfillOptions
-from .smoothing import BlockGrid, LocalFit, gaussian_fill, global_linear_fit, local_linear_fit
+from .smoothing import BlockGrid, LocalFit, gaussian_fill, global_slope, regression_moments, solve_moments
 
 log = logging.getLogger(__name__)
 
-#: pseudo-count (pixels) of the window prior of today's intercept
-INTERCEPT_PRIOR_PIXELS = 25.0
 #: pseudo-count (pixels with a cloud-fraction spread of 0.1) of the slope prior
 SLOPE_PRIOR_PIXELS = 100.0
 #: shrinkage of the interpolated residual where few clear pixels are near (fraction)
@@ -53,132 +53,96 @@ class AnomalyFiller(Filler):
         self,
         static: StaticLayers,
         options: GapfillOptions,
-        lapse_rate: float = math.nan,
+        model: BackgroundModel | None = None,
         max_memory_mb: float = 2048.0,
     ):
         if static.footprint is None and options.cloud_correction:
             raise ValueError("the anomaly method with cloud correction needs the background footprint")
         self.static = static
         self.options = options
-        self.lapse_rate = lapse_rate
+        self.model = model or BackgroundModel()
         self.half_window = options.window // 2
         px = static.pixel_km
         self.sigma_reg = max(options.regional_scale_km / px, 0.5)
         self.sigma_res = options.residual_scale_km / px
         self.blocks = BlockGrid.for_sigma(static.shape, self.sigma_reg)
         self.stack = DayStack(2 * self.half_window + 1, static.shape, max_memory_mb)
-        self.fits: dict[int, LocalFit] = {}
+        self.moments: dict[int, np.ndarray] = {}
         self.last: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------
     def _prepare(self, data: DayData) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-        """``(clear, S[c], B1, A0 = LST - B1 on clear pixels)``."""
+        """``(clear, S[c] or None, B1, A0 = LST - B1 on clear pixels)``."""
         if data.background is None:
             raise ValueError("the anomaly method needs the background of the day")
         obs = np.isfinite(data.lst)
-        b1 = lapse_corrected(data.background, self.static.dz, self.lapse_rate)
+        b1 = lapse_corrected(data.background, self.static.dz, self.model.lapse_rate)
         clear = obs & np.isfinite(b1)
-        s = None
-        if self.options.cloud_correction:
-            land = obs if self.static.land is None else (self.static.land | obs)
-            cloud = np.where(land, (~obs).astype(np.float32), np.nan)
-            s = self.static.footprint.smooth(cloud)
-            s = np.where(np.isfinite(s), s, 0.0).astype(np.float32)
+        s = cloud_fraction(data.lst, self.static.land, self.static.footprint) if self.options.cloud_correction else None
         a0 = np.where(clear, data.lst - b1, np.nan).astype(np.float32)
         return clear, s, b1, a0
 
-    def _fit(self, y: np.ndarray, s: np.ndarray | None, slope_prior: float) -> LocalFit:
-        return local_linear_fit(
-            y,
-            s,
-            self.sigma_reg,
-            slope_prior=slope_prior,
-            prior_pixels=SLOPE_PRIOR_PIXELS,
-            grid=self.blocks,
-        )
-
-    def _window_slope(self, day: int) -> float:
-        """Support-weighted mean slope of the other window days (0 without any)."""
-        num = den = 0.0
-        for d, f in self.fits.items():
-            if d == day:
-                continue
-            ok = np.isfinite(f.slope)
-            num += float((f.slope[ok] * f.support[ok]).sum())
-            den += float(f.support[ok].sum())
-        return num / den if den > 0 else 0.0
-
-    def _window_intercept(self, day: int) -> np.ndarray | None:
-        """Support-weighted mean intercept blocks of the other window days."""
-        num = np.zeros(self.blocks.block_shape)
-        den = np.zeros(self.blocks.block_shape)
-        for d, f in self.fits.items():
-            if d == day:
-                continue
-            ok = np.isfinite(f.intercept)
-            num[ok] += f.intercept[ok] * f.support[ok]
-            den[ok] += f.support[ok]
-        if not (den > 0).any():
-            return None
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / den, np.nan)
-
-    def _day_slope(self, y: np.ndarray, s: np.ndarray | None, day: int) -> float:
-        if s is None:
+    def _weight(self, day: int, d: int) -> float:
+        """Time weight of window day ``d`` for ``day``."""
+        if abs(d - day) > self.half_window:
             return 0.0
-        _, b, _, _ = global_linear_fit(y, s)
-        return b if math.isfinite(b) else self._window_slope(day)
+        tau = self.options.time_scale_days
+        return 1.0 if tau <= 0 else math.exp(-0.5 * ((d - day) / tau) ** 2)
 
-    @staticmethod
-    def _fill_blocks(arr: np.ndarray, fallback: np.ndarray | float | None) -> np.ndarray:
-        out = arr.copy()
-        bad = ~np.isfinite(out)
-        if bad.any():
-            if isinstance(fallback, np.ndarray):
-                out[bad] = fallback[bad]
-                bad = ~np.isfinite(out)
-            out[bad] = fallback if isinstance(fallback, float) and math.isfinite(fallback) else 0.0
-        return out
+    def _pooled_fit(self, day: int, today: np.ndarray | None = None) -> LocalFit:
+        """``a`` and ``D`` from the time-weighted moments of the window days (blocks);
+        ``today`` replaces the stored moments of ``day``."""
+        pooled = np.zeros((5, *self.blocks.block_shape))
+        for d, mom in self.moments.items():
+            w = self._weight(day, d)
+            if w > 0:
+                pooled += w * (today if (d == day and today is not None) else mom)
+        cc = self.options.cloud_correction
+        prior = global_slope(pooled) if cc else 0.0
+        fit = solve_moments(
+            pooled, self.blocks, 0.0 if not math.isfinite(prior) else prior, SLOPE_PRIOR_PIXELS, fit_slope=cc
+        )
+        n = float(pooled[0].sum())
+        a_glob = float(pooled[2].sum() - (0 if not math.isfinite(prior) else prior) * pooled[1].sum()) / n if n > 0 else 0.0
+        fit.intercept = np.where(np.isfinite(fit.intercept), fit.intercept, a_glob)
+        fit.slope = np.where(np.isfinite(fit.slope), fit.slope, prior if math.isfinite(prior) else 0.0)
+        return fit
 
     # ------------------------------------------------------------------------------
     def add(self, day: int, data: DayData) -> None:
         if data.background is None:
             return
-        clear, s, _, a0 = self._prepare(data)
-        fit = self._fit(a0, s, self._day_slope(a0, s, day))
-        a_glob = float(np.nanmean(a0)) if clear.any() else 0.0
-        fit.intercept = self._fill_blocks(fit.intercept, a_glob)
-        fit.slope = self._fill_blocks(fit.slope, 0.0)
+        _, s, _, a0 = self._prepare(data)
+        p, wsum = self.persistent(day)  # from the days already in the window (before this one)
+        y = np.where(wsum > 0, a0 - p, a0) if (wsum > 0).any() else a0
+        self.moments[day] = regression_moments(y, s, self.sigma_reg, self.blocks)
+        fit = self._pooled_fit(day)
         e = a0 - fit.intercept_fine()
         if s is not None:
             e -= fit.slope_fine() * s
         self.stack.put(day, e)
-        self.fits[day] = fit
 
     def drop(self, day: int) -> None:
         self.stack.remove(day)
-        self.fits.pop(day, None)
+        self.moments.pop(day, None)
 
     def persistent(self, day: int, ndvi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(P, weight)``: the persistent anomaly for ``day`` from the other window days
         (shrunk towards the NDVI prior) and the total time weight of its clear days."""
-        tau = self.options.time_scale_days
-        half = self.half_window
-
-        def w(d: int) -> float:
-            if d == day or abs(d - day) > half:
-                return 0.0
-            return 1.0 if tau <= 0 else math.exp(-0.5 * ((d - day) / tau) ** 2)
-
-        weights = self.stack.weights(w)
+        weights = self.stack.weights(lambda d: 0.0 if d == day else self._weight(day, d))
+        if not weights.any():
+            z = np.zeros(self.static.shape, dtype=np.float32)
+            return z, z
         num, den = window_sums(self.stack.data, weights)
         prior = np.zeros(self.static.shape, dtype=np.float32)
         if ndvi is not None and self.static.footprint is not None:
             nd = ndvi - self.static.footprint.smooth(ndvi)
             with np.errstate(invalid="ignore", divide="ignore"):
                 p_obs = np.where(den > 0, num / den, np.nan)
-            a, b, n, _ = global_linear_fit(p_obs, nd)
-            if math.isfinite(b):
+            ok = np.isfinite(p_obs) & np.isfinite(nd)
+            if ok.sum() > 10 and float(np.var(nd[ok])) > 1e-6:
+                b = float(np.cov(nd[ok], p_obs[ok], bias=True)[0, 1] / np.var(nd[ok]))
+                a = float(p_obs[ok].mean() - b * nd[ok].mean())
                 prior = np.where(np.isfinite(nd), a + b * nd, a).astype(np.float32)
                 self.last["ndvi_slope"] = b
         k = self.options.prior_days
@@ -193,34 +157,26 @@ class AnomalyFiller(Filler):
         clear, s, b1, a0 = self._prepare(data)
         p, wsum = self.persistent(day, data.ndvi)
         y = np.where(wsum > 0, a0 - p, np.nan).astype(np.float32)
-        fit = self._fit(y, s, self._day_slope(y, s, day))
-        prior = self._window_intercept(day)
-        inter = fit.intercept
-        if prior is not None:  # shrink towards the window's intercept where today says little
-            n = fit.support
-            kk = INTERCEPT_PRIOR_PIXELS
-            with np.errstate(invalid="ignore"):
-                blended = (n * np.nan_to_num(inter) + kk * prior) / (n + kk)
-            inter = np.where(np.isfinite(prior), blended, inter)
-            inter = self._fill_blocks(inter, prior)
-        a_glob = float(np.nanmean(y)) if np.isfinite(y).any() else 0.0
-        inter = self._fill_blocks(inter, a_glob)
-        slope = self._fill_blocks(fit.slope, self._window_slope(day))
-        a_f = self.blocks.upsample(inter)
+        # today's moments with the final P, pooled with the other window days (as stored)
+        fit = self._pooled_fit(day, regression_moments(y, s, self.sigma_reg, self.blocks))
+        a_f = fit.intercept_fine()
         est = b1 + np.float32(opt.cloudy_anomaly_scale) * p + a_f
+        g, gc = self.model.lapse_rate, self.model.cloudy_lapse_rate
+        if self.static.dz is not None and math.isfinite(g) and math.isfinite(gc) and gc != g:
+            est += np.float32(gc - g) * np.nan_to_num(self.static.dz, nan=0.0)
         resid = y - a_f
         if s is not None:
-            d_f = self.blocks.upsample(slope)
+            d_f = fit.slope_fine()
             est -= d_f * (1.0 - s)
             resid -= d_f * s
         if self.sigma_res > 0 and np.isfinite(resid).any():
             r = gaussian_fill(resid, self.sigma_res, RESIDUAL_SHRINK)
             est += np.nan_to_num(r, nan=0.0)
-        self.last = {
-            "clear_fraction": float(clear.mean()),
-            "intercept_mean": float(np.nanmean(inter)),
-            "cloud_delta_mean": float(np.nanmean(slope)) if s is not None else 0.0,
-        }
+        self.last.update(
+            clear_fraction=float(clear.mean()),
+            intercept_mean=float(np.nanmean(fit.intercept)),
+            cloud_delta_mean=float(np.nanmean(fit.slope)) if s is not None else 0.0,
+        )
         return est.astype(np.float32)
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from ..grid import Grid, open_raster
 from ..progress import CancelFn, Progress, ProgressFn
 from ..series import DailySeries, LayerSource, as_date, read_raster, write_day
 from .anomaly import AnomalyFiller
+from .background import BackgroundModel, learn_background_model
 from .footprint import BlockFootprint, Footprint, GridFootprint
 from .methods import (
     FLAG_FILLED,
@@ -32,7 +33,6 @@ from .methods import (
     BackgroundFiller,
     DayData,
     Filler,
-    LapseRateFit,
     SpatialFiller,
     StaticLayers,
     TemporalFiller,
@@ -43,8 +43,8 @@ from .options import GapfillOptions
 
 log = logging.getLogger(__name__)
 
-#: days sampled to learn the lapse rate
-LAPSE_SAMPLE_DAYS = 12
+#: days sampled to learn the background model (effective resolution, lapse rate)
+MODEL_SAMPLE_DAYS = 12
 #: plausible range of LST medians (K): outside it the input is probably not kelvin
 KELVIN_CHECK = (150.0, 400.0)
 
@@ -60,6 +60,7 @@ class GapfillSummary:
     pixels_filled: int = 0
     pixels_unfilled: int = 0
     lapse_rate: float | None = None
+    background_model: BackgroundModel | None = None
     lst_files: list[Path] = field(default_factory=list)
     flag_files: list[Path] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
@@ -89,22 +90,25 @@ class GapfillSummary:
             f"{self.method}: {self.days_processed} day(s) written, {len(self.days_skipped)} skipped; "
             f"gaps {self.gap_percent:.1f} % of land pixel-days, {self.filled_percent:.1f} % of them filled"
         )
-        if self.lapse_rate is not None and math.isfinite(self.lapse_rate):
-            s += f"; lapse rate {self.lapse_rate * 1000:.2f} K/km"
+        if self.background_model is not None:
+            s += f"; {self.background_model.describe()}"
         return s
 
 
 def make_filler(
-    static: StaticLayers, options: GapfillOptions, lapse_rate: float = math.nan, max_memory_mb: float = 2048.0
+    static: StaticLayers,
+    options: GapfillOptions,
+    model: BackgroundModel | None = None,
+    max_memory_mb: float = 2048.0,
 ) -> Filler:
     """The filler object of ``options.method``."""
     if options.method == "anomaly":
-        return AnomalyFiller(static, options, lapse_rate, max_memory_mb)
+        return AnomalyFiller(static, options, model, max_memory_mb)
     if options.method == "temporal":
         return TemporalFiller(static, options, max_memory_mb)
     if options.method == "spatial":
         return SpatialFiller(static, options)
-    return BackgroundFiller(static, options, lapse_rate)
+    return BackgroundFiller(static, options, model)
 
 
 def run_window(
@@ -213,6 +217,13 @@ def gapfill_stack(
         footprint = BlockFootprint((h, w), int(footprint))
     if land is None:
         land = np.isfinite(lst).any(axis=0)
+    model = BackgroundModel()
+    if opt.needs_background:
+        step = max(1, nd // MODEL_SAMPLE_DAYS)
+        samples = [(lst[i], background[i]) for i in range(0, nd, step)]
+        model = learn_background_model(samples, footprint, dem, land, opt)
+    if footprint is not None:
+        footprint = footprint.with_sigma(model.sigma_cells)
     dz = None
     if dem is not None and footprint is not None:
         dz = (dem - footprint.smooth(dem)).astype(np.float32)
@@ -223,12 +234,7 @@ def gapfill_stack(
             return None
         return ndvi[i] if np.ndim(ndvi) == 3 else ndvi
 
-    lapse = _learn_lapse_rate(
-        opt,
-        static,
-        [(lst[i], background[i] if background is not None else None) for i in range(nd)],
-    )
-    filler = make_filler(static, opt, lapse)
+    filler = make_filler(static, opt, model)
     out = np.full(lst.shape, np.nan, dtype=np.float32)
     flags = np.full(lst.shape, FLAG_NONE, dtype=np.uint8)
 
@@ -244,43 +250,7 @@ def gapfill_stack(
         out[i], flags[i] = assemble(lst[i], est, land, opt.valid_range)
 
     run_window(filler, numbers, numbers, load, emit, Progress(nd, progress, is_cancelled))
-    return out, flags, {"lapse_rate": lapse}
-
-
-def _learn_lapse_rate(
-    opt: GapfillOptions, static: StaticLayers, samples: Sequence[tuple[np.ndarray, np.ndarray | None]]
-) -> float:
-    """The lapse rate to use (K/m): the option, else learned from ``samples`` of
-    (lst, background), else the default; NaN when there is no DEM."""
-    if opt.method not in ("anomaly", "background") or static.dz is None:
-        return math.nan
-    if opt.lapse_rate is not None:
-        return float(opt.lapse_rate)
-    fit = LapseRateFit()
-    step = max(1, len(samples) // LAPSE_SAMPLE_DAYS)
-    for lst, bg in list(samples)[::step]:
-        if bg is None:
-            continue
-        s = None
-        if static.footprint is not None:
-            obs = np.isfinite(lst)
-            land = obs if static.land is None else (static.land | obs)
-            s = static.footprint.smooth(np.where(land, (~obs).astype(np.float32), np.nan))
-        fit.add(lst, bg, static.dz, s)
-    g = fit.result()
-    if not math.isfinite(g):
-        log.info(
-            "Lapse rate: the data cannot tell (%d clear pixels, too little relief); using %.2f K/km",
-            fit.n,
-            opt.default_lapse_rate * 1000,
-        )
-        return float(opt.default_lapse_rate)
-    lo, hi = -0.015, 0.005
-    if not (lo <= g <= hi):
-        log.warning("Learned lapse rate %.2f K/km is implausible; clipped to [%g, %g] K/km", g * 1000, lo * 1000, hi * 1000)
-        g = min(max(g, lo), hi)
-    log.info("Lapse rate learned from %d clear pixels on %d days: %.2f K/km", fit.n, fit.days, g * 1000)
-    return float(g)
+    return out, flags, {"lapse_rate": model.lapse_rate, "model": model}
 
 
 # ---------------------------------------------------------------------------------------
@@ -401,7 +371,7 @@ def gapfill_series(
             footprint = GridFootprint(grid, bg_grid)
         except GridError as exc:
             raise GridError(f"{bg_file}: the background does not overlap the LST grid ({exc})") from exc
-        test = read_raster(bg_file, grid, "bilinear")
+        test = footprint.read(bg_file)
         if not np.isfinite(test).any():
             raise GridError(f"{bg_file}: the background has no data over the LST grid (no overlap)")
     dem_arr = None
@@ -439,29 +409,32 @@ def gapfill_series(
     if ndvi_src is not None:
         nv = ndvi_src.read(targets[0], grid)
         land = ever | np.isfinite(nv)
+
+    def read_bg(d: dt.date) -> np.ndarray | None:
+        if bg_series is None or footprint is None or d not in bg_series:
+            return None
+        return footprint.read(bg_series.path(d))
+
+    model = BackgroundModel()
+    if opt.needs_background:
+        have = [d for d in targets if bg_series is not None and d in bg_series]
+        step = max(1, len(have) // MODEL_SAMPLE_DAYS)
+        samples = [(_read_lst(lst_series.path(d), grid), read_bg(d)) for d in have[::step]]
+        model = learn_background_model(samples, footprint, dem_arr, land, opt)
+        footprint = footprint.with_sigma(model.sigma_cells)
     dz = None
     if dem_arr is not None and footprint is not None:
         dz = (dem_arr - footprint.smooth(dem_arr)).astype(np.float32)
     pixel_km = math.sqrt(float(np.mean(grid.pixel_areas()))) / 1000.0
     static = StaticLayers(grid.shape, pixel_km, land, dz, footprint)
 
-    def read_bg(d: dt.date) -> np.ndarray | None:
-        if bg_series is None or d not in bg_series:
-            return None
-        return bg_series.read(d, grid, "bilinear")
-
-    lapse = math.nan
-    if opt.method in ("anomaly", "background") and dz is not None:
-        if opt.lapse_rate is None:
-            have = [d for d in targets if bg_series is not None and d in bg_series]
-            step = max(1, len(have) // LAPSE_SAMPLE_DAYS)
-            samples = [(_read_lst(lst_series.path(d), grid), read_bg(d)) for d in have[::step]]
-            lapse = _learn_lapse_rate(opt.replace(), static, samples)
-        else:
-            lapse = float(opt.lapse_rate)
-
-    summary = GapfillSummary(opt.method, lapse_rate=lapse if math.isfinite(lapse) else None, options=opt.as_dict())
-    filler = make_filler(static, opt, lapse, max_memory_mb)
+    summary = GapfillSummary(
+        opt.method,
+        lapse_rate=model.lapse_rate if math.isfinite(model.lapse_rate) else None,
+        background_model=model if opt.needs_background else None,
+        options=opt.as_dict(),
+    )
+    filler = make_filler(static, opt, model, max_memory_mb)
     skip_reason: dict[int, str] = {}
 
     def load(n: int) -> DayData | None:

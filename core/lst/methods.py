@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .background import BackgroundModel
 from .footprint import Footprint
 from .kernels import idw_fill, temporal_interp
 from .options import GapfillOptions
@@ -149,49 +150,6 @@ def assemble(
 # ---------------------------------------------------------------------------------------
 
 
-class LapseRateFit:
-    """Learns the elevation lapse rate (K/m) of LST relative to the background.
-
-    On each day's clear pixels, ``LST - background`` is regressed on ``dz`` (elevation
-    minus the elevation the background sees) and, when given, the background-footprint
-    cloud fraction, with a separate intercept per day; the normal equations of the days
-    are pooled.
-    """
-
-    def __init__(self) -> None:
-        self.xtx = np.zeros((2, 2))
-        self.xty = np.zeros(2)
-        self.n = 0
-        self.days = 0
-
-    def add(self, lst: np.ndarray, background: np.ndarray, dz: np.ndarray, cloud_frac: np.ndarray | None = None) -> None:
-        s = cloud_frac if cloud_frac is not None else np.zeros_like(dz)
-        y = lst.astype(np.float64) - background
-        ok = np.isfinite(y) & np.isfinite(dz) & np.isfinite(s)
-        if ok.sum() < 10:
-            return
-        x = np.column_stack([dz[ok].astype(np.float64), s[ok].astype(np.float64)])
-        yy = y[ok]
-        x -= x.mean(axis=0)
-        yy = yy - yy.mean()
-        self.xtx += x.T @ x
-        self.xty += x.T @ yy
-        self.n += int(ok.sum())
-        self.days += 1
-
-    def result(self, min_pixels: int = 100, min_dz_sd: float = 20.0) -> float:
-        """The lapse rate (K/m), NaN when too few pixels or too little relief (sd of dz, m)."""
-        if self.n < min_pixels or self.xtx[0, 0] / max(self.n, 1) < min_dz_sd**2:
-            return math.nan
-        a = self.xtx.copy()
-        if a[1, 1] < 1e-9 * max(self.n, 1):  # no cloud-fraction variation: 1-D fit
-            return float(self.xty[0] / a[0, 0])
-        try:
-            return float(np.linalg.solve(a, self.xty)[0])
-        except np.linalg.LinAlgError:
-            return float(self.xty[0] / a[0, 0])
-
-
 def lapse_corrected(background: np.ndarray, dz: np.ndarray | None, lapse_rate: float) -> np.ndarray:
     """``background + lapse_rate * dz`` (dz NaN or None counts as 0), float32."""
     if dz is None or not math.isfinite(lapse_rate) or lapse_rate == 0:
@@ -223,16 +181,16 @@ class Filler:
 
 
 class BackgroundFiller(Filler):
-    """``background``: the background at 1 km plus the lapse-rate correction, nothing else."""
+    """``background``: the background at 1 km plus the (cloudy-sky) lapse-rate correction."""
 
-    def __init__(self, static: StaticLayers, options: GapfillOptions, lapse_rate: float = math.nan):
+    def __init__(self, static: StaticLayers, options: GapfillOptions, model: BackgroundModel | None = None):
         self.static = static
-        self.lapse_rate = lapse_rate
+        self.model = model or BackgroundModel()
 
     def estimate(self, day: int, data: DayData) -> np.ndarray | None:
         if data.background is None:
             return None
-        return lapse_corrected(data.background, self.static.dz, self.lapse_rate)
+        return lapse_corrected(data.background, self.static.dz, self.model.cloudy_lapse_rate)
 
 
 class SpatialFiller(Filler):

@@ -38,10 +38,17 @@ class GapfillOptions:
         remaining anomaly; 0 = off.
     cloud_correction : ``anomaly``: learn the clear/cloudy temperature difference from the
         background (else cloudy pixels get the clear-sky anomaly).
-    cloudy_anomaly_scale : ``anomaly``: factor on the persistent anomaly under cloud
-        (1 = the clear-sky contrast is kept; < 1 damps it, as weaker sun would).
-    lapse_rate : K per metre applied to the background's elevation difference; None =
-        learned from the data (``default_lapse_rate`` when the data cannot tell).
+    cloudy_anomaly_scale : ``anomaly``: factor on the persistent (clear-sky) anomaly under
+        cloud: 1 keeps the clear-sky contrasts; less damps them, as the weaker sunlight
+        under cloud does (surface heating contrasts scale with absorbed radiation, which
+        thick cloud cuts to roughly a third to a half).
+    lapse_rate : clear-sky LST lapse rate (K per metre) applied to the elevation
+        difference between a pixel and the background footprint; None = learned from the
+        clear pixels (``default_lapse_rate`` when the data cannot tell).
+    cloudy_lapse_rate : the lapse rate under cloud (K/m), where LST follows the air
+        temperature (standard atmosphere -6.5 K/km); None = the same as ``lapse_rate``.
+    background_smoothing : effective-resolution blur of the background (Gaussian sigma in
+        background cells); None = learned from the data among 0-3 cells.
     prior_days : ``anomaly``: weight, in days, of the NDVI-based prior of the persistent
         anomaly (decides pixels with few or no clear days in the window).
     idw_radius_km, idw_power : ``spatial``: search radius and distance power.
@@ -55,9 +62,12 @@ class GapfillOptions:
     regional_scale_km: float = 50.0
     residual_scale_km: float = 10.0
     cloud_correction: bool = True
-    cloudy_anomaly_scale: float = 1.0
+    cloudy_anomaly_scale: float = 0.5
     lapse_rate: float | None = None
+    cloudy_lapse_rate: float | None = -0.0065
     default_lapse_rate: float = -0.0065
+    background_smoothing: float | None = None
+    mass_balance: float = 0.0
     prior_days: float = 1.0
     idw_radius_km: float = 50.0
     idw_power: float = 2.0
@@ -80,8 +90,12 @@ class GapfillOptions:
                 raise SsmError(f"{name} must be a finite number > 0, got {v}")
         if not (0.0 <= self.cloudy_anomaly_scale <= 2.0):
             raise SsmError(f"cloudy_anomaly_scale must be between 0 and 2, got {self.cloudy_anomaly_scale}")
-        if self.lapse_rate is not None and not (-0.05 <= self.lapse_rate <= 0.05):
-            raise SsmError(f"lapse_rate is in K per metre (e.g. -0.0065); {self.lapse_rate} is implausible")
+        for name in ("lapse_rate", "cloudy_lapse_rate"):
+            v = getattr(self, name)
+            if v is not None and not (-0.05 <= v <= 0.05):
+                raise SsmError(f"{name} is in K per metre (e.g. -0.0065); {v} is implausible")
+        if self.background_smoothing is not None and not (0 <= self.background_smoothing <= 20):
+            raise SsmError(f"background_smoothing is in background cells (0-20), got {self.background_smoothing}")
         lo, hi = self.valid_range
         if not (lo < hi):
             raise SsmError(f"valid_range must be (low, high) with low < high, got {self.valid_range}")

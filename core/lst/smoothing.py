@@ -120,6 +120,63 @@ class LocalFit:
         return self.grid.upsample(self.slope)
 
 
+def regression_moments(
+    y: np.ndarray, x: np.ndarray | None, sigma_px: float, grid: BlockGrid | None = None
+) -> np.ndarray:
+    """Gaussian-weighted moments ``(n, sum x, sum y, sum x^2, sum x y)`` of the finite pairs
+    around each block (float64, ``(5, *grid.block_shape)``).
+
+    ``n`` is an effective pixel count (kernel weight 1 at the centre). Moments of several
+    days add up (pooling); :func:`solve_moments` turns them into a fit. ``x = None`` is
+    treated as 0 (a local mean).
+    """
+    grid = grid or BlockGrid.for_sigma(y.shape, sigma_px)
+    f = grid.factor
+    m = np.isfinite(y)
+    if x is not None:
+        m &= np.isfinite(x)
+    sig_b = math.sqrt(max(sigma_px**2 - (f * f - 1) / 12.0, 0.0)) / f
+    area = 2.0 * math.pi * max(sig_b, 0.5) ** 2  # kernel peak -> 1
+    yz = np.where(m, y, 0.0)
+    xz = np.where(m, x, 0.0) if x is not None else np.zeros(y.shape)
+    out = np.empty((5, *grid.block_shape))
+    for i, v in enumerate((m, xz, yz, xz * xz, xz * yz)):
+        out[i] = _gauss(grid.sum(v), sig_b) * area
+    return out
+
+
+def solve_moments(
+    moments: np.ndarray,
+    grid: BlockGrid,
+    slope_prior: float | np.ndarray = 0.0,
+    prior_pixels: float = 100.0,
+    x_scale: float = 0.1,
+    fit_slope: bool = True,
+) -> LocalFit:
+    """The local fit from (pooled) :func:`regression_moments`.
+
+    ``slope = (n cov + k s0) / (n var + k)`` shrinks towards ``slope_prior`` (``s0``)
+    with ``k = prior_pixels * x_scale**2`` (the prior counts like ``prior_pixels`` pixels
+    whose ``x`` spread is ``x_scale``): it decides where ``x`` hardly varies.
+    """
+    n, sx, sy, sxx, sxy = moments
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = sx / n
+        my = sy / n
+        if fit_slope:
+            var = np.maximum(sxx / n - mx * mx, 0.0)
+            cov = sxy / n - mx * my
+            k = prior_pixels * x_scale * x_scale
+            slope = (n * cov + k * slope_prior) / (n * var + k)
+        else:
+            slope = np.zeros_like(my)
+        intercept = my - slope * mx
+    bad = ~(n > 1e-6)
+    intercept = np.where(bad, np.nan, intercept)
+    slope = np.where(bad, np.nan, slope)
+    return LocalFit(grid, intercept, slope, np.where(bad, 0.0, n))
+
+
 def local_linear_fit(
     y: np.ndarray,
     x: np.ndarray | None,
@@ -132,42 +189,23 @@ def local_linear_fit(
     """Gaussian-weighted local least squares of ``y`` on ``x`` (both (H, W); NaN y = unused).
 
     At each block: weighted means/variances of the finite pairs within the Gaussian
-    bandwidth ``sigma_px``; ``slope = (n cov + k s0) / (n var + k)`` shrinks towards
-    ``slope_prior`` (``s0``) with strength ``k = prior_pixels * x_scale**2`` (the prior
-    counts like ``prior_pixels`` pixels whose ``x`` spread is ``x_scale``), which decides
-    where ``x`` hardly varies (a uniformly clear or overcast region). ``x = None`` fits a
-    local mean only (slope 0). ``n`` is the effective pixel count (kernel weight 1 at the centre).
+    bandwidth ``sigma_px``, then :func:`solve_moments`. ``x = None`` fits a local mean.
     """
     grid = grid or BlockGrid.for_sigma(y.shape, sigma_px)
-    f = grid.factor
-    m = np.isfinite(y)
-    if x is not None:
-        m &= np.isfinite(x)
-    sig_b = math.sqrt(max(sigma_px**2 - (f * f - 1) / 12.0, 0.0)) / f
-    area = 2.0 * math.pi * max(sig_b, 0.5) ** 2  # kernel peak -> 1
-    yz = np.where(m, y, 0.0)
-    n = _gauss(grid.sum(m), sig_b) * area
-    sy = _gauss(grid.sum(yz), sig_b) * area
-    with np.errstate(invalid="ignore", divide="ignore"):
-        my = sy / n
-        if x is None:
-            slope = np.zeros_like(my)
-            intercept = my
-        else:
-            xz = np.where(m, x, 0.0)
-            sx = _gauss(grid.sum(xz), sig_b) * area
-            sxx = _gauss(grid.sum(xz * xz), sig_b) * area
-            sxy = _gauss(grid.sum(xz * yz), sig_b) * area
-            mx = sx / n
-            var = np.maximum(sxx / n - mx * mx, 0.0)
-            cov = sxy / n - mx * my
-            k = prior_pixels * x_scale * x_scale
-            slope = (n * cov + k * slope_prior) / (n * var + k)
-            intercept = my - slope * mx
-    bad = ~(n > 1e-6)
-    intercept[bad] = np.nan
-    slope = np.where(bad, np.nan, slope)
-    return LocalFit(grid, intercept, slope, np.where(bad, 0.0, n))
+    mom = regression_moments(y, x, sigma_px, grid)
+    return solve_moments(mom, grid, slope_prior, prior_pixels, x_scale, fit_slope=x is not None)
+
+
+def global_slope(moments: np.ndarray, min_var: float = 1e-4) -> float:
+    """The slope of all pooled moments together (NaN when ``x`` hardly varies)."""
+    n, sx, sy, sxx, sxy = (float(v.sum()) for v in moments)
+    if n <= 3:
+        return math.nan
+    mx, my = sx / n, sy / n
+    var = sxx / n - mx * mx
+    if var < min_var:
+        return math.nan
+    return (sxy / n - mx * my) / var
 
 
 def global_linear_fit(y: np.ndarray, x: np.ndarray, min_var: float = 1e-4) -> tuple[float, float, int, float]:

@@ -82,12 +82,13 @@ def test_anomaly_is_the_most_accurate_on_the_small_series(series, tmp_path):
 def test_date_range_writes_only_those_days_but_reads_the_window(series, tmp_path):
     s = series(days=6)
     out = tmp_path / "out"
-    # (a fixed lapse rate: the learned one depends on the days processed)
-    summary = run(s, out, start="2019-06-03", end=dt.date(2019, 6, 4), window=5, lapse_rate=-0.006)
+    # (fixed background model: the learned one depends on the days processed)
+    fixed = dict(lapse_rate=-0.006, background_smoothing=0.0)
+    summary = run(s, out, start="2019-06-03", end=dt.date(2019, 6, 4), window=5, **fixed)
     assert summary.days_processed == 2
     assert listing(out / "lst") == ["lst_2019-06-03.tif", "lst_2019-06-04.tif"]
     full = tmp_path / "full"
-    run(s, full, window=5, lapse_rate=-0.006)
+    run(s, full, window=5, **fixed)
     a = read_raster(out / "lst" / "lst_2019-06-03.tif")
     b = read_raster(full / "lst" / "lst_2019-06-03.tif")
     np.testing.assert_array_equal(a, b)  # same window days, same answer
