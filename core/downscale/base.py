@@ -97,6 +97,8 @@ class Downscaler:
     has_uncertainty = False
     #: raw predictors the method needs (checked by the driver)
     required = ("lst", "ndvi", "albedo")
+    #: whether the driver scales the 1 km within-cell anomalies by the estimated anomaly gain
+    scale_gain = False
 
     def __init__(self, predictors: Sequence[str] = ("lst", "ndvi", "albedo")):
         self.predictors = tuple(predictors)

@@ -24,6 +24,7 @@ class ForestDownscaler(Downscaler):
     method = "forest"
     residual = "interp"
     has_uncertainty = True
+    scale_gain = True
 
     def __init__(
         self,

@@ -213,6 +213,7 @@ class GWRDownscaler(Downscaler):
     method = "gwr"
     residual = "interp"
     has_uncertainty = True
+    scale_gain = True
 
     def __init__(
         self,

@@ -46,6 +46,7 @@ from .predictors import (
     common_days,
 )
 from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
+from .scale import anomaly_gain, scale_anomalies
 from .seams import borrow_in_time, fill_coarse
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ FLAG_LEGEND = (
 PREFIX_SSM, PREFIX_FLAGS, PREFIX_UNC = "ssm", "ssm_flags", "ssm_uncertainty"
 COVERAGE_FIELDS = (
     "date", "method", "coarse_cells", "coarse_observed", "coarse_seam", "land_pixels", "estimated_pct",
-    "seam_filled_pct", "lst_gapfilled_pct", "clipped_pixels", "max_shift", "bandwidth_km", "sigma_coarse",
+    "seam_filled_pct", "lst_gapfilled_pct", "clipped_pixels", "max_shift", "anomaly_gain", "bandwidth_km",
+    "sigma_coarse",
 )
 
 
@@ -115,6 +117,7 @@ class Engine:
         residual: str | None = None,
         min_fit_coverage: float = 0.5,
         block_pixels: int = 1_000_000,
+        anomaly_gain: float | str = "auto",
     ):
         self.template = template
         self.fine_source = fine_source
@@ -132,6 +135,10 @@ class Engine:
         if self.residual not in ("smooth", "interp", "cell", "none"):
             raise SsmError(f"Unknown residual correction {self.residual!r}; choose smooth, interp, cell or none")
         self.min_fit_coverage = float(min_fit_coverage)
+        if anomaly_gain != "auto" and not (isinstance(anomaly_gain, (int, float)) and 0 <= anomaly_gain <= 2):
+            raise SsmError(f"The anomaly gain must be 'auto' or a number in 0..2, got {anomaly_gain!r}")
+        self.gain_option = anomaly_gain
+        self.gain = 1.0
         self.blocks = _blocks(self.fine, block_pixels)
         self.block_pixels = block_pixels
         self.n = self.coarse.size
@@ -227,6 +234,9 @@ class Engine:
             prog.advance()
         observed = np.isfinite(data.y) & (count > 0)
         info = CorrectionInfo()
+        if self.gain != 1.0:
+            mean_pred, _ = cell_means(pred, self.index, self.weights, self.n)
+            scale_anomalies(pred, self.index, mean_pred, self.gain)
         if self.residual != "none":
             mean_pred, _ = cell_means(pred, self.index, self.weights, self.n)
             borrowed = borrow_in_time(resid_series, data.day, self.seam_days) if resid_series else np.full(self.n, np.nan)
@@ -264,6 +274,7 @@ class Engine:
             "lst_gapfilled_pct": pct(n_lst),
             "clipped_pixels": info.clipped,
             "max_shift": info.max_shift,
+            "anomaly_gain": self.gain,
             "bandwidth_km": s.get("bandwidth_km", math.nan),
             "sigma_coarse": s.get("sigma_coarse", math.nan),
         }
@@ -289,7 +300,14 @@ class Engine:
         for d in days:
             coarse[d] = self.aggregate(d, pa)
         y_series = {d.toordinal(): np.where(c[2] > 0, c[1].y, np.nan) for d, c in coarse.items()}
-        pb = prog.sub(0.1, total=max(len(days), 1))
+        pb = prog.sub(0.1, total=max(len(days), 1) + 1)
+        if self.gain_option == "auto":
+            if self.template.scale_gain:
+                self.gain, pairs = anomaly_gain(self.template, [(c[1], c[2]) for c in coarse.values()])
+                log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cells)", self.gain, pairs)
+        else:
+            self.gain = float(self.gain_option)
+        pb.advance()
         fitted: list[dt.date] = []
         resid_series: dict[int, np.ndarray] = {}
         for d in days:
@@ -378,7 +396,7 @@ def downscale_arrays(
         win = coarse.window_of(m.coarse)
         r0, c0, nr, nc = win
         coarse_ssm = {d: np.asarray(a)[r0 : r0 + nr, c0 : c0 + nc] for d, a in coarse_ssm.items()}
-    engine_keys = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels")
+    engine_keys = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels", "anomaly_gain")
     eng_opts = {k: options.pop(k) for k in engine_keys if k in options}
     names = tuple(p for p in PREDICTOR_ORDER if p in predictors)
     est = method if isinstance(method, Downscaler) else make_downscaler(method, names, **options)
@@ -422,6 +440,7 @@ def downscale_series(
     seed: int = 0,
     n_jobs: int = 1,
     residual: str | None = None,
+    anomaly_gain: float | str = "auto",
     ssm_range: tuple[float, float] = (0.01, 0.6),
     ndvi_max_age: int = 16,
     albedo_max_age: int = 8,
@@ -493,7 +512,7 @@ def downscale_series(
     if missing:
         raise SsmError(f"The {method} method needs {', '.join(missing)}")
     engine = Engine(est, fine_src, coarse_src, membership, pool_days=pool_days, seam_days=seam_days,
-                    ssm_range=ssm_range, residual=residual, block_pixels=block_pixels)
+                    ssm_range=ssm_range, residual=residual, block_pixels=block_pixels, anomaly_gain=anomaly_gain)
     summary = DownscaleSummary(method=method, skipped=skipped, fine=fine, coarse=membership.coarse)
     if out_unc is not None and not est.has_uncertainty:
         log.warning("The %s method has no uncertainty estimate: the uncertainty rasters hold no data", method)

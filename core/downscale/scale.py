@@ -1,0 +1,131 @@
+"""Scale transfer: how much of a coarse-scale model's within-cell variation to keep.
+
+A relation fitted between coarse cells (36 km) is steeper than the one that holds between
+1 km pixels inside a cell: at the coarse scale the predictors vary mostly with soil
+moisture (rain patterns), inside a cell they also vary with terrain, vegetation and
+sensor noise that soil moisture does not follow; and coefficient estimation noise adds
+spurious variation. Applied unchanged, the model's within-cell anomalies are too large.
+
+The *anomaly gain* ``k`` is estimated from the coarse data alone, one scale up: the coarse
+cells are grouped into 2 x 2 super-cells, the same method is fitted between super-cells,
+applied to the coarse cells, and ``k`` is the regression slope of the observed
+within-super-cell anomalies of the coarse SSM on the predicted ones (pooled over days
+and two block offsets; retrieval noise in the observed anomalies does not bias a slope).
+Assuming the ratio transfers one scale down (36 km -> 1 km), the 1 km prediction keeps
+its cell means and scales its within-cell anomalies by ``k`` (clamped to 0..1).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .base import CoarseData, Downscaler, FineBlock
+
+log = logging.getLogger(__name__)
+
+#: fewest super-cell anomaly pairs for an estimate
+MIN_PAIRS = 20
+
+
+def super_cells(data: CoarseData, count: np.ndarray, offset: tuple[int, int], block: int = 2
+                ) -> tuple[CoarseData, np.ndarray, np.ndarray, np.ndarray]:
+    """Aggregate a coarse day into ``block x block`` super-cells starting at ``offset``.
+
+    Returns the super-cell :class:`CoarseData` (means weighted by valid 1 km pixel counts),
+    the super-cell index of every coarse cell ``(n,)`` and the coarse cell centres as
+    fractional node coordinates ``fr, fc`` of the super grid.
+    """
+    R, C = data.shape
+    r, c = np.divmod(np.arange(R * C), C)
+    sr = (r + offset[0]) // block
+    sc = (c + offset[1]) // block
+    Rs = (R - 1 + offset[0]) // block + 1
+    Cs = (C - 1 + offset[1]) // block + 1
+    sidx = sr * Cs + sc
+    ns = Rs * Cs
+    w = count.astype(np.float64)
+    xok = (w > 0) & np.isfinite(data.X).all(axis=1)
+    yok = xok & np.isfinite(data.y) & data.usable
+    wx = np.bincount(sidx[xok], weights=w[xok], minlength=ns)
+    wy = np.bincount(sidx[yok], weights=w[yok], minlength=ns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        X = np.column_stack([np.bincount(sidx[xok], weights=(data.X[xok, j] * w[xok]), minlength=ns) / wx
+                             for j in range(data.X.shape[1])]) if data.X.shape[1] else np.zeros((ns, 0))
+        y = np.bincount(sidx[yok], weights=data.y[yok] * w[yok], minlength=ns) / wy
+    y[wy <= 0] = np.nan
+    members = np.bincount(sidx[yok], minlength=ns)
+    usable = members >= 2
+    nxy = np.column_stack([np.bincount(sidx, weights=data.node_xy[:, k], minlength=ns) for k in range(2)])
+    nxy /= np.maximum(np.bincount(sidx, minlength=ns), 1)[:, None]
+    sup = CoarseData(y, X, usable, nxy, (Rs, Cs), data.feature_names, day=data.day)
+    fr = (r + 0.5 + offset[0]) / block - 0.5
+    fc = (c + 0.5 + offset[1]) / block - 0.5
+    return sup, sidx, fr, fc
+
+
+def anomaly_gain(
+    template: Downscaler,
+    days: Sequence[tuple[CoarseData, np.ndarray]],
+    offsets: Sequence[tuple[int, int]] = ((0, 0), (1, 1)),
+    block: int = 2,
+) -> tuple[float, int]:
+    """The anomaly gain ``k`` (see the module docstring) from ``(CoarseData, count)`` days;
+    returns ``(k, pairs)``, ``k = 1`` when there are too few pairs."""
+    num = den = 0.0
+    pairs = 0
+    for data, count in days:
+        for off in offsets:
+            sup, sidx, fr, fc = super_cells(data, count, off, block)
+            if sup.train_mask.sum() < len(data.feature_names) + 4:
+                continue
+            est = template.clone()
+            try:
+                est.fit(sup)
+            except ValueError:
+                continue
+            ok = (count > 0) & np.isfinite(data.X).all(axis=1)
+            pred = np.full(data.n_cells, np.nan)
+            p, _ = est.predict(FineBlock(data.X[ok], fr[ok], fc[ok], sidx[ok]))
+            pred[ok] = p
+            use = ok & np.isfinite(pred) & np.isfinite(data.y) & data.usable
+            w = count.astype(np.float64) * use
+            ns = sup.n_cells
+            wsum = np.bincount(sidx, weights=w, minlength=ns)
+            n_in = np.bincount(sidx, weights=use.astype(float), minlength=ns)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mp = np.bincount(sidx, weights=np.where(use, pred, 0.0) * w, minlength=ns) / wsum
+                mo = np.bincount(sidx, weights=np.where(use, data.y, 0.0) * w, minlength=ns) / wsum
+            sel = use & (n_in[sidx] >= 2)
+            ap = pred[sel] - mp[sidx[sel]]
+            ao = data.y[sel] - mo[sidx[sel]]
+            num += float((ao * ap * w[sel]).sum())
+            den += float((ap * ap * w[sel]).sum())
+            pairs += int(sel.sum())
+    if pairs < MIN_PAIRS or not den > 0:
+        log.info("anomaly gain: too few coarse cells to estimate it (%d pairs); within-cell variation kept as modelled", pairs)
+        return 1.0, pairs
+    k = float(np.clip(num / den, 0.0, 1.0))
+    if not math.isfinite(k):  # pragma: no cover - guarded above
+        k = 1.0
+    return k, pairs
+
+
+def scale_anomalies(pred: np.ndarray, index: np.ndarray, mean_pred: np.ndarray, k: float) -> None:
+    """In place: ``pred = cell mean + k (pred - cell mean)`` for pixels inside a cell."""
+    if k == 1.0:
+        return
+    H = pred.shape[0]
+    step = max(1, 1_000_000 // max(pred.shape[1], 1))
+    for r0 in range(0, H, step):
+        blk = pred[r0 : r0 + step]
+        idx = index[r0 : r0 + step]
+        ok = (idx >= 0) & np.isfinite(blk)
+        m = mean_pred[idx[ok]]
+        good = np.isfinite(m)
+        vals = blk[ok].astype(np.float64)
+        vals[good] = m[good] + k * (vals[good] - m[good])
+        blk[ok] = vals.astype(np.float32)

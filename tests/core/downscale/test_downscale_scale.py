@@ -1,0 +1,90 @@
+"""Scale transfer: super-cell aggregation and the within-cell anomaly gain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssm_downscaling.core.downscale import CoarseData, GWRDownscaler, build_membership, downscale_arrays
+from ssm_downscaling.core.downscale.scale import anomaly_gain, scale_anomalies, super_cells
+
+
+def _day(y, X, shape, seed=0):
+    R, C = shape
+    r, c = np.divmod(np.arange(R * C), C)
+    xy = np.column_stack([c * 36e3, -r * 36e3])
+    return CoarseData(y, X, np.ones(R * C, bool), xy, shape, tuple(f"x{j}" for j in range(X.shape[1])))
+
+
+def test_super_cells_are_weighted_means_of_their_members():
+    R, C = 4, 5
+    rng = np.random.default_rng(0)
+    y = rng.random(R * C)
+    X = rng.random((R * C, 2))
+    count = rng.integers(1, 10, R * C)
+    y[3] = np.nan
+    sup, sidx, fr, fc = super_cells(_day(y, X, (R, C)), count, (1, 0))
+    assert sup.shape == (3, 3)
+    members = np.flatnonzero(sidx == 4)  # rows 1-2, cols 2-3
+    np.testing.assert_array_equal(np.sort(members), [7, 8, 12, 13])
+    w = count[members]
+    assert sup.y[4] == pytest.approx((y[members] * w).sum() / w.sum())
+    np.testing.assert_allclose(sup.X[4], (X[members] * w[:, None]).sum(0) / w.sum())
+    # cell (1, 2) is the top-left quarter of super-cell (1, 1): a quarter node spacing before it
+    assert (fr[7], fc[7]) == (pytest.approx(0.75), pytest.approx(0.75))
+    assert sup.usable[0] and not sup.usable[1]  # super-cell (0, 1) has one observed member (cell 3 is missing)
+
+
+def test_gain_is_one_for_an_exact_linear_relation_and_half_for_halved_anomalies():
+    R, C = 10, 10
+    rng = np.random.default_rng(1)
+    # a smooth large-scale part and a cell-to-cell part of the predictor
+    r, c = np.divmod(np.arange(R * C), C)
+    big = np.sin(r / 4.0) + np.cos(c / 5.0)
+    small = rng.normal(0, 1, R * C)
+    x = big + small
+    count = np.full(R * C, 100)
+    est = GWRDownscaler(predictors=("x0",), bandwidth=1e9)
+    k, pairs = anomaly_gain(est, [(_day(0.3 + 0.02 * x, x[:, None], (R, C)), count)])
+    assert k == pytest.approx(1.0, abs=1e-9) and pairs > 50
+    # soil moisture follows the large-scale part fully but the cell-to-cell part only half
+    days = []
+    for s in range(5):
+        rr = np.random.default_rng(10 + s)
+        small = rr.normal(0, 1, R * C)
+        big = np.sin(r / 4.0 + s) + np.cos(c / 5.0 - s)
+        days.append((_day(0.3 + 0.02 * big + 0.01 * small, (big + small)[:, None], (R, C)), count))
+    k, _ = anomaly_gain(est, days)
+    assert 0.3 < k < 0.8
+
+
+def test_gain_defaults_to_one_without_enough_cells():
+    y = np.array([0.1, 0.2, 0.3, 0.4])
+    k, pairs = anomaly_gain(GWRDownscaler(predictors=("x0",)), [(_day(y, y[:, None], (2, 2)), np.ones(4, int))])
+    assert (k, pairs) == (1.0, 0)
+
+
+def test_scale_anomalies_keeps_cell_means():
+    pred = np.array([[0.1, 0.3, np.nan], [0.2, 0.6, 0.4]], np.float32)
+    index = np.array([[0, 0, 1], [0, 1, -1]])
+    mean = np.array([0.2, 0.6])
+    scale_anomalies(pred, index, mean, 0.5)
+    np.testing.assert_allclose(pred[0, :2], [0.15, 0.25])
+    assert pred[1, 0] == pytest.approx(0.2) and pred[1, 1] == pytest.approx(0.6) and pred[1, 2] == pytest.approx(0.4)
+    assert np.isnan(pred[0, 2])
+
+
+def test_fixed_gain_in_the_pipeline(fine_grid, coarse_full, world):
+    m = build_membership(fine_grid, coarse_full)
+    lst_c, _ = m.aggregate(world["lst"])
+    y = 0.9 - 0.002 * lst_c
+    full = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0).values()))
+    half = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=0.5).values()))
+    auto = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7).values()))
+    assert half.stats["anomaly_gain"] == 0.5 and auto.stats["anomaly_gain"] == pytest.approx(1.0)
+    a_full = full.ssm - m.expand(m.aggregate(full.ssm)[0])
+    a_half = half.ssm - m.expand(m.aggregate(half.ssm)[0])
+    np.testing.assert_allclose(a_half, 0.5 * a_full, atol=2e-6)
+    np.testing.assert_allclose(auto.ssm, full.ssm, atol=1e-6)
+    with pytest.raises(ValueError, match="anomaly gain"):
+        downscale_arrays(y, world, fine_grid, m.coarse, "gwr", anomaly_gain="big")
