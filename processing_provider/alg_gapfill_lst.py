@@ -1,0 +1,208 @@
+"""ssm:gapfilllst - fill the cloud gaps of a daily clear-sky 1 km LST series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ..core.lst.options import METHODS
+from .base import SsmAlgorithm
+
+HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, K; no data under cloud), such as MODIS MOD11A1/MYD11A1, into an all-weather daily series, with a flag layer per day. Observed pixels are copied unchanged; filled values are clipped to MIN_LST..MAX_LST.
+
+<b>Method</b> (METHOD):
+<ul>
+<li><b>anomaly</b> (default): background + anomaly. The all-weather background (e.g. ERA5-Land skin temperature, any grid and CRS) is interpolated bilinearly to 1 km and corrected for the elevation difference between each pixel and what the background sees (needs a DEM). Its effective resolution (a blur of 0-3 of its cells) and the clear-sky lapse rate are learned from the clear pixels of up to 12 days. On clear pixels the anomaly LST - background is split into a persistent per-pixel part, the mean over the other clear days of a moving window of WINDOW days (with an NDVI-based prior for pixels seldom clear), and a smooth part (the background's bias) plus the clear-minus-cloudy difference: since the background mixes clear and cloudy pixels, clear pixels sit above it in proportion to the cloud fraction it sees; a Gaussian-weighted local regression (REGIONAL_SCALE_KM) on that cloud fraction, pooled over the window's days, gives both, and so the cloudy-sky correction. Under cloud: background + cloudy-sky lapse rate (CLOUDY_LAPSE_RATE, the air's -6.5 K/km) + CLOUDY_ANOMALY_SCALE x persistent anomaly (weaker sun, weaker contrasts) + bias - clear/cloudy difference + today's remaining anomaly interpolated from the clear pixels (RESIDUAL_SCALE_KM).</li>
+<li><b>temporal</b>: per pixel, linear interpolation between the nearest clear days before and after, each at most MAX_GAP days away (one side only: its value).</li>
+<li><b>spatial</b>: inverse-distance weighting (power IDW_POWER) of the day's clear pixels within IDW_RADIUS_KM; nothing on overcast days.</li>
+<li><b>background</b>: the background at 1 km with the cloudy-sky lapse-rate correction only.</li>
+</ul>
+anomaly and background need the background folder; the window reads days before and after START_DATE..END_DATE when they exist, but writes only the days in the range (empty dates = all days).
+
+<b>Inputs</b>: folders of single-band rasters with the date in the file names (YYYY-MM-DD, YYYYMMDD or YYYYDDD); MOD11A1/MYD11A1 HDF files are read directly (LST_Day_1km x 0.02 K; QC: good quality, or LST error at most 2 K). The LST grid is the output grid; the DEM (m) and NDVI are warped onto it. NDVI: a folder of composites (each serves the 16 days from its date) or one raster (type its path). Pixels to fill are those observed at least once in the days read, plus, with NDVI, its valid pixels; the others (water, outside the data) stay no data.
+
+<b>Outputs</b>: per day lst_YYYY-MM-DD.tif (float32 K, nodata -9999) and lst_flag_YYYY-MM-DD.tif (uint8: 0 observed clear-sky, 1 gap-filled, 255 no data), with the date in the DATE metadata item; the last day is loaded, styled, when the run finishes. DAYS and SKIPPED_DAYS count the days; GAP_PERCENT is the share of land pixel-days without a clear observation and FILLED_PERCENT the share of those that were filled. A day without a background file is skipped with a warning. Bad input (a background not overlapping the LST, no dates in common, an unreadable file, LST not in kelvin) stops the run before anything is written; a cancelled run leaves only complete days."""
+
+
+class GapfillLstAlgorithm(SsmAlgorithm):
+    NAME = "gapfilllst"
+    DISPLAY_NAME = "Gap-fill land surface temperature"
+    TAGS = "LST,land surface temperature,gap filling,cloud,all-weather,MODIS,MOD11A1,ERA5,reanalysis,1 km"
+    HELP = HELP
+
+    INPUT_LST = "INPUT_LST"
+    INPUT_BACKGROUND = "INPUT_BACKGROUND"
+    INPUT_DEM = "INPUT_DEM"
+    INPUT_NDVI = "INPUT_NDVI"
+    START_DATE = "START_DATE"
+    END_DATE = "END_DATE"
+    METHOD = "METHOD"
+    WINDOW = "WINDOW"
+    MAX_GAP = "MAX_GAP"
+    REGIONAL_SCALE_KM = "REGIONAL_SCALE_KM"
+    RESIDUAL_SCALE_KM = "RESIDUAL_SCALE_KM"
+    CLOUD_CORRECTION = "CLOUD_CORRECTION"
+    CLOUDY_ANOMALY_SCALE = "CLOUDY_ANOMALY_SCALE"
+    LAPSE_RATE = "LAPSE_RATE"
+    CLOUDY_LAPSE_RATE = "CLOUDY_LAPSE_RATE"
+    BACKGROUND_SMOOTHING = "BACKGROUND_SMOOTHING"
+    IDW_RADIUS_KM = "IDW_RADIUS_KM"
+    IDW_POWER = "IDW_POWER"
+    MIN_LST = "MIN_LST"
+    MAX_LST = "MAX_LST"
+    OUTPUT_LST = "OUTPUT_LST"
+    OUTPUT_FLAGS = "OUTPUT_FLAGS"
+
+    def initAlgorithm(self, config=None) -> None:
+        folder = QgsProcessingParameterFile.Folder
+        number = QgsProcessingParameterNumber
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_LST, self.tr("Clear-sky LST folder (K)"), behavior=folder))
+        self.addParameter(QgsProcessingParameterFile(
+            self.INPUT_BACKGROUND, self.tr("All-weather background LST folder (K; for anomaly and background)"),
+            behavior=folder, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT_DEM, self.tr("Elevation (m)"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_NDVI, self.tr("NDVI folder (or a single raster)"),
+                                                     behavior=folder, optional=True))
+        for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
+            self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
+                                                             type=QgsProcessingParameterDateTime.Date, optional=True))
+        method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=list(METHODS),
+                                            defaultValue="anomaly")
+        method.setUsesStaticStrings(True)
+        self.addParameter(method)
+        self.addParameter(number(self.WINDOW, self.tr("Window (days, centred on each day)"), number.Integer, 15,
+                                 minValue=1, maxValue=121))
+        advanced = [
+            number(self.MAX_GAP, self.tr("temporal: maximum distance to a clear day (days; 0 = half the window)"),
+                   number.Integer, 0, minValue=0, maxValue=365),
+            number(self.REGIONAL_SCALE_KM, self.tr("anomaly: bandwidth of the bias and cloudy-sky fit (km)"),
+                   number.Double, 50.0, minValue=1.0),
+            number(self.RESIDUAL_SCALE_KM, self.tr("anomaly: bandwidth of today's residual anomaly (km; 0 = off)"),
+                   number.Double, 10.0, minValue=0.0),
+            QgsProcessingParameterBoolean(self.CLOUD_CORRECTION,
+                                          self.tr("anomaly: learn the cloudy-sky correction from the background"),
+                                          defaultValue=True),
+            number(self.CLOUDY_ANOMALY_SCALE, self.tr("anomaly: share of the clear-sky anomaly kept under cloud"),
+                   number.Double, 0.5, minValue=0.0, maxValue=2.0),
+            number(self.LAPSE_RATE, self.tr("Clear-sky lapse rate (K/km; empty = learn from the data)"),
+                   number.Double, None, optional=True, minValue=-50.0, maxValue=50.0),
+            number(self.CLOUDY_LAPSE_RATE, self.tr("Cloudy-sky lapse rate (K/km; empty = the clear-sky one)"),
+                   number.Double, -6.5, optional=True, minValue=-50.0, maxValue=50.0),
+            number(self.BACKGROUND_SMOOTHING,
+                   self.tr("Background effective blur (background cells; empty = learn from the data)"),
+                   number.Double, None, optional=True, minValue=0.0, maxValue=20.0),
+            number(self.IDW_RADIUS_KM, self.tr("spatial: search radius (km)"), number.Double, 50.0, minValue=0.5),
+            number(self.IDW_POWER, self.tr("spatial: inverse-distance power"), number.Double, 2.0, minValue=0.1,
+                   maxValue=10.0),
+            number(self.MIN_LST, self.tr("Minimum filled LST (K)"), number.Double, 200.0, minValue=0.0),
+            number(self.MAX_LST, self.tr("Maximum filled LST (K)"), number.Double, 350.0, minValue=0.0),
+        ]
+        for p in advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_LST, self.tr("All-weather LST")))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FLAGS, self.tr("LST flags")))
+        self.addOutput(QgsProcessingOutputNumber("DAYS", self.tr("Days written")))
+        self.addOutput(QgsProcessingOutputNumber("SKIPPED_DAYS", self.tr("Days skipped")))
+        self.addOutput(QgsProcessingOutputNumber("GAP_PERCENT", self.tr("% of land pixel-days without observation")))
+        self.addOutput(QgsProcessingOutputNumber("FILLED_PERCENT", self.tr("% of the gaps filled")))
+
+    # -------------------------------------------------------------------------------
+    def checkParameterValues(self, parameters, context):
+        method = parameters.get(self.METHOD)
+        if isinstance(method, int) and 0 <= method < len(METHODS):
+            method = METHODS[method]
+        if method in (None, ""):
+            method = "anomaly"
+        if method not in METHODS:
+            return False, self.tr(f"METHOD: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if method in ("anomaly", "background") and parameters.get(self.INPUT_BACKGROUND) in (None, ""):
+            return False, self.tr(f"INPUT_BACKGROUND: the {method} method needs an all-weather background LST folder")
+        lo, hi = parameters.get(self.MIN_LST), parameters.get(self.MAX_LST)
+        try:
+            if lo not in (None, "") and hi not in (None, "") and float(lo) >= float(hi):
+                return False, self.tr(f"MIN_LST ({lo}) must be below MAX_LST ({hi})")
+        except (TypeError, ValueError):
+            return False, self.tr("MIN_LST/MAX_LST: not numbers")
+        return super().checkParameterValues(parameters, context)
+
+    def _folder(self, parameters, name, context, optional: bool = False) -> str | None:
+        path = self.parameterAsFile(parameters, name, context)
+        if not path:
+            if optional:
+                return None
+            raise QgsProcessingException(self.tr(f"{name}: give a folder"))
+        if not Path(path).exists():
+            raise QgsProcessingException(self.tr(f"{name}: {path} does not exist"))
+        return path
+
+    def _optional_number(self, parameters, name, context) -> float | None:
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, name, context)
+
+    def processAlgorithm(self, parameters, context, feedback):
+        from ..core.lst import GapfillOptions, gapfill_series
+
+        lst = self._folder(parameters, self.INPUT_LST, context)
+        background = self._folder(parameters, self.INPUT_BACKGROUND, context, optional=True)
+        ndvi = self._folder(parameters, self.INPUT_NDVI, context, optional=True)
+        dem = None
+        if parameters.get(self.INPUT_DEM) not in (None, ""):
+            layer = self.parameterAsRasterLayer(parameters, self.INPUT_DEM, context)
+            if layer is None:
+                raise QgsProcessingException(self.tr(f"INPUT_DEM: cannot open {parameters.get(self.INPUT_DEM)!r}"))
+            dem = layer.source()
+        start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
+        method = self.parameterAsEnumString(parameters, self.METHOD, context) or "anomaly"
+        max_gap = self.parameterAsInt(parameters, self.MAX_GAP, context)
+        lapse = self._optional_number(parameters, self.LAPSE_RATE, context)
+        cloudy_lapse = self._optional_number(parameters, self.CLOUDY_LAPSE_RATE, context)
+        out_lst = self.parameterAsString(parameters, self.OUTPUT_LST, context)
+        out_flags = self.parameterAsString(parameters, self.OUTPUT_FLAGS, context)
+        with self.core_call(feedback):
+            options = GapfillOptions(
+                method=method,
+                window=self.parameterAsInt(parameters, self.WINDOW, context),
+                max_gap=max_gap or None,
+                regional_scale_km=self.parameterAsDouble(parameters, self.REGIONAL_SCALE_KM, context),
+                residual_scale_km=self.parameterAsDouble(parameters, self.RESIDUAL_SCALE_KM, context),
+                cloud_correction=self.parameterAsBool(parameters, self.CLOUD_CORRECTION, context),
+                cloudy_anomaly_scale=self.parameterAsDouble(parameters, self.CLOUDY_ANOMALY_SCALE, context),
+                lapse_rate=None if lapse is None else lapse / 1000.0,
+                cloudy_lapse_rate=None if cloudy_lapse is None else cloudy_lapse / 1000.0,
+                background_smoothing=self._optional_number(parameters, self.BACKGROUND_SMOOTHING, context),
+                idw_radius_km=self.parameterAsDouble(parameters, self.IDW_RADIUS_KM, context),
+                idw_power=self.parameterAsDouble(parameters, self.IDW_POWER, context),
+                valid_range=(self.parameterAsDouble(parameters, self.MIN_LST, context),
+                             self.parameterAsDouble(parameters, self.MAX_LST, context)),
+            )
+            feedback.pushInfo(self.tr(f"Method {method}, window {options.window} day(s); output grid: the LST's"))
+            summary = gapfill_series(lst, background, out_lst, out_flags, dem=dem, ndvi=ndvi, start=start, end=end,
+                                     options=options, **self.progress_args(feedback))
+        feedback.pushInfo(self.tr(summary.text()))
+        if summary.lst_files:
+            last = summary.lst_files[-1]
+            day = last.stem.rsplit("_", 1)[-1]
+            self.load_raster_on_completion(context, last, f"LST {day}", "lst")
+            self.load_raster_on_completion(context, summary.flag_files[-1], f"LST flags {day}", "lst_flags")
+        return {
+            self.OUTPUT_LST: out_lst,
+            self.OUTPUT_FLAGS: out_flags,
+            "DAYS": summary.days_processed,
+            "SKIPPED_DAYS": len(summary.days_skipped),
+            "GAP_PERCENT": round(summary.gap_percent, 3),
+            "FILLED_PERCENT": round(summary.filled_percent, 3),
+        }
