@@ -24,6 +24,8 @@ from .gwr_kernels import apply_fields, kernel_code, local_fits
 log = logging.getLogger(__name__)
 
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+#: a day's fit keeps only as many predictors as leave this many coarse cells per coefficient
+MIN_CELLS_PER_PARAMETER = 5
 
 
 @dataclass
@@ -246,8 +248,9 @@ class GWRDownscaler(Downscaler):
         mean = X.mean(axis=0) if n else np.zeros(k)
         scale = X.std(axis=0) if n else np.ones(k)
         keep = scale > 1e-9 * np.maximum(np.abs(mean), 1.0)
-        # too few cells for a local model: drop the weakest features until a fit is possible
-        while keep.sum() + 4 > n and keep.any():
+        # too few cells for the model: drop the features least correlated with SSM until
+        # there are at least MIN_CELLS_PER_PARAMETER cells per coefficient
+        while (keep.sum() + 1) * MIN_CELLS_PER_PARAMETER > n and keep.any():
             with np.errstate(invalid="ignore", divide="ignore"):
                 corr = np.array([abs(np.corrcoef(X[:, j], y)[0, 1]) if n > 1 else 0.0 for j in range(k)])
             keep[np.argmin(np.where(keep, np.nan_to_num(corr, nan=0.0), np.inf))] = False

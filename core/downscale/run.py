@@ -275,6 +275,7 @@ class Engine:
             "clipped_pixels": info.clipped,
             "max_shift": info.max_shift,
             "anomaly_gain": self.gain,
+            "targets_out_of_range": info.targets_out_of_range,
             "bandwidth_km": s.get("bandwidth_km", math.nan),
             "sigma_coarse": s.get("sigma_coarse", math.nan),
         }
@@ -332,13 +333,17 @@ class Engine:
             if d in coarse:
                 log.warning("%s skipped: %s", d, why)
         pc = prog.sub(0.6, total=max(len(fitted) * (nb + 1), 1))
+        out_of_range = 0
         for d in fitted:
             est, data, count = coarse[d]
             others = {k: v for k, v in resid_series.items() if k != data.day}
             res = self.apply(d, est, data, count, others, pc)
+            out_of_range += res.stats["targets_out_of_range"]
             sink(res)
             pc.advance()
-            coarse[d] = (est, data, count)
+        if out_of_range:
+            log.warning("%d coarse cell-day(s) had soil moisture outside %.3f-%.3f m3/m3: their 1 km pixels were "
+                        "clipped, so their means sit at the bound", out_of_range, self.lo, self.hi)
         prog.finish()
         return fitted
 
