@@ -39,7 +39,7 @@ from .soil import SoilParams, soil_block
 from .stations import MAX_SLOPE, STATION_DEPTH_M, missing_days, place_stations, station_values, write_stations_csv
 from .terrain import Terrain, block_terrain, build_terrain
 from .waterbalance import water_balance_step
-from .weather import DayWeather, air_temperature, cloud_field, doy, make_day, rain_block
+from .weather import DayWeather, air_temperature, climate_wetness, cloud_field, doy, make_day, rain_block
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,10 @@ class _World:
         slope = np.hypot(bt.dzdx, bt.dzdy).astype(np.float32)
         lat = _latitude(x0, y0, nr, w, g.lon, g.lat)
         elev = self.elev[r0 : r0 + nr]
-        soil = soil_block(self.place.sand_mean, self.cfg.seed, x0, y0, nr, w, slope, bt.relative)
-        peak = vegetation.ndvi_peak(self.place, self.cfg.seed, x0, y0, nr, w, elev, slope, soil.hollow, soil.sand)
+        wet = climate_wetness(self.place, x0, y0, nr, w)
+        soil = soil_block(self.place.sand_mean, self.cfg.seed, x0, y0, nr, w, slope, bt.relative, wet)
+        peak = vegetation.ndvi_peak(self.place, self.cfg.seed, x0, y0, nr, w, elev, slope, soil.hollow, soil.sand,
+                                    wet)
         coarse_idx, bg_idx = self.cell_indices(r0, nr)
         rad = np.radians(lat)
         b = _Block(
@@ -382,16 +384,16 @@ def _run(cfg: SceneConfig, place: Place, out: Path, paths: dict[str, Path], prog
     st_missing = missing_days(len(stations), cfg.days, cfg.station_missing_fraction, cfg.seed)
 
     # static helpers of the sensors -------------------------------------------------------
-    coarse_expected = float(np.asarray(g.coarse.pixel_areas()).ravel()[0]) / 1e6
-    bg_expected = np.broadcast_to(g.background.pixel_areas() / 1e6, g.background.shape)
+    coarse_whole = sensors.whole_cells(g.coarse, g.padded)
+    bg_whole = sensors.whole_cells(g.background, g.padded)
     bias_field = sensors.background_bias_field(g.background, g.padded.crs_wkt, cfg.seed, cfg.background_bias_field_sd_k)
     prog.advance()
 
     sim_days = [cfg.first_day + dt.timedelta(days=i) for i in range(cfg.spinup_days + cfg.days)]
     writers = _Writers(g.fine, paths, written, stream=len(world.blocks) > 1)
     try:
-        summary = _day_loop(world, writers, sim_days, stations, st_rows, st_cols, st_values, touch, coarse_expected,
-                            bg_expected, bias_field, paths, written, prog)
+        summary = _day_loop(world, writers, sim_days, stations, st_rows, st_cols, st_values, touch, coarse_whole,
+                            bg_whole, bias_field, paths, written, prog)
     finally:
         writers.close()
     seam_days, cloud_cover, rain_mean, ndvi_dates, coarse_valid = summary
@@ -407,8 +409,8 @@ def _run(cfg: SceneConfig, place: Place, out: Path, paths: dict[str, Path], prog
 
 
 def _day_loop(world: _World, writers: _Writers, sim_days: list[dt.date], stations, st_rows: np.ndarray,
-              st_cols: np.ndarray, st_values: np.ndarray, touch: np.ndarray, coarse_expected: float,
-              bg_expected: np.ndarray, bias_field: np.ndarray, paths: dict[str, Path], written: list[Path],
+              st_cols: np.ndarray, st_values: np.ndarray, touch: np.ndarray, coarse_whole: np.ndarray,
+              bg_whole: np.ndarray, bias_field: np.ndarray, paths: dict[str, Path], written: list[Path],
               prog: Progress) -> tuple[list[str], list[float], list[float], list[str], list[float]]:
     """Simulate every day; write the coarse products, NDVI composites and station values."""
     cfg, place, g = world.cfg, world.place, world.g
@@ -431,14 +433,14 @@ def _day_loop(world: _World, writers: _Writers, sim_days: list[dt.date], station
                 seam_days.append(day.isoformat())
             shp = g.coarse.shape
             ssm_c = sensors.coarse_ssm(acc.coarse_sum.reshape(shp), acc.coarse_land.reshape(shp),
-                                       acc.coarse_all.reshape(shp), coarse_expected, seam,
+                                       acc.coarse_all.reshape(shp), coarse_whole, seam,
                                        cfg.coarse_ssm_bias, cfg.coarse_ssm_noise_sd, cfg.coarse_min_land_fraction,
                                        sensors.day_seed_rng(cfg.seed, "coarse-ssm", day))
             coarse_valid.append(float(np.isfinite(ssm_c[touch]).mean()))
             written.append(write_day(paths["ssm_coarse"], LAYOUT["ssm_coarse"][1], day, ssm_c, g.coarse,
                                      description="surface soil moisture (m3/m3), 36 km retrieval"))
             bg = sensors.background_lst(acc.bg_sum.reshape(g.background.shape), acc.bg_count.reshape(g.background.shape),
-                                        bg_expected, cfg.background_smoothing_cells, cfg.background_bias_k, bias_field,
+                                        bg_whole, cfg.background_smoothing_cells, cfg.background_bias_k, bias_field,
                                         cfg.background_noise_sd_k, sensors.day_seed_rng(cfg.seed, "background", day))
             written.append(write_day(paths["lst_background"], LAYOUT["lst_background"][1], day, bg, g.background,
                                      description="all-weather background skin temperature (K), 0.1 degree"))
@@ -727,7 +729,6 @@ def _scene_dict(cfg: SceneConfig, place: Place, g: SceneGrids, terrain: Terrain,
         "coarse_ssm_bias": cfg.coarse_ssm_bias,
         "coarse_ssm_noise_sd": cfg.coarse_ssm_noise_sd,
         "coarse_min_land_fraction": cfg.coarse_min_land_fraction,
-        "coarse_whole_cell_fraction": sensors.WHOLE_CELL,
         "station_noise_sd": cfg.station_noise_sd,
         "station_offset_sd": cfg.station_offset_sd,
         "station_depth_m": STATION_DEPTH_M,

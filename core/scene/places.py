@@ -1,6 +1,7 @@
 """Places of the sample scene: location, terrain and a simple summer climate.
 
-Each :class:`Place` holds what the generator needs to make a plausible world there:
+Each :class:`Place` holds what the generator needs to make a plausible world there
+(meant for the warm season: there is no snow and no frozen soil):
 terrain (a real DEM file shipped in ``data/`` or fractal parameters), air temperature at
 the 10:30 overpass, rain climate (storm-driven daily rain with a monsoon season), soil
 texture and vegetation. Numbers are rough climatological values, not fitted to anything.
@@ -31,8 +32,8 @@ class Place:
     elev_trend_north_m_per_km: float = 0.0
     #: share of the land area in lakes for fractal terrain (0 = none)
     lake_fraction: float = 0.0
-    #: air temperature at the overpass at ``elev_mean_m`` on the warmest day (K), its
-    #: seasonal amplitude (K), the warmest day of year, and the lapse rate (K/km)
+    #: air temperature at the overpass at ``elev_mean_m`` on the warmest day (K), how much
+    #: colder the coldest day is (K), the warmest day of year, and the lapse rate (K/km)
     t_air_k: float = 290.0
     t_season_amp_k: float = 8.0
     t_peak_doy: int = 200
@@ -80,7 +81,7 @@ PLACES: dict[str, Place] = {
             elev_relief_m=500.0,
             elev_scale_km=120.0,
             t_air_k=284.5,
-            t_season_amp_k=7.0,
+            t_season_amp_k=20.0,
             t_peak_doy=200,
             lapse_k_per_km=6.5,
             rain_peak_mm_day=4.5,
@@ -107,7 +108,7 @@ PLACES: dict[str, Place] = {
             elev_scale_km=80.0,
             lake_fraction=0.0,
             t_air_k=298.0,
-            t_season_amp_k=10.0,
+            t_season_amp_k=26.0,
             t_peak_doy=200,
             rain_peak_mm_day=3.5,
             rain_offseason_fraction=0.15,
@@ -134,7 +135,7 @@ PLACES: dict[str, Place] = {
             elev_scale_km=100.0,
             lake_fraction=0.01,
             t_air_k=297.0,
-            t_season_amp_k=12.0,
+            t_season_amp_k=40.0,
             t_peak_doy=200,
             rain_peak_mm_day=5.0,
             rain_offseason_fraction=0.1,
@@ -161,7 +162,7 @@ PLACES: dict[str, Place] = {
             elev_scale_km=60.0,
             lake_fraction=0.005,
             t_air_k=303.0,
-            t_season_amp_k=9.0,
+            t_season_amp_k=16.0,
             t_peak_doy=205,
             rain_peak_mm_day=8.0,
             rain_offseason_fraction=0.35,
@@ -190,7 +191,7 @@ PLACES: dict[str, Place] = {
             elev_trend_north_m_per_km=-0.4,
             lake_fraction=0.004,
             t_air_k=298.0,
-            t_season_amp_k=10.0,
+            t_season_amp_k=28.0,
             t_peak_doy=200,
             lapse_k_per_km=6.0,
             t_lat_gradient_k_per_deg=-0.5,

@@ -29,8 +29,23 @@ SEAM_PERIOD_KM = 1200.0
 SEAM_REPEAT_DAYS = 4
 SEAM_TILT_DEG = 12.0
 SEAM_WIDTH_KM = (40.0, 70.0)
-#: a coarse or background cell is "whole" when the padded grid holds >= this share of it
-WHOLE_CELL = 0.9
+
+
+def whole_cells(cells: Grid, padded: Grid, margin_m: float = 500.0) -> np.ndarray:
+    """bool ``cells.shape``: cells lying entirely inside the padded simulation grid (all
+    corners and edge midpoints inside, with a margin), whose means are whole-cell means."""
+    h, w = cells.shape
+    r, c = np.mgrid[0 : 2 * h + 1, 0 : 2 * w + 1] / 2.0
+    x, y = cells.xy(r, c, offset=0.0)
+    px, py = transform_points(x, y, cells.crs_wkt, padded.crs_wkt)
+    xmin, ymin, xmax, ymax = padded.bounds
+    inside = (np.isfinite(px) & np.isfinite(py) & (px >= xmin + margin_m) & (px <= xmax - margin_m)
+              & (py >= ymin + margin_m) & (py <= ymax - margin_m))
+    ok = np.ones((h, w), dtype=bool)
+    for dr in range(3):
+        for dc in range(3):
+            ok &= inside[dr : dr + 2 * h : 2, dc : dc + 2 * w : 2]
+    return ok
 
 
 def seam_mask(coarse: Grid, day: dt.date, seed: int) -> np.ndarray:
@@ -49,14 +64,14 @@ def seam_mask(coarse: Grid, day: dt.date, seed: int) -> np.ndarray:
     return np.abs(d) * math.cos(tilt) < width / 2.0
 
 
-def coarse_ssm(sum_land: np.ndarray, n_land: np.ndarray, n_all: np.ndarray, expected: float, seam: np.ndarray,
+def coarse_ssm(sum_land: np.ndarray, n_land: np.ndarray, n_all: np.ndarray, whole: np.ndarray, seam: np.ndarray,
                bias: float, noise_sd: float, min_land_fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Coarse SSM (float32, NaN = no retrieval) from per-cell sums over the true SSM."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = sum_land / n_land
         land_frac = n_land / np.maximum(n_all, 1)
     noise = rng.normal(0.0, 1.0, mean.shape) * noise_sd
-    valid = (n_all >= WHOLE_CELL * expected) & (land_frac >= min_land_fraction) & (n_land > 0) & ~seam
+    valid = whole & (land_frac >= min_land_fraction) & (n_land > 0) & ~seam
     out = np.where(valid, np.maximum(mean + bias + noise, 0.0), np.nan)
     return out.astype(np.float32)
 
@@ -70,10 +85,10 @@ def background_bias_field(background: Grid, scene_wkt: str, seed: int, sd_k: flo
     return (sd_k * f).astype(np.float32)
 
 
-def background_lst(sum_lst: np.ndarray, count: np.ndarray, expected: np.ndarray, smoothing_cells: float,
+def background_lst(sum_lst: np.ndarray, count: np.ndarray, whole: np.ndarray, smoothing_cells: float,
                    bias_k: float, bias_field: np.ndarray, noise_sd_k: float, rng: np.random.Generator) -> np.ndarray:
     """Background LST (float32, K, NaN outside the simulated area) from per-cell sums."""
-    whole = count >= WHOLE_CELL * expected
+    whole = whole & (count > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(whole, sum_lst / np.maximum(count, 1), np.nan)
     if smoothing_cells > 0:

@@ -63,11 +63,13 @@ def pedotransfer(sand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def soil_block(sand_mean: float, seed: int, x0: float, y0: float, nrows: int, ncols: int,
-               slope: np.ndarray, relative_m: np.ndarray) -> SoilParams:
-    """Soil parameters of a block (pixel (0, 0) centre at ``(x0, y0)`` km, 1 km pixels)."""
+               slope: np.ndarray, relative_m: np.ndarray, wetness: np.ndarray | float = 0.0) -> SoilParams:
+    """Soil parameters of a block (pixel (0, 0) centre at ``(x0, y0)`` km, 1 km pixels);
+    ``wetness`` is the log of the long-term rain factor (drier climates: sandier soils)."""
     tex = fbm_lattice(x0, y0, 1.0, nrows, ncols, 40.0, octaves_for(40.0, 4.0), 0.55, stable_seed(seed, "sand"), 2.0)
     hollow = hollowness(relative_m)
-    sand = sand_mean + 0.13 * tex + 0.25 * np.tanh(slope / 0.4) - 0.12 * (hollow - 0.5)
+    sand = (sand_mean + 0.13 * tex + 0.25 * np.tanh(slope / 0.4) - 0.12 * (hollow - 0.5)
+            - 0.12 * np.asarray(wetness, dtype=np.float32))
     sand = np.clip(sand, 0.05, 0.95).astype(np.float32)
     por, fc, wp, res = pedotransfer(sand)
     drain_s = (0.35 + 0.55 * sand) * (1.0 - 0.6 * hollow)

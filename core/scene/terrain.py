@@ -122,7 +122,7 @@ def _fractal_terrain(place: Place, grid: Grid, x0_km: float, y0_km: float, seed:
     return Terrain(elev, water, "fractal")
 
 
-def _basin_lakes(elev: np.ndarray, fraction: float, sigma_km: float = 8.0, min_pixels: int = 6) -> np.ndarray:
+def _basin_lakes(elev: np.ndarray, fraction: float, sigma_km: float = 10.0, min_pixels: int = 12) -> np.ndarray:
     """Lakes in the deepest closed lows (elevation below a smoothed surface), about
     ``fraction`` of the area; each lake is flattened to its shore level (in place)."""
     depth = ndi.gaussian_filter(elev, sigma_km, mode="nearest")

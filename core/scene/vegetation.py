@@ -27,8 +27,9 @@ NDVI_WATER = -0.05
 
 
 def ndvi_peak(place: Place, seed: int, x0: float, y0: float, nrows: int, ncols: int, elev: np.ndarray,
-              slope: np.ndarray, hollow: np.ndarray, sand: np.ndarray) -> np.ndarray:
-    """Climatological peak NDVI of a block (float32)."""
+              slope: np.ndarray, hollow: np.ndarray, sand: np.ndarray, wetness: np.ndarray | float = 0.0) -> np.ndarray:
+    """Climatological peak NDVI of a block (float32); ``wetness`` is the log of the
+    long-term rain factor of large scenes (wetter: greener)."""
     patch = fbm_lattice(x0, y0, 1.0, nrows, ncols, 25.0, octaves_for(25.0, 4.0), 0.6, stable_seed(seed, "ndvi-patch"),
                         2.0)
     v = (place.ndvi_peak
@@ -36,7 +37,8 @@ def ndvi_peak(place: Place, seed: int, x0: float, y0: float, nrows: int, ncols: 
          + 0.15 * (hollow - 0.5)
          - 0.12 * np.tanh(slope / 0.5)
          - 0.10 * (sand - place.sand_mean)
-         + 0.07 * patch)
+         + 0.07 * patch
+         + 0.22 * np.asarray(wetness, dtype=np.float32))
     return np.clip(v, NDVI_SOIL + 0.03, 0.9).astype(np.float32)
 
 

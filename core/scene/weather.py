@@ -359,11 +359,20 @@ def rain_block(w: DayWeather, place: Place, x0: float, y0: float, nrows: int, nc
     upslope = w.wind_u * dzdx_smooth + w.wind_v * dzdy_smooth  # m/m along the flow
     rain *= np.clip(1.0 + 8.0 * upslope, 0.3, 2.5)
     if place.rain_trend_east_per_1000km or place.rain_trend_north_per_1000km:
-        xs = x0 + np.arange(ncols, dtype=np.float32)
-        ys = y0 - np.arange(nrows, dtype=np.float32)[:, None]
-        rain *= np.clip(np.exp(place.rain_trend_east_per_1000km * xs / 1000.0
-                               + place.rain_trend_north_per_1000km * ys / 1000.0), 0.1, 4.0)
+        rain *= np.exp(climate_wetness(place, x0, y0, nrows, ncols))
     return rain.astype(np.float32)
+
+
+def climate_wetness(place: Place, x0: float, y0: float, nrows: int, ncols: int) -> np.ndarray:
+    """log of the long-term rain factor across a large scene (0 where the place has no
+    rain trend): the rain is ``exp`` of it times the storm rain, and soils and vegetation
+    follow it (drier: sandier, sparser)."""
+    if not (place.rain_trend_east_per_1000km or place.rain_trend_north_per_1000km):
+        return np.zeros((nrows, ncols), dtype=np.float32)
+    xs = x0 + np.arange(ncols, dtype=np.float32)
+    ys = y0 - np.arange(nrows, dtype=np.float32)[:, None]
+    w = place.rain_trend_east_per_1000km * xs / 1000.0 + place.rain_trend_north_per_1000km * ys / 1000.0
+    return np.clip(w, math.log(0.1), math.log(4.0)).astype(np.float32)
 
 
 def air_temperature(w: DayWeather, place: Place, x0: float, y0: float, nrows: int, ncols: int,
