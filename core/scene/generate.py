@@ -2,6 +2,19 @@
 
     from ssm_downscaling.core.scene import SceneConfig, generate_scene
     info = generate_scene(SceneConfig(place="tibet", days=92), "out/")
+    info.ssm_coarse, info.lst, info.truth_ssm, ...   # folders (also info.paths[...])
+
+Layout under the output folder::
+
+    scene.json                          every parameter, the grids, the stated errors
+    stations.csv                        station_id,lon,lat,date,sm,depth,network
+    inputs/dem.tif                      1 km elevation (m): the 1 km target grid
+    inputs/ssm_coarse/ssm_coarse_YYYY-MM-DD.tif      36 km EASE-Grid 2.0 SSM (m3/m3)
+    inputs/lst/lst_YYYY-MM-DD.tif                    clear-sky 1 km LST (K)
+    inputs/lst_background/lst_background_YYYY-MM-DD.tif   0.1 degree all-weather LST (K)
+    inputs/ndvi/ndvi_YYYY-MM-DD.tif                  16-day composites (MOD13 calendar)
+    inputs/albedo/albedo_YYYY-MM-DD.tif              daily albedo
+    truth/ssm/ssm_YYYY-MM-DD.tif, truth/lst/lst_YYYY-MM-DD.tif, truth/cloud/cloud_YYYY-MM-DD.tif
 
 The simulation runs on a padded 1 km grid (every coarse cell touching the scene is whole)
 in row blocks; the state (soil water of two layers, NDVI, smoothed albedo, the running
@@ -89,15 +102,55 @@ class SceneInfo:
     def background_grid(self) -> Grid:
         return self.grids.background
 
-    def __getattr__(self, name: str) -> Path:
-        paths = self.__dict__.get("paths", {})
-        if name in paths:
-            return paths[name]
-        raise AttributeError(name)
-
     @property
     def dates(self) -> list[dt.date]:
+        """The written days."""
         return [self.config.start + dt.timedelta(days=i) for i in range(self.config.days)]
+
+    # folders and files (also in ``paths``) ----------------------------------------------
+    @property
+    def ssm_coarse(self) -> Path:
+        return self.paths["ssm_coarse"]
+
+    @property
+    def lst(self) -> Path:
+        return self.paths["lst"]
+
+    @property
+    def lst_background(self) -> Path:
+        return self.paths["lst_background"]
+
+    @property
+    def ndvi(self) -> Path:
+        return self.paths["ndvi"]
+
+    @property
+    def albedo(self) -> Path:
+        return self.paths["albedo"]
+
+    @property
+    def dem(self) -> Path:
+        return self.paths["dem"]
+
+    @property
+    def stations(self) -> Path:
+        return self.paths["stations"]
+
+    @property
+    def truth_ssm(self) -> Path:
+        return self.paths["truth_ssm"]
+
+    @property
+    def truth_lst(self) -> Path:
+        return self.paths["truth_lst"]
+
+    @property
+    def truth_cloud(self) -> Path:
+        return self.paths["truth_cloud"]
+
+    @property
+    def scene_json(self) -> Path:
+        return self.paths["scene_json"]
 
 
 def scene_paths(out_dir: str | Path) -> dict[str, Path]:

@@ -419,3 +419,23 @@ def test_other_places(tmp_path):
         assert np.isfinite(ssm).mean() > 0.9
         assert info.scene["terrain"]["source"] == "fractal"
         assert info.scene["centre_lon"] == scene_mod.PLACES[place].lon
+
+
+def test_numpy_fallback_gives_the_same_scene(tmp_path):
+    """Without numba (the numpy fallbacks of every kernel) the scene is the same up to
+    float rounding."""
+    from ssm_downscaling.core.accel import HAVE_NUMBA, numba_disabled
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    fast = small_scene(tmp_path / "numba", days=2, spinup_days=2)
+    with numba_disabled():
+        slow = small_scene(tmp_path / "numpy", days=2, spinup_days=2)
+    for day in fast.dates:
+        for key, tol in (("truth_ssm", 1e-4), ("truth_lst", 0.01), ("ssm_coarse", 1e-4), ("lst_background", 0.01)):
+            a = _series(fast, key).read(day)
+            b = _series(slow, key).read(day)
+            np.testing.assert_allclose(a, b, atol=tol, equal_nan=True, err_msg=f"{key} {day}")
+        ca = _series(fast, "truth_cloud").read(day)
+        cb = _series(slow, "truth_cloud").read(day)
+        assert (ca == cb).mean() > 0.999
