@@ -2,7 +2,8 @@
 
 ``tibet`` uses the committed SRTM30 subset (``data/srtm30_tibet.tif``), warped bilinearly;
 lakes are its flat connected areas. Pixels outside the subset take the nearest valid
-elevation plus fractal detail. Other places use fractal terrain (multi-octave gradient
+elevation plus fractal detail, blending into the place's fractal terrain beyond
+:data:`FAR_FILL_KM` from the subset. Other places use fractal terrain (multi-octave gradient
 noise with a place-specific mean, relief and trend) with a few lakes in closed basins.
 Per-block derivatives (slopes, elevation relative to a ~5 km smoothed surface) come from
 :func:`block_terrain` with a halo, so blocks give the same numbers as the whole grid.
@@ -28,6 +29,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 LAKE_RELIEF_M = 1.0
 #: ... covering at least this many native (30 arc-second, ~0.75 km2) pixels (~20 km2)
 LAKE_MIN_PIXELS = 27
+#: beyond this distance (km) from the real DEM, filled terrain blends into fractal terrain
+FAR_FILL_KM = 60.0
 #: smoothing of the relative-elevation (wetness) surface, km
 RELATIVE_SIGMA_KM = 5.0
 
@@ -96,7 +99,12 @@ def _real_terrain(place: Place, grid: Grid, x0_km: float, y0_km: float, seed: in
         detail = fbm_grid(x0_km, y0_km, 1.0, grid.height, grid.width, 40.0, octaves_for(40.0), 0.55,
                           stable_seed(seed, "fill-detail"))
         ramp = np.clip(dist / 25.0, 0.0, 1.0).astype(np.float32)
-        elev = np.where(missing, near + 0.6 * place.elev_relief_m * ramp * detail, elev).astype(np.float32)
+        fill = near + 0.6 * place.elev_relief_m * ramp * detail
+        if dist.max() > FAR_FILL_KM:  # far from the subset: blend into the place's fractal terrain
+            far = _fractal_terrain(place, grid, x0_km, y0_km, seed, 512).elevation
+            w = np.clip((dist - FAR_FILL_KM) / 100.0, 0.0, 1.0).astype(np.float32)
+            fill = (1.0 - w) * fill + w * far
+        elev = np.where(missing, fill, elev).astype(np.float32)
         log.info("%.1f %% of the padded scene lies outside the SRTM subset: filled with the nearest elevation "
                  "plus fractal detail", 100 * filled)
     return Terrain(elev.astype(np.float32), water & ~missing, f"SRTM30 subset {place.dem_file}", filled)
