@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "build" / "plugins"))
 
 from ssm_downscaling.core.downscale import build_membership, downscale_series  # noqa: E402
 from ssm_downscaling.core.grid import Grid, to_wkt, transform_points  # noqa: E402
-from ssm_downscaling.core.scene import SceneConfig, generate_scene  # noqa: E402
+from ssm_downscaling.core.scene import GENERATOR_VERSION, SceneConfig, generate_scene  # noqa: E402
 from ssm_downscaling.core.series import DailySeries, read_raster  # noqa: E402
 
 METHODS = ("gwr", "forest", "dispatch", "bilinear")
@@ -65,7 +65,7 @@ def scene(work: Path, name: str, cfg: dict) -> Path:
     """Generate the scene once (reused while its config is unchanged)."""
     folder = work / "scenes" / name.split(" ")[0]
     stamp = folder / "bench_config.json"
-    want = json.dumps(cfg, sort_keys=True)
+    want = json.dumps(dict(cfg, generator_version=GENERATOR_VERSION), sort_keys=True)
     if stamp.exists() and stamp.read_text() == want and (folder / "scene.json").exists():
         return folder
     t = time.perf_counter()

@@ -33,12 +33,13 @@ HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AM
 <li><b>bilinear</b>: the coarse field interpolated bilinearly between cell centres (the baseline). No uncertainty layer, no residual correction.</li>
 </ul>
 <b>Residual correction</b> (gwr, forest, dispatch): the 1 km field is corrected so that, in every coarse cell with a retrieval, the mean of its valid 1 km pixels equals the coarse value. RESIDUAL "interp": the coarse residuals (coarse value minus the cell mean of the model) are interpolated bilinearly between cell centres, then shifted per cell to make the means exact; "smooth": a correction field solved to be smooth across cell edges and exact per cell (it amplifies cell-to-cell noise of the coarse product); "cell": a constant per cell; "none": no correction (the model alone); "auto": interp for gwr and forest, cell for dispatch, none for bilinear.
+<b>Scale transfer</b> (gwr, forest): a relation fitted between 36 km cells is steeper than the one between 1 km pixels of a cell (inside a cell the predictors also vary with terrain, vegetation and noise that soil moisture does not follow), so the 1 km within-cell anomalies of the model are scaled by a gain k in 0..1, keeping cell means. With ANOMALY_GAIN = -1 (default) k is estimated from the coarse data one scale up: the same method is fitted between 2 x 2 blocks of coarse cells and k is the slope of the observed within-block anomalies of the coarse soil moisture on the predicted ones (logged, and listed in the coverage table). 1 keeps the model's anomalies unchanged.
 <b>Seams</b>: where the coarse value is missing that day (between swaths), the model is applied without the local residual, adding instead the same cell's residual interpolated from the nearest days with a retrieval (within SEAM_DAYS days; none when there is none). dispatch and bilinear use the cell's coarse value interpolated in time, else the nearest observed cell.
 Values are clipped to MIN_SSM..MAX_SSM (the clipped amount is redistributed within the cell, keeping its mean); pixels where a predictor is missing (water, nodata) get no estimate.
 
 <b>Inputs</b>: folders of single-band rasters with the date in each file name (YYYY-MM-DD, YYYYMMDD or YYYYDDD). The coarse SSM in m³/m³; the all-weather LST in K (e.g. the output of "Gap-fill land surface temperature"); NDVI and albedo as folders (16-day NDVI composites serve the 16 days from their date, albedo files the 8 days from theirs) or as single rasters (type the file's path); optional DEM (m); optional LST gap-fill flags (0 observed, 1 gap-filled), used for the flags. Inputs on other grids are warped onto the 1 km grid. The 1 km grid is that of the reference layer, or of the LST. A day is processed when the coarse SSM, the LST, and NDVI and albedo within their age all exist; other days are skipped with a warning.
 
-<b>Outputs</b>: per day ssm_YYYY-MM-DD.tif (m³/m³), ssm_flags_YYYY-MM-DD.tif (uint8: 0 coarse SSM observed, 1 seam-filled, 2 LST gap-filled under cloud with coarse SSM observed, 3 both, 255 no estimate) and ssm_uncertainty_YYYY-MM-DD.tif (m³/m³; no data for dispatch and bilinear), float32 GeoTIFF, nodata -9999, with the date in the DATE metadata item. The coverage table (CSV) has one row per day: coarse cells observed and in seams, land pixels (where the LST, NDVI or albedo is valid), the percentage of land pixels with an estimate, seam-filled and LST gap-filled, pixels clipped, and for gwr the bandwidth (km, inf = a global regression) and coarse residual sigma. The last day's SSM and flags are loaded when the run finishes. Bad input (grids that do not overlap, a coarse product without a usable CRS, no common dates) stops the run before anything is written; a cancelled run leaves only complete days."""
+<b>Outputs</b>: per day ssm_YYYY-MM-DD.tif (m³/m³), ssm_flags_YYYY-MM-DD.tif (uint8: 0 coarse SSM observed, 1 seam-filled, 2 LST gap-filled under cloud with coarse SSM observed, 3 both, 255 no estimate) and ssm_uncertainty_YYYY-MM-DD.tif (m³/m³; no data for dispatch and bilinear), float32 GeoTIFF, nodata -9999, with the date in the DATE metadata item. The coverage table (CSV) has one row per day: coarse cells observed and in seams, land pixels (where the LST, NDVI or albedo is valid), the percentage of land pixels with an estimate, seam-filled and LST gap-filled, pixels clipped, the anomaly gain, and for gwr the bandwidth (km, inf = a global regression) and coarse residual sigma. The last day's SSM and flags are loaded when the run finishes. Bad input (grids that do not overlap, a coarse product without a usable CRS, no common dates) stops the run before anything is written; a cancelled run leaves only complete days."""
 
 
 class DownscaleSsmAlgorithm(SsmAlgorithm):
@@ -63,6 +64,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
     POOL_DAYS = "POOL_DAYS"
     SEAM_DAYS = "SEAM_DAYS"
     RESIDUAL = "RESIDUAL"
+    ANOMALY_GAIN = "ANOMALY_GAIN"
     TREES = "TREES"
     SEED = "SEED"
     THREADS = "THREADS"
@@ -107,6 +109,9 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             QgsProcessingParameterNumber(self.SEAM_DAYS, self.tr("Borrow seam residuals from up to this many days away"),
                                          QgsProcessingParameterNumber.Integer, 7, minValue=0, maxValue=60),
             self._enum(self.RESIDUAL, "Residual correction", RESIDUALS, "auto"),
+            QgsProcessingParameterNumber(self.ANOMALY_GAIN,
+                                         self.tr("Within-cell anomaly gain (gwr, forest; -1 = estimate from the data)"),
+                                         QgsProcessingParameterNumber.Double, -1.0, minValue=-1.0, maxValue=2.0),
             QgsProcessingParameterNumber(self.TREES, self.tr("Forest: number of trees"),
                                          QgsProcessingParameterNumber.Integer, 100, minValue=1, maxValue=2000),
             QgsProcessingParameterNumber(self.SEED, self.tr("Forest: random seed"),
@@ -173,6 +178,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         hi = self.parameterAsDouble(parameters, self.MAX_SSM, context)
         if not lo < hi:
             raise QgsProcessingException(self.tr(f"MIN_SSM ({lo}) must be below MAX_SSM ({hi})"))
+        gain = self.parameterAsDouble(parameters, self.ANOMALY_GAIN, context)
         out_ssm = self.parameterAsString(parameters, self.OUTPUT_SSM, context)
         out_flags = self.parameterAsString(parameters, self.OUTPUT_FLAGS, context)
         out_unc = self.parameterAsString(parameters, self.OUTPUT_UNCERTAINTY, context)
@@ -190,6 +196,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 n_jobs=self.parameterAsInt(parameters, self.THREADS, context),
                 residual=None if residual == "auto" else residual, ssm_range=(lo, hi),
+                anomaly_gain=gain if gain >= 0 else "auto",
                 coverage_csv=coverage, **self.progress_args(feedback),
             )
         feedback.pushInfo(self.tr(

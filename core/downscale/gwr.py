@@ -130,7 +130,7 @@ def select_bandwidth(
     kernel: str = "gaussian",
     bw_min: float | None = None,
     bw_max: float | None = None,
-    tol: float = 0.005,
+    tol: float = 0.01,
     max_iter: int = 60,
     constant: bool = True,
 ) -> tuple[float, float, list[tuple[float, float]]]:

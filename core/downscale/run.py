@@ -7,9 +7,11 @@ residual correction runs):
 A. per day, the method's features are computed from the raw 1 km predictors block by
    block and aggregated (area-weighted, over pixels where every feature is valid) to the
    coarse cells, together with the coarse SSM;
-B. per day (plus +/- ``pool_days`` neighbouring days), the estimator is fitted at the
-   coarse scale and its coarse residuals are kept for seam filling;
-C. per day, the model is applied at 1 km, the residual correction makes each observed
+B. the within-cell anomaly gain is estimated once from all days (:mod:`.scale`); per day
+   (plus +/- ``pool_days`` neighbouring days), the estimator is fitted at the coarse scale
+   and its coarse residuals are kept for seam filling;
+C. per day, the model is applied at 1 km, its within-cell anomalies are scaled by the
+   gain (cell means kept), the residual correction makes each observed
    cell's 1 km mean equal the coarse value (seam cells get the cell's residual borrowed
    from the nearest observed days, or none), values are clipped to the physical range
    keeping cell means, flags are set (DESIGN.md 3) and the three rasters are written.
