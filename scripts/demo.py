@@ -49,6 +49,53 @@ def run(alg: str, params: dict[str, object]) -> tuple[dict, float]:
     return res.get("results", {}), time.perf_counter() - t0
 
 
+def _read(path: Path):
+    from osgeo import gdal
+
+    ds = gdal.Open(str(path))
+    b = ds.GetRasterBand(1)
+    a = b.ReadAsArray().astype("float64")
+    nd = b.GetNoDataValue()
+    ds = None
+    if nd is not None:
+        a[a == nd] = float("nan")
+    return a
+
+
+def lst_error(scene: Path, lst: Path, flags: Path) -> dict[str, float]:
+    """RMSE and bias of the gap-filled LST against the truth on filled (cloudy) pixels."""
+    import numpy as np
+
+    sq, s, n = 0.0, 0.0, 0
+    for f in sorted(flags.glob("*.tif")):
+        day = f.stem.rsplit("_", 1)[-1]
+        fl = _read(f)
+        est = _read(next(lst.glob(f"*_{day}.tif")))
+        truth = _read(scene / "truth" / "lst" / f"lst_{day}.tif")
+        sel = (fl == 1) & np.isfinite(est) & np.isfinite(truth)
+        d = est[sel] - truth[sel]
+        sq += float((d * d).sum())
+        s += float(d.sum())
+        n += int(sel.sum())
+    return {"rmse": (sq / n) ** 0.5 if n else float("nan"), "bias": s / n if n else float("nan")}
+
+
+def validation_table(summary: Path) -> list[str]:
+    """Rows of station-mean ubRMSD / R / bias per product and sky condition."""
+    data = json.loads(summary.read_text())
+    rows = data["averages"]
+    table: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        if r.get("statistic", "mean") != "mean":
+            continue
+        table[(r["product"], r.get("subset", "all"))] = r
+    out = [f"  {'product':<26s} {'subset':<8s} {'ubRMSD':>7s} {'R':>6s} {'bias':>7s} {'n':>4s}"]
+    for (prod, subset), r in table.items():
+        out.append(f"  {prod:<26s} {subset:<8s} {r['urmsd']:7.4f} {r['R']:6.3f} {r['BIAS']:+7.4f} "
+                   f"{int(r.get('n_stations', 0)):4d}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "demo")
@@ -81,6 +128,66 @@ def main(argv: list[str] | None = None) -> int:
 
     # the later steps run when their algorithms exist (each issue adds its own) -----------
     missing = [a for a in ("ssm:gapfilllst", "ssm:downscalessm", "ssm:validatestations") if a not in algs]
+    lst_folder, lst_flags = scene / "truth" / "lst", None  # the true all-weather LST stands in without step 2
+
+    # 2. all-weather LST --------------------------------------------------------------------
+    if "ssm:gapfilllst" in algs:
+        lst_folder, lst_flags = out / "lst_allweather", out / "lst_flags"
+        res, t = run(
+            "ssm:gapfilllst",
+            {"INPUT_LST": scene / "inputs" / "lst", "INPUT_BACKGROUND": scene / "inputs" / "lst_background",
+             "INPUT_DEM": scene / "inputs" / "dem.tif", "INPUT_NDVI": scene / "inputs" / "ndvi",
+             "OUTPUT_LST": lst_folder, "OUTPUT_FLAGS": lst_flags},
+        )
+        timings.append(("ssm:gapfilllst", t))
+        err = lst_error(scene, lst_folder, lst_flags)
+        lines.append(
+            f"all-weather LST: {res['DAYS']:.0f} days, {res['GAP_PERCENT']:.1f} % of land pixel-days cloudy, "
+            f"{res['FILLED_PERCENT']:.1f} % of them filled; RMSE vs truth on cloudy pixels {err['rmse']:.2f} K "
+            f"(bias {err['bias']:+.2f} K)"
+        )
+
+    # 3. downscaled 1 km soil moisture -------------------------------------------------------
+    ssm_folder = flags_folder = None
+    if "ssm:downscalessm" in algs:
+        ssm_folder, flags_folder = out / "ssm_1km", out / "ssm_flags"
+        params = {
+            "INPUT_SSM": scene / "inputs" / "ssm_coarse", "INPUT_LST": lst_folder,
+            "INPUT_NDVI": scene / "inputs" / "ndvi", "INPUT_ALBEDO": scene / "inputs" / "albedo",
+            "INPUT_DEM": scene / "inputs" / "dem.tif", "REFERENCE": scene / "inputs" / "dem.tif",
+            "INPUT_LST_FLAGS": lst_flags, "METHOD": "gwr",
+            "OUTPUT_SSM": ssm_folder, "OUTPUT_FLAGS": flags_folder, "OUTPUT_UNCERTAINTY": out / "ssm_uncertainty",
+            "OUTPUT_COVERAGE": out / "ssm_coverage.csv",
+        }
+        res, t = run("ssm:downscalessm", params)
+        timings.append(("ssm:downscalessm", t))
+        lines.append(
+            f"1 km soil moisture (GWR): {res['DAYS']:.0f} days, {res['SKIPPED_DAYS']:.0f} skipped, "
+            f"mean coverage of land pixels {res['MEAN_COVERAGE']:.2f} %"
+        )
+
+    # 4. validation against the stations ----------------------------------------------------
+    if "ssm:validatestations" in algs:
+        params = {"PRODUCT": scene / "truth" / "ssm", "PRODUCT_NAME": "truth (1 km)",
+                  "PRODUCT_2": scene / "inputs" / "ssm_coarse", "PRODUCT_2_NAME": "coarse input (36 km)"}
+        if ssm_folder is not None:
+            params = {"PRODUCT": ssm_folder, "PRODUCT_NAME": "downscaled (1 km GWR)",
+                      "PRODUCT_2": scene / "inputs" / "ssm_coarse", "PRODUCT_2_NAME": "coarse input (36 km)",
+                      "PRODUCT_3": scene / "truth" / "ssm", "PRODUCT_3_NAME": "truth (1 km)",
+                      "FLAGS": flags_folder}
+        else:
+            params["FLAGS"] = scene / "truth" / "cloud"
+        val = out / "validation"
+        params.update({"STATIONS": scene / "stations.csv", "OUTPUT": val / "stations.gpkg",
+                       "OUTPUT_TABLE": val / "metrics.csv", "OUTPUT_HTML": val / "report.html"})
+        val.mkdir(exist_ok=True)
+        res, t = run("ssm:validatestations", params)
+        timings.append(("ssm:validatestations", t))
+        lines.append("")
+        lines.append(f"station validation ({res['N_STATIONS']:.0f} stations, point-scale noise stated in the "
+                     f"scene: {info['station_noise_sd']:.3f} m3/m3), station means, m3/m3:")
+        lines += validation_table(Path(res["OUTPUT_SUMMARY"]))
+        lines.append(f"report: {res['OUTPUT_HTML']}")
 
     # summary ----------------------------------------------------------------------------
     print()
