@@ -16,6 +16,17 @@ mgwr_gwr = pytest.importorskip("mgwr.gwr")
 mgwr_sel = pytest.importorskip("mgwr.sel_bw")
 
 
+@pytest.fixture(autouse=True)
+def _mgwr_without_jit(monkeypatch):
+    """mgwr compiles its distance function with numba on first use (uncached, ~10 s);
+    its plain Python version computes the same distances."""
+    import mgwr.kernels
+
+    f = mgwr.kernels.local_cdist
+    for mod in (mgwr.kernels, mgwr_sel):
+        monkeypatch.setattr(mod, "local_cdist", getattr(f, "py_func", f))
+
+
 def coarse_sample(n_side: int = 9, seed: int = 3):
     """Cells of a 36 km grid with three predictors and a spatially varying relation."""
     rng = np.random.default_rng(seed)
@@ -80,7 +91,7 @@ def test_pooled_duplicates_equal_stacked_weighted_least_squares():
 def test_bandwidth_search_agrees_with_mgwr(kernel):
     coords, y, X = coarse_sample(9)
     bw, aicc, hist = select_bandwidth(coords, y, X, kernel)
-    ref_bw = mgwr_sel.Sel_BW(coords, y[:, None], X, kernel=kernel, fixed=True, n_jobs=1).search()
+    ref_bw = mgwr_sel.Sel_BW(coords, y[:, None], X, kernel=kernel, fixed=True, n_jobs=1).search(tol=1e-3)
     ref_aicc = mgwr_gwr.GWR(coords, y[:, None], X, ref_bw, kernel=kernel, fixed=True, n_jobs=1).fit().aicc
     assert aicc == pytest.approx(gwr_aicc(coords, y, X, bw, kernel))
     # same optimum: bandwidths within 2 %, and ours is no worse than mgwr's
