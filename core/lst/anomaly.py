@@ -95,8 +95,10 @@ class AnomalyFiller(Filler):
         pooled = np.zeros((5, *self.blocks.block_shape))
         for d, mom in self.moments.items():
             w = self._weight(day, d)
-            if w > 0:
-                pooled += w * (today if (d == day and today is not None) else mom)
+            if w > 0 and not (d == day and today is not None):
+                pooled += w * mom
+        if today is not None:
+            pooled += today
         cc = self.options.cloud_correction
         prior = global_slope(pooled) if cc else 0.0
         fit = solve_moments(
@@ -155,8 +157,8 @@ class AnomalyFiller(Filler):
             return None
         opt = self.options
         clear, s, b1, a0 = self._prepare(data)
-        p, wsum = self.persistent(day, data.ndvi)
-        y = np.where(wsum > 0, a0 - p, np.nan).astype(np.float32)
+        p, _ = self.persistent(day, data.ndvi)
+        y = (a0 - p).astype(np.float32)
         # today's moments with the final P, pooled with the other window days (as stored)
         fit = self._pooled_fit(day, regression_moments(y, s, self.sigma_reg, self.blocks))
         a_f = fit.intercept_fine()
@@ -170,8 +172,8 @@ class AnomalyFiller(Filler):
             est -= d_f * (1.0 - s)
             resid -= d_f * s
         if self.sigma_res > 0 and np.isfinite(resid).any():
-            r = gaussian_fill(resid, self.sigma_res, RESIDUAL_SHRINK)
-            est += np.nan_to_num(r, nan=0.0)
+            r = gaussian_fill(resid, self.sigma_res, RESIDUAL_SHRINK)  # a clear-sky anomaly too: damped by k
+            est += np.float32(opt.cloudy_anomaly_scale) * np.nan_to_num(r, nan=0.0)
         self.last.update(
             clear_fraction=float(clear.mean()),
             intercept_mean=float(np.nanmean(fit.intercept)),

@@ -58,7 +58,7 @@ class GapfillOptions:
     method: str = "anomaly"
     window: int = 15
     max_gap: int | None = None
-    time_scale_days: float = 0.0
+    time_scale_days: float = 3.0
     regional_scale_km: float = 50.0
     residual_scale_km: float = 10.0
     cloud_correction: bool = True
