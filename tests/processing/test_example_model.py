@@ -1,0 +1,103 @@
+"""The shipped Graphical Modeler workflow (processing_provider/models/*.model3) chains the
+four tools; it runs through processing.run and qgis_process, and the Modeler offers each
+tool's folder outputs as inputs of the next."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsProcessingContext, QgsProcessingModelAlgorithm, QgsVectorLayer
+from ssm_testing import ROOT, run_qgis_process
+
+MODEL = ROOT / "processing_provider" / "models" / "scene_to_validation.model3"
+_PROVIDERS = []  # keep the Python object alive while the registry uses it
+
+
+@pytest.fixture(scope="module")
+def model(qgis_processing):
+    from qgis.core import QgsApplication
+
+    from ssm_downscaling.processing_provider.provider import SsmProvider
+
+    if QgsApplication.processingRegistry().providerById("ssm") is None:
+        _PROVIDERS.append(SsmProvider())
+        QgsApplication.processingRegistry().addProvider(_PROVIDERS[-1])
+    m = QgsProcessingModelAlgorithm()
+    assert m.fromFile(str(MODEL)), MODEL
+    return m
+
+
+def test_model_is_valid_and_complete(model):
+    ok, issues = model.validate()
+    assert ok, issues
+    algs = sorted(c.algorithmId() for c in model.childAlgorithms().values())
+    assert algs == ["ssm:downscalessm", "ssm:gapfilllst", "ssm:samplescene", "ssm:validatestations"]
+    names = {p.name() for p in model.parameterDefinitions()}
+    assert {"size_km", "days", "seed"} <= names
+
+
+def test_model_runs_with_processing(model, tmp_path):
+    import processing
+
+    dests = {p.name(): p for p in model.destinationParameterDefinitions()}
+    report_key = next(k for k in dests if k.endswith("report"))
+    stations_key = next(k for k in dests if k.endswith("stations"))
+    ssm_key = next(k for k in dests if k.endswith("ssm_1km"))
+    params = {"size_km": 72, "days": 12, "seed": 3, report_key: str(tmp_path / "report.html"),
+              stations_key: str(tmp_path / "stations.gpkg"), ssm_key: str(tmp_path / "ssm")}
+    res = processing.run(model, params)
+    assert Path(res[report_key]).exists()
+    assert len(list((tmp_path / "ssm").glob("ssm_*.tif"))) == 12
+    layer = QgsVectorLayer(res[stations_key], "stations", "ogr")
+    assert layer.isValid() and layer.featureCount() >= 1
+    summary = json.loads(Path(str(tmp_path / "report_summary.json")).read_text())
+    products = {a["product"] for a in summary["averages"]}
+    assert products == {"downscaled 1 km", "coarse input", "truth"}
+
+
+def test_modeler_offers_folder_outputs_to_the_next_tool(model, qgis_app):
+    """What the Modeler's parameter widget lists as sources for the downscaler's LST input
+    includes the gap filler's output folder (folder outputs chain into file parameters)."""
+    from qgis.core import (
+        QgsProcessingOutputFile,
+        QgsProcessingOutputFolder,
+        QgsProcessingOutputString,
+        QgsProcessingParameterFile,
+        QgsProcessingParameterString,
+    )
+
+    child = next(c for c in model.childAlgorithms().values() if c.algorithmId() == "ssm:downscalessm")
+    sources = model.availableSourcesForChild(
+        child.childId(),
+        [QgsProcessingParameterFile.typeName(), QgsProcessingParameterString.typeName()],
+        [QgsProcessingOutputFile.typeName(), QgsProcessingOutputFolder.typeName(), QgsProcessingOutputString.typeName()],
+    )
+    offered = {(s.outputChildId(), s.outputName()) for s in sources}
+    lst = next(c for c in model.childAlgorithms().values() if c.algorithmId() == "ssm:gapfilllst")
+    assert (lst.childId(), "OUTPUT_LST") in offered and (lst.childId(), "OUTPUT_FLAGS") in offered
+    # and the Modeler GUI builds a widget for the parameter with those sources
+    from qgis.gui import QgsGui
+
+    alg = child.algorithm()
+    ctx = QgsProcessingContext()
+    w = QgsGui.processingGuiRegistry().createModelerParameterWidget(model, child.childId(),
+                                                                    alg.parameterDefinition("INPUT_LST"), ctx)
+    assert w is not None
+    w.setWidgetValue(child.parameterSources()["INPUT_LST"][0])
+    assert w.value().outputName() == "OUTPUT_LST"
+
+
+@pytest.mark.slow
+def test_model_runs_with_qgis_process(tmp_path):
+    outs = [f"ssm:downscalessm_1:ssm_1km={tmp_path / 'ssm'}",
+            f"ssm:validatestations_1:report={tmp_path / 'report.html'}",
+            f"ssm:validatestations_1:stations={tmp_path / 'stations.gpkg'}"]
+    r = run_qgis_process(["--json", "run", str(MODEL), "--", "size_km=72", "days=12", "seed=5", *outs])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = json.loads(r.stdout[r.stdout.find("{"):])
+    report = next(v for k, v in out["results"].items() if k.endswith("report"))
+    assert Path(report).exists()
+    assert len(list((tmp_path / "ssm").glob("ssm_*.tif"))) == 12
+    assert (tmp_path / "stations.gpkg").exists()
