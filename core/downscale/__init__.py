@@ -1,8 +1,10 @@
 """Downscaling coarse soil moisture to 1 km (DESIGN.md section 4, "SSM downscaling").
 
 Estimators in the scikit-learn style (:mod:`.base`): ``gwr`` (default), ``forest``,
-``dispatch`` and the ``bilinear`` baseline; residual correction (:mod:`.residual`), seam
-filling (:mod:`.seams`), and the series driver :func:`downscale_series` (:mod:`.run`).
+``dispatch`` and the ``bilinear`` baseline; the scale-transfer anomaly gain
+(:mod:`.scale`), residual correction (:mod:`.residual`), seam filling (:mod:`.seams`),
+and the series driver :func:`downscale_series` (:mod:`.run`; :func:`downscale_arrays`
+for in-memory arrays).
 """
 
 from .base import CoarseData, Downscaler, FineBlock
@@ -20,6 +22,7 @@ from .run import (
     downscale_arrays,
     downscale_series,
 )
+from .scale import anomaly_gain
 
 __all__ = [
     "FLAG_LEGEND",
@@ -35,6 +38,7 @@ __all__ = [
     "ForestDownscaler",
     "GWRDownscaler",
     "GWRFit",
+    "anomaly_gain",
     "build_membership",
     "downscale_arrays",
     "downscale_series",

@@ -30,17 +30,20 @@ def data(tmp_path_factory) -> dict:
     yy, xx = np.mgrid[0 : fine.height, 0 : fine.width].astype(float)
     dem = (1500 + 200 * np.sin(xx / 9) * np.cos(yy / 13)).astype(np.float32)
     ndvi = (0.4 + 0.2 * np.sin(yy / 17)).astype(np.float32)
-    dem[30:34, 40:46] = np.nan  # a lake
+    dem[30:34, 40:46] = np.nan  # a lake: no data in every land product
+    ndvi[30:34, 40:46] = np.nan
+    albedo = np.full(fine.shape, 0.2, np.float32)
+    albedo[30:34, 40:46] = np.nan
     for i, d in enumerate(DAYS):
         lst = (300 + 4 * np.cos(xx / 7 + i) - 0.0065 * (dem - 1500)).astype(np.float32)
         lst[np.isnan(dem)] = np.nan
-        truth = 0.3 - 0.012 * (lst - 300) + 0.05 * ndvi
+        truth = 0.3 - 0.012 * (lst - 300) + 0.05 * np.nan_to_num(ndvi)
         y, _ = m.aggregate(truth.astype(np.float32))
         if i == 2:
             y[0, :] = np.nan
         write_day(root / "ssm", "ssm_coarse", d, y, coarse)
         write_day(root / "lst", "lst", d, lst, fine)
-        write_day(root / "albedo", "albedo", d, np.full(fine.shape, 0.2, np.float32) + 0.01 * i, fine)
+        write_day(root / "albedo", "albedo", d, albedo + np.float32(0.01 * i), fine)
         write_day(root / "lstflags", "lst_flags", d, (xx < 20).astype(np.uint8), fine)
     write_day(root / "ndvi", "ndvi", DAYS[0] - dt.timedelta(days=3), ndvi, fine)
     write_raster(root / "dem.tif", dem, fine)
