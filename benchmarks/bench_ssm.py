@@ -10,6 +10,8 @@ The 1 km result is compared with ``truth/ssm`` over all land pixel-days:
   coarse cells (flags 0/2); seam-filled pixels (1/3); clear-sky and cloudy pixels (truth/cloud);
 * ``anom_r``: correlation of the within-cell anomalies (1 km value minus its coarse cell's
   mean) with the truth's (same pixels);
+* ``unc_rms``: root-mean-square of the method's uncertainty layer over the same pixel-days
+  (gwr: prediction standard error; forest: tree spread), to set against ``ub_all``;
 * ``stn_ub``: station-average ubRMSE at the scene's stations (pixel containing the station,
   stations with >= 10 matched days; ``ubRMSE = std(product - station)``), next to the
   same number for the truth itself (the floor set by the stations' point-scale noise);
@@ -153,6 +155,7 @@ def evaluate(sc: Path, out: Path, summary, membership) -> dict:
     cloud = DailySeries.from_folder(sc / "truth" / "cloud")
     mom = {k: Moments() for k in SUBSETS}
     anom = Moments()
+    unc_sum = unc_n = 0.0
     where, stn = read_stations(sc / "stations.csv", summary.fine)
     pairs: dict[str, list] = {}
     truth_pairs: dict[str, list] = {}
@@ -167,6 +170,12 @@ def evaluate(sc: Path, out: Path, summary, membership) -> dict:
                "clear": ok & (c == 0), "cloudy": ok & (c == 1)}
         for k, s in sel.items():
             mom[k].add(p[s], t[s])
+        up = out / "unc" / f"ssm_uncertainty_{d}.tif"
+        if up.exists():
+            u = read_raster(up)[ok]
+            u = u[np.isfinite(u)]
+            unc_sum += float((u.astype(np.float64) ** 2).sum())
+            unc_n += u.size
         pm, _ = m.aggregate(np.where(ok, p, np.nan))
         tm, _ = m.aggregate(np.where(ok, t, np.nan))
         inside = ok & (m.index >= 0)
@@ -181,6 +190,7 @@ def evaluate(sc: Path, out: Path, summary, membership) -> dict:
                 truth_pairs.setdefault(sid, []).append((t[r, cc], v))
     res = {k: v.result() for k, v in mom.items()}
     res["anom_r"] = anom.result()["r"]
+    res["unc_rms"] = math.sqrt(unc_sum / unc_n) if unc_n else math.nan  # vs the actual error (ub_all)
     res["stn_ub"], res["n_stations"] = station_ubrmse(pairs)
     res["stn_ub_truth"], _ = station_ubrmse(truth_pairs)
     coarse_days = DailySeries.from_folder(sc / "inputs" / "ssm_coarse").dates
@@ -228,21 +238,22 @@ def flat_row(scene_name: str, method: str, res: dict, secs_per_day: float) -> di
     row = {"scene": scene_name, "method": method}
     for name, sub, key in COLS:
         row[name] = res[sub][key]
-    row.update({"anom_r": res["anom_r"], "stn_ub": res["stn_ub"], "stn_ub_truth": res["stn_ub_truth"],
+    row.update({"anom_r": res["anom_r"], "unc_rms": res["unc_rms"], "stn_ub": res["stn_ub"],
+                "stn_ub_truth": res["stn_ub_truth"],
                 "n_stn": res["n_stations"], "min_cov": res["min_cov"], "s_per_day": secs_per_day,
                 "n_seam_px": res["seam"]["n"], "n_px": res["all"]["n"]})
     return row
 
 
 def print_table(rows: list[dict]) -> None:
-    hdr = ["scene", "method", "ub_all", "bias", "R", "ub_obs", "ub_seam", "ub_clear", "ub_cloudy", "anom_r", "stn_ub",
-           "min_cov", "s/day"]
+    hdr = ["scene", "method", "ub_all", "bias", "R", "ub_obs", "ub_seam", "ub_clear", "ub_cloudy", "anom_r", "unc_rms",
+           "stn_ub", "min_cov", "s/day"]
     print(" | ".join(f"{h:>9}" if i > 1 else f"{h:<24}" if i == 0 else f"{h:<8}" for i, h in enumerate(hdr)))
     for r in rows:
         vals = [r["ub_all"], r["bias"], r["R"], r["ub_obs"], r["ub_seam"], r["ub_clear"], r["ub_cloudy"], r["anom_r"],
-                r["stn_ub"], r["min_cov"], r["s_per_day"]]
+                r["unc_rms"], r["stn_ub"], r["min_cov"], r["s_per_day"]]
         fmt = ["{:9.4f}", "{:+9.4f}", "{:9.3f}", "{:9.4f}", "{:9.4f}", "{:9.4f}", "{:9.4f}", "{:9.3f}", "{:9.4f}",
-               "{:9.2f}", "{:9.3f}"]
+               "{:9.4f}", "{:9.2f}", "{:9.3f}"]
         print(f"{r['scene']:<24} | {r['method']:<8} | " + " | ".join(f.format(v) for f, v in zip(fmt, vals)))
 
 
