@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from ..grid import Grid, transform_points, warp_to_grid
 from ..membership import Membership
+from .kernels import bilinear_gather
 from .smoothing import BlockGrid
 
 #: above this many pixels, positions are computed on a sparser lattice and interpolated
@@ -52,36 +53,23 @@ class BilinearMap:
         v = inv[3] + x * inv[4] + y * inv[5] - 0.5
         if step > 1:
             u, v = _lattice_to_full(u, rows, cols, fine.shape), _lattice_to_full(v, rows, cols, fine.shape)
-        self.u = u.astype(np.float32)
-        self.v = v.astype(np.float32)
+        h, w = coarse.shape
+        inside = np.isfinite(u) & np.isfinite(v)
+        u = np.clip(np.where(inside, u, 0.0), 0.0, w - 1.0)
+        v = np.clip(np.where(inside, v, 0.0), 0.0, h - 1.0)
+        j0 = np.floor(u).astype(np.int64)
+        i0 = np.floor(v).astype(np.int64)
+        #: flat index of the upper-left neighbour in the edge-padded (h+1, w+1) array; -1 outside
+        self.base = np.where(inside, i0 * (w + 1) + j0, -1).astype(np.int64)
+        self.fu = (u - j0).astype(np.float32)
+        self.fv = (v - i0).astype(np.float32)
 
     def __call__(self, coarse_values: np.ndarray) -> np.ndarray:
         a = np.asarray(coarse_values, dtype=np.float64)
-        h, w = a.shape
-        u = np.clip(np.nan_to_num(self.u, nan=-1e9), 0.0, w - 1.0)
-        v = np.clip(np.nan_to_num(self.v, nan=-1e9), 0.0, h - 1.0)
-        j0 = np.floor(u).astype(np.int32)
-        i0 = np.floor(v).astype(np.int32)
-        fu = (u - j0).astype(np.float32)
-        fv = (v - i0).astype(np.float32)
-        j1 = np.minimum(j0 + 1, w - 1)
-        i1 = np.minimum(i0 + 1, h - 1)
-        num = np.zeros(self.u.shape, dtype=np.float64)
-        den = np.zeros(self.u.shape, dtype=np.float64)
-        for ii, jj, wt in (
-            (i0, j0, (1 - fv) * (1 - fu)),
-            (i0, j1, (1 - fv) * fu),
-            (i1, j0, fv * (1 - fu)),
-            (i1, j1, fv * fu),
-        ):
-            val = a[ii, jj]
-            ok = np.isfinite(val) & (wt > 0)
-            num[ok] += wt[ok] * val[ok]
-            den[ok] += wt[ok]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(den > 1e-9, num / den, np.nan)
-        out[~np.isfinite(self.u) | ~np.isfinite(self.v)] = np.nan
-        return out.astype(np.float32)
+        if a.shape != self.coarse.shape:
+            raise ValueError(f"coarse values have shape {a.shape}, the grid is {self.coarse.shape}")
+        padded = np.pad(a, ((0, 1), (0, 1)), mode="edge")
+        return bilinear_gather(padded, self.base, self.fu, self.fv)
 
 
 def _lattice_to_full(a: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

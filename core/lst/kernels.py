@@ -240,3 +240,73 @@ def idw_fill(values: np.ndarray, targets: np.ndarray, radius_px: float, power: f
     if cost > 3e8:
         return _idw_disk_numpy(values, targets, float(radius_px), float(power))
     return idw_disk(values, targets, float(radius_px), float(power))
+
+
+# ---------------------------------------------------------------------------------------
+# bilinear interpolation with precomputed positions
+# ---------------------------------------------------------------------------------------
+
+
+def _bilinear_gather_numpy(padded: np.ndarray, base: np.ndarray, fu: np.ndarray, fv: np.ndarray) -> np.ndarray:
+    """NaN-aware bilinear interpolation: ``padded`` (h+1, w+1) coarse values (edge-padded),
+    ``base`` (H, W) flat index of the upper-left neighbour (-1 = no value), ``fu``/``fv``
+    the fractional column/row offsets. float32 (H, W); NaN where no neighbour with weight."""
+    flat = padded.ravel()
+    w1 = padded.shape[1]
+    ok = base >= 0
+    b = np.where(ok, base, 0)
+    fu64 = fu.astype(np.float64)
+    fv64 = fv.astype(np.float64)
+    num = np.zeros(base.shape, dtype=np.float64)
+    den = np.zeros(base.shape, dtype=np.float64)
+    for off, wt in ((0, (1 - fv64) * (1 - fu64)), (1, (1 - fv64) * fu64), (w1, fv64 * (1 - fu64)), (w1 + 1, fv64 * fu64)):
+        val = flat[b + off]
+        good = ok & np.isfinite(val) & (wt > 0)
+        num[good] += wt[good] * val[good]
+        den[good] += wt[good]
+    out = np.full(base.shape, np.nan, dtype=np.float32)
+    has = den > 1e-9
+    out[has] = (num[has] / den[has]).astype(np.float32)
+    return out
+
+
+@njit(parallel=True)
+def _bilinear_gather_numba(padded, base, fu, fv):  # pragma: no cover - compiled
+    flat = padded.ravel()
+    w1 = padded.shape[1]
+    h, w = base.shape
+    out = np.full((h, w), np.nan, dtype=np.float32)
+    for i in prange(h):
+        for j in range(w):
+            b = base[i, j]
+            if b >= 0:
+                u = np.float64(fu[i, j])
+                v = np.float64(fv[i, j])
+                num = 0.0
+                den = 0.0
+                wt = (1 - v) * (1 - u)
+                x = flat[b]
+                if wt > 0 and np.isfinite(x):
+                    num += wt * x
+                    den += wt
+                wt = (1 - v) * u
+                x = flat[b + 1]
+                if wt > 0 and np.isfinite(x):
+                    num += wt * x
+                    den += wt
+                wt = v * (1 - u)
+                x = flat[b + w1]
+                if wt > 0 and np.isfinite(x):
+                    num += wt * x
+                    den += wt
+                wt = v * u
+                x = flat[b + w1 + 1]
+                if wt > 0 and np.isfinite(x):
+                    num += wt * x
+                    den += wt
+                if den > 1e-9:
+                    out[i, j] = num / den
+    return out
+
+
+bilinear_gather = kernel(_bilinear_gather_numba, _bilinear_gather_numpy, "bilinear_gather")

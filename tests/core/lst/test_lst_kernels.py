@@ -124,3 +124,36 @@ def test_idw_fill_switches_path_with_same_numbers():
     fft = K._idw_disk_numpy(v, t, 5.0, 2.0)
     np.testing.assert_allclose(K.idw_fill(v, t, 5.0, 2.0), direct, atol=1e-5, equal_nan=True)
     np.testing.assert_allclose(fft, direct, atol=1e-5, equal_nan=True)
+
+
+# --- bilinear interpolation with precomputed positions -------------------------------
+
+
+def test_bilinear_gather_known_answers():
+    a = np.array([[0.0, 10.0], [20.0, 30.0]])
+    padded = np.pad(a, ((0, 1), (0, 1)), mode="edge")
+    base = np.array([[0, 0, -1]])
+    fu = np.array([[0.5, 0.25, 0.0]], dtype=np.float32)
+    fv = np.array([[0.5, 0.0, 0.0]], dtype=np.float32)
+    for out in both(K.bilinear_gather, padded, base, fu, fv):
+        assert out[0, 0] == pytest.approx(15.0) and out[0, 1] == pytest.approx(2.5) and np.isnan(out[0, 2])
+    a[0, 1] = np.nan  # a missing neighbour: the weights of the others are renormalised
+    padded = np.pad(a, ((0, 1), (0, 1)), mode="edge")
+    for out in both(K.bilinear_gather, padded, base, fu, fv):
+        assert out[0, 0] == pytest.approx((0 + 20 + 30) / 3) and out[0, 1] == pytest.approx(0.0)
+
+
+@needs_numba
+def test_bilinear_gather_numba_equals_numpy():
+    rng = np.random.default_rng(5)
+    a = rng.normal(290, 5, (7, 9))
+    a[2, 3] = np.nan
+    padded = np.pad(a, ((0, 1), (0, 1)), mode="edge")
+    i0 = rng.integers(0, 7, (40, 50))
+    j0 = rng.integers(0, 9, (40, 50))
+    base = i0 * 10 + j0
+    base[0, :5] = -1
+    fu = rng.random((40, 50)).astype(np.float32)
+    fv = rng.random((40, 50)).astype(np.float32)
+    x, y = both(K.bilinear_gather, padded, base, fu, fv)
+    np.testing.assert_allclose(x, y, atol=1e-5, equal_nan=True)
