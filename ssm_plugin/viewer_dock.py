@@ -31,6 +31,7 @@ FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("viewer_dock.ui")))
 GROUP_NAME = "Daily viewer"
 
 try:  # matplotlib ships with QGIS on every platform, but do not fail without it
+    import matplotlib.dates as mdates
     from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
 
@@ -83,7 +84,8 @@ class ViewerDock(QDockWidget, FORM_CLASS):
     def _make_plot(self) -> None:
         layout = self.plotContainer.layout()
         if HAVE_MPL:
-            self.figure = Figure(figsize=(4, 2.2), tight_layout=True)
+            self.figure = Figure(figsize=(4, 3.2))
+            self.figure.subplots_adjust(left=0.17, right=0.97, bottom=0.1, top=0.74)
             self.axes = self.figure.add_subplot(111)
             self.canvas = FigureCanvasQTAgg(self.figure)
             layout.addWidget(self.canvas)
@@ -209,7 +211,9 @@ class ViewerDock(QDockWidget, FORM_CLASS):
             return None
         styling.apply_style(layer, path, flags=flags)
         project.addMapLayer(layer, False)
-        self._group().insertLayer(0, layer)
+        node = self._group().insertLayer(0, layer)
+        if flags:  # on demand: the flags would hide the values under them
+            node.setItemVisibilityChecked(False)
         return layer.id()
 
     def _group(self) -> QgsLayerTreeGroup:
@@ -259,13 +263,18 @@ class ViewerDock(QDockWidget, FORM_CLASS):
             for code, color in styling.FLAG_COLORS.items():
                 sel = flags == code
                 if sel.any():
-                    ax.plot(dates[sel], values[sel], "o", ms=3.5, color=color, label=f"{code} {legend.get(code, '')}")
+                    label = f"{code} {legend.get(code, '')}".split(" (")[0]  # the legend without its details
+                    ax.plot(dates[sel], values[sel], "o", ms=3.5, color=color, label=label)
         else:
             ax.plot(dates, values, "o", ms=2.5, color="#2b7bd1")
-        ax.set_ylabel(styling.unit_label(self.series.folder.name))
+        ax.set_ylabel(styling.unit_label(self.series.folder.name), fontsize=8)
+        ax.tick_params(labelsize=7)
+        locator = mdates.AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-        self.figure.autofmt_xdate()
+        ax.legend(fontsize=6, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=1, frameon=False,
+                  borderaxespad=0.0, handlelength=1.2, columnspacing=0.8)
         self._day_line = None
         self._mark_day_on_plot(self.current_date)
 
