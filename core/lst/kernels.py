@@ -310,3 +310,113 @@ def _bilinear_gather_numba(padded, base, fu, fv):  # pragma: no cover - compiled
 
 
 bilinear_gather = kernel(_bilinear_gather_numba, _bilinear_gather_numpy, "bilinear_gather")
+
+
+def _bilinear_separable_numpy(
+    padded: np.ndarray, i0: np.ndarray, fv: np.ndarray, j0: np.ndarray, fu: np.ndarray
+) -> np.ndarray:
+    """NaN-aware bilinear interpolation on an axis-aligned lattice: output pixel (r, c) lies
+    between rows ``i0[r], i0[r]+1`` (fraction ``fv[r]``) and columns ``j0[c], j0[c]+1``
+    (fraction ``fu[c]``) of the edge-padded ``padded`` (h+1, w+1). float32 (H, W)."""
+    ok = np.isfinite(padded)
+    v = np.where(ok, padded, 0.0)
+    m = ok.astype(np.float64)
+    fv64 = fv.astype(np.float64)[:, None]
+    fu64 = fu.astype(np.float64)[None, :]
+
+    def interp(a: np.ndarray) -> np.ndarray:
+        rows = a[i0] * (1 - fv64) + a[i0 + 1] * fv64
+        return rows[:, j0] * (1 - fu64) + rows[:, j0 + 1] * fu64
+
+    num = interp(v)
+    den = interp(m)
+    out = np.full(num.shape, np.nan, dtype=np.float32)
+    has = den > 1e-9
+    out[has] = (num[has] / den[has]).astype(np.float32)
+    return out
+
+
+@njit(parallel=True)
+def _bilinear_separable_numba(padded, i0, fv, j0, fu):  # pragma: no cover - compiled
+    h = i0.shape[0]
+    w = j0.shape[0]
+    out = np.full((h, w), np.nan, dtype=np.float32)
+    for r in prange(h):
+        a = i0[r]
+        v = np.float64(fv[r])
+        for c in range(w):
+            b = j0[c]
+            u = np.float64(fu[c])
+            num = 0.0
+            den = 0.0
+            wt = (1 - v) * (1 - u)
+            x = padded[a, b]
+            if np.isfinite(x):
+                num += wt * x
+                den += wt
+            wt = (1 - v) * u
+            x = padded[a, b + 1]
+            if np.isfinite(x):
+                num += wt * x
+                den += wt
+            wt = v * (1 - u)
+            x = padded[a + 1, b]
+            if np.isfinite(x):
+                num += wt * x
+                den += wt
+            wt = v * u
+            x = padded[a + 1, b + 1]
+            if np.isfinite(x):
+                num += wt * x
+                den += wt
+            if den > 1e-9:
+                out[r, c] = num / den
+    return out
+
+
+bilinear_separable = kernel(_bilinear_separable_numba, _bilinear_separable_numpy, "bilinear_separable")
+
+
+# ---------------------------------------------------------------------------------------
+# block moments of a regression
+# ---------------------------------------------------------------------------------------
+
+
+def _block_moments_numpy(y: np.ndarray, x: np.ndarray, f: int) -> np.ndarray:
+    """Sums over ``f x f`` blocks of ``(n, x, y, x^2, x y)`` over pixels where both are
+    finite; float64 ``(5, ceil(H/f), ceil(W/f))``."""
+    h, w = y.shape
+    bh, bw = -(-h // f), -(-w // f)
+    m = np.isfinite(y) & np.isfinite(x)
+    yz = np.where(m, y, 0.0).astype(np.float64)
+    xz = np.where(m, x, 0.0).astype(np.float64)
+    out = np.empty((5, bh, bw))
+    for k, v in enumerate((m.astype(np.float64), xz, yz, xz * xz, xz * yz)):
+        pad = np.zeros((bh * f, bw * f))
+        pad[:h, :w] = v
+        out[k] = pad.reshape(bh, f, bw, f).sum(axis=(1, 3))
+    return out
+
+
+@njit(parallel=True)
+def _block_moments_numba(y, x, f):  # pragma: no cover - compiled
+    h, w = y.shape
+    bh = (h + f - 1) // f
+    bw = (w + f - 1) // f
+    out = np.zeros((5, bh, bw))
+    for bi in prange(bh):
+        for i in range(bi * f, min((bi + 1) * f, h)):
+            for j in range(w):
+                yy = y[i, j]
+                xx = x[i, j]
+                if np.isfinite(yy) and np.isfinite(xx):
+                    bj = j // f
+                    out[0, bi, bj] += 1.0
+                    out[1, bi, bj] += xx
+                    out[2, bi, bj] += yy
+                    out[3, bi, bj] += np.float64(xx) * xx
+                    out[4, bi, bj] += np.float64(xx) * yy
+    return out
+
+
+block_moments = kernel(_block_moments_numba, _block_moments_numpy, "block_moments")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .kernels import bilinear_separable, block_moments
+
 #: Gaussian kernels are cut at this many sigmas
 TRUNCATE = 3.0
 
@@ -54,20 +56,9 @@ class BlockGrid:
         f = self.factor
         if f == 1:
             return blocks.astype(np.float32, copy=True)
-        ok = np.isfinite(blocks)
-        v = np.where(ok, blocks, 0.0)
-        m = ok.astype(np.float64)
-        (r0, r1, rf), (c0, c1, cf) = (_axis_weights(n, f, nb) for n, nb in zip(self.shape, self.block_shape))
-
-        def interp(a: np.ndarray) -> np.ndarray:
-            rows = a[r0] * (1 - rf)[:, None] + a[r1] * rf[:, None]
-            return rows[:, c0] * (1 - cf)[None, :] + rows[:, c1] * cf[None, :]
-
-        num = interp(v)
-        den = interp(m)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(den > 1e-12, num / den, np.nan)
-        return out.astype(np.float32)
+        (i0, _, fv), (j0, _, fu) = (_axis_weights(n, f, nb) for n, nb in zip(self.shape, self.block_shape))
+        padded = np.pad(np.asarray(blocks, dtype=np.float64), ((0, 1), (0, 1)), mode="edge")
+        return bilinear_separable(padded, i0, fv.astype(np.float32), j0, fu.astype(np.float32))
 
 
 def _axis_weights(n: int, f: int, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,17 +123,11 @@ def regression_moments(
     """
     grid = grid or BlockGrid.for_sigma(y.shape, sigma_px)
     f = grid.factor
-    m = np.isfinite(y)
-    if x is not None:
-        m &= np.isfinite(x)
     sig_b = math.sqrt(max(sigma_px**2 - (f * f - 1) / 12.0, 0.0)) / f
     area = 2.0 * math.pi * max(sig_b, 0.5) ** 2  # kernel peak -> 1
-    yz = np.where(m, y, 0.0)
-    xz = np.where(m, x, 0.0) if x is not None else np.zeros(y.shape)
-    out = np.empty((5, *grid.block_shape))
-    for i, v in enumerate((m, xz, yz, xz * xz, xz * yz)):
-        out[i] = _gauss(grid.sum(v), sig_b) * area
-    return out
+    xx = x if x is not None else np.zeros(y.shape, dtype=np.float32)
+    sums = block_moments(np.ascontiguousarray(y, dtype=np.float32), np.ascontiguousarray(xx, dtype=np.float32), f)
+    return np.stack([_gauss(s, sig_b) * area for s in sums])
 
 
 def solve_moments(

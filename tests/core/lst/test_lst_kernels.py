@@ -157,3 +157,30 @@ def test_bilinear_gather_numba_equals_numpy():
     fv = rng.random((40, 50)).astype(np.float32)
     x, y = both(K.bilinear_gather, padded, base, fu, fv)
     np.testing.assert_allclose(x, y, atol=1e-5, equal_nan=True)
+
+
+@needs_numba
+def test_bilinear_separable_numba_equals_numpy():
+    rng = np.random.default_rng(6)
+    a = rng.normal(0, 3, (6, 8))
+    a[1, 2] = np.nan
+    padded = np.pad(a, ((0, 1), (0, 1)), mode="edge")
+    i0, j0 = rng.integers(0, 6, 30), rng.integers(0, 8, 41)
+    fv, fu = rng.random(30).astype(np.float32), rng.random(41).astype(np.float32)
+    x, y = both(K.bilinear_separable, padded, i0, fv, j0, fu)
+    np.testing.assert_allclose(x, y, atol=1e-5, equal_nan=True)
+
+
+def test_block_moments_known_answer_and_agreement():
+    y = np.array([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0]], dtype=np.float32)
+    x = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 2.0]], dtype=np.float32)
+    for out in both(K.block_moments, y, x, 2):
+        assert out.shape == (5, 1, 2)
+        np.testing.assert_allclose(out[:, 0, 0], [3, 2, 7, 2, 3])  # n, x, y, x^2, xy over 3 valid pairs
+        np.testing.assert_allclose(out[:, 0, 1], [2, 2, 9, 4, 12])
+    rng = np.random.default_rng(7)
+    y = rng.normal(size=(37, 29)).astype(np.float32)
+    y[rng.random(y.shape) < 0.3] = np.nan
+    x = rng.random((37, 29)).astype(np.float32)
+    a, b = both(K.block_moments, y, x, 4)
+    np.testing.assert_allclose(a, b, atol=1e-9)

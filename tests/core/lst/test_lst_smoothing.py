@@ -58,8 +58,8 @@ def test_local_linear_fit_exact_for_a_linear_relation():
     y = 1.5 + 4.0 * x
     y[rng.random(y.shape) < 0.3] = np.nan
     fit = local_linear_fit(y, x, sigma_px=9.0, slope_prior=0.0, prior_pixels=0.0)
-    np.testing.assert_allclose(fit.slope, 4.0, atol=1e-8)
-    np.testing.assert_allclose(fit.intercept, 1.5, atol=1e-8)
+    np.testing.assert_allclose(fit.slope, 4.0, atol=1e-5)  # float32 inputs
+    np.testing.assert_allclose(fit.intercept, 1.5, atol=1e-5)
     np.testing.assert_allclose(fit.intercept_fine(), 1.5, atol=1e-5)
 
 
@@ -67,8 +67,8 @@ def test_local_linear_fit_uses_the_prior_where_x_is_constant():
     y = np.full((40, 40), 2.0)
     x = np.full((40, 40), 0.3)
     fit = local_linear_fit(y, x, sigma_px=6.0, slope_prior=5.0, prior_pixels=100.0)
-    np.testing.assert_allclose(fit.slope, 5.0)
-    np.testing.assert_allclose(fit.intercept, 2.0 - 5.0 * 0.3)
+    np.testing.assert_allclose(fit.slope, 5.0, atol=1e-6)
+    np.testing.assert_allclose(fit.intercept, 2.0 - 5.0 * 0.3, atol=1e-6)
 
 
 def test_local_linear_fit_without_data_is_nan():
