@@ -24,7 +24,7 @@ HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, 
 
 <b>Method</b> (METHOD):
 <ul>
-<li><b>anomaly</b> (default): background + anomaly. The all-weather background (e.g. ERA5-Land skin temperature, any grid and CRS) is interpolated bilinearly to 1 km and corrected for the elevation difference between each pixel and what the background sees (needs a DEM). Its effective resolution (a blur of 0-3 of its cells) and the clear-sky lapse rate are learned from the clear pixels of up to 12 days. On clear pixels the anomaly LST - background is split into a persistent per-pixel part, the mean over the other clear days of a moving window of WINDOW days (with an NDVI-based prior for pixels seldom clear), and a smooth part (the background's bias) plus the clear-minus-cloudy difference: since the background mixes clear and cloudy pixels, clear pixels sit above it in proportion to the cloud fraction it sees; a Gaussian-weighted local regression (REGIONAL_SCALE_KM) on that cloud fraction, pooled over the window's days, gives both, and so the cloudy-sky correction. Under cloud: background + cloudy-sky lapse rate (CLOUDY_LAPSE_RATE, the air's -6.5 K/km) + CLOUDY_ANOMALY_SCALE x persistent anomaly (weaker sun, weaker contrasts) + bias - clear/cloudy difference + today's remaining anomaly interpolated from the clear pixels (RESIDUAL_SCALE_KM).</li>
+<li><b>anomaly</b> (default): background + anomaly. The all-weather background (e.g. ERA5-Land skin temperature, any grid and CRS) is interpolated bilinearly to 1 km and corrected for the elevation difference between each pixel and what the background sees (needs a DEM). Its effective resolution (a blur of 0-3 of its cells) and the clear-sky lapse rate are learned from the clear pixels of up to 12 days. On clear pixels the anomaly LST - background is split into a persistent per-pixel part, the mean over the other clear days of a moving window of WINDOW days, weighted by a Gaussian of TIME_SCALE_DAYS days (with an NDVI-based prior for pixels seldom clear), and a smooth part (the background's bias) plus the clear-minus-cloudy difference: since the background mixes clear and cloudy pixels, clear pixels sit above it in proportion to the cloud fraction it sees; a Gaussian-weighted local regression (REGIONAL_SCALE_KM) on that cloud fraction, pooled over the window's days, gives both, and so the cloudy-sky correction. Under cloud: background + cloudy-sky lapse rate (CLOUDY_LAPSE_RATE, the air's -6.5 K/km) + bias - clear/cloudy difference + CLOUDY_ANOMALY_SCALE x (persistent anomaly + today's remaining anomaly interpolated from the clear pixels within about RESIDUAL_SCALE_KM): both are clear-sky surface contrasts, which weaker sunlight under cloud damps.</li>
 <li><b>temporal</b>: per pixel, linear interpolation between the nearest clear days before and after, each at most MAX_GAP days away (one side only: its value).</li>
 <li><b>spatial</b>: inverse-distance weighting (power IDW_POWER) of the day's clear pixels within IDW_RADIUS_KM; nothing on overcast days.</li>
 <li><b>background</b>: the background at 1 km with the cloudy-sky lapse-rate correction only.</li>
@@ -51,6 +51,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
     METHOD = "METHOD"
     WINDOW = "WINDOW"
     MAX_GAP = "MAX_GAP"
+    TIME_SCALE_DAYS = "TIME_SCALE_DAYS"
     REGIONAL_SCALE_KM = "REGIONAL_SCALE_KM"
     RESIDUAL_SCALE_KM = "RESIDUAL_SCALE_KM"
     CLOUD_CORRECTION = "CLOUD_CORRECTION"
@@ -87,6 +88,8 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         advanced = [
             number(self.MAX_GAP, self.tr("temporal: maximum distance to a clear day (days; 0 = half the window)"),
                    number.Integer, 0, minValue=0, maxValue=365),
+            number(self.TIME_SCALE_DAYS, self.tr("anomaly: Gaussian time weights of the window days (days; 0 = equal)"),
+                   number.Double, 3.0, minValue=0.0),
             number(self.REGIONAL_SCALE_KM, self.tr("anomaly: bandwidth of the bias and cloudy-sky fit (km)"),
                    number.Double, 50.0, minValue=1.0),
             number(self.RESIDUAL_SCALE_KM, self.tr("anomaly: bandwidth of today's residual anomaly (km; 0 = off)"),
@@ -177,6 +180,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                 method=method,
                 window=self.parameterAsInt(parameters, self.WINDOW, context),
                 max_gap=max_gap or None,
+                time_scale_days=self.parameterAsDouble(parameters, self.TIME_SCALE_DAYS, context),
                 regional_scale_km=self.parameterAsDouble(parameters, self.REGIONAL_SCALE_KM, context),
                 residual_scale_km=self.parameterAsDouble(parameters, self.RESIDUAL_SCALE_KM, context),
                 cloud_correction=self.parameterAsBool(parameters, self.CLOUD_CORRECTION, context),

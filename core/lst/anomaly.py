@@ -3,7 +3,7 @@
 Model, for pixel ``x`` on day ``t`` (all in K)::
 
     clear:   LST = B1 + P(x) + a_t(x) + D_t(x) * S[c]
-    cloudy:  LST = B1 + (g_c - g) dz + k P(x) + a_t(x) - D_t(x) * (1 - S[c]) + r_t(x)
+    cloudy:  LST = B1 + (g_c - g) dz + a_t(x) - D_t(x) * (1 - S[c]) + k (P(x) + r_t(x))
 
 - ``B1 = B + g dz``: the background brought to 1 km (bilinear) plus the clear-sky
   lapse-rate correction, ``dz = z - S[z]`` the elevation above what the background sees
@@ -22,7 +22,10 @@ Model, for pixel ``x`` on day ``t`` (all in K)::
   own clear-versus-cloudy behaviour. The regression moments of the window's days are
   pooled (a reanalysis bias is persistent, ``D`` changes slowly), which keeps ``a`` and
   ``D`` stable on nearly overcast days, where one day alone cannot separate them;
-- ``r_t`` today's remaining anomaly, interpolated spatially from the clear pixels.
+- ``r_t`` today's remaining anomaly, interpolated spatially from the clear pixels (a
+  clear-sky contrast too, so also scaled by ``k`` under cloud).
+
+The window's days are weighted by a Gaussian of ``time_scale_days`` around the day.
 """
 
 from __future__ import annotations

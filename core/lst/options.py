@@ -30,18 +30,18 @@ class GapfillOptions:
         learns the persistent per-pixel anomaly from its clear days).
     max_gap : ``temporal``: the farthest a clear observation may be from the day being
         filled, in days, on each side; None = ``window // 2``.
-    time_scale_days : ``anomaly``: Gaussian time weights of the window days (sigma, days);
-        0 = equal weights.
+    time_scale_days : ``anomaly``: Gaussian time weights of the window days (sigma, days;
+        nearer days say more about today's surface); 0 = equal weights.
     regional_scale_km : ``anomaly``: bandwidth (Gaussian sigma) of the local fit of today's
         anomaly against the cloud fraction (background bias and cloudy-sky cooling).
     residual_scale_km : ``anomaly``: bandwidth of the spatial interpolation of today's
-        remaining anomaly; 0 = off.
+        remaining anomaly (damped like the persistent one under cloud); 0 = off.
     cloud_correction : ``anomaly``: learn the clear/cloudy temperature difference from the
         background (else cloudy pixels get the clear-sky anomaly).
-    cloudy_anomaly_scale : ``anomaly``: factor on the persistent (clear-sky) anomaly under
-        cloud: 1 keeps the clear-sky contrasts; less damps them, as the weaker sunlight
-        under cloud does (surface heating contrasts scale with absorbed radiation, which
-        thick cloud cuts to roughly a third to a half).
+    cloudy_anomaly_scale : ``anomaly``: factor on the clear-sky anomalies (persistent and
+        today's) under cloud: 1 keeps the clear-sky contrasts; less damps them, as the
+        weaker sunlight under cloud does (surface heating contrasts scale with absorbed
+        radiation, which thick cloud cuts to roughly a third to a half).
     lapse_rate : clear-sky LST lapse rate (K per metre) applied to the elevation
         difference between a pixel and the background footprint; None = learned from the
         clear pixels (``default_lapse_rate`` when the data cannot tell).
