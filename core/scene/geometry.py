@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal
 
-from ..grid import Grid, ease2_global, to_wkt, transform_points
+from ..grid import Grid, ease2_global, to_srs, to_wkt, transform_points
 
 #: pixel size of the scene grid (m)
 FINE_RES_M = 1000.0
@@ -65,7 +65,10 @@ class SceneGrids:
 
 def scene_grids(lon: float, lat: float, width_km: int, height_km: int) -> SceneGrids:
     """The grids of a ``width_km x height_km`` scene centred at (lon, lat)."""
-    wkt = to_wkt(laea_proj4(lon, lat))
+    srs = to_srs(laea_proj4(lon, lat))
+    ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
+    srs.SetProjCS(f"WGS 84 / Lambert Azimuthal Equal Area {abs(lat):g}{ns} {abs(lon):g}{ew}")
+    wkt = srs.ExportToWkt()
     w, h = int(width_km), int(height_km)
     x0 = -(w // 2) * FINE_RES_M
     y0 = (h - h // 2) * FINE_RES_M
