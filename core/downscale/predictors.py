@@ -94,6 +94,7 @@ class FolderPredictors:
         self.flags = lst_flags
         self.cache_static = cache_static
         self._cache: dict[tuple[str, int, int], np.ndarray] = {}
+        self._warned: set[dt.date] = set()
         self._resampling = {k: resampling_for(v.grid(), fine) for k, v in self.layers.items()}
 
     @property
@@ -128,7 +129,13 @@ class FolderPredictors:
         return {k: self._read(k, day, grid, None, "nearest") for k in self.layers}
 
     def lst_flags(self, day: dt.date, row0: int, nrows: int) -> np.ndarray | None:
-        if self.flags is None or not self.flags.covers(day):
+        if self.flags is None:
+            return None
+        if not self.flags.covers(day):
+            if day not in self._warned:
+                self._warned.add(day)
+                log.warning("%s: no LST gap-fill flags for %s; its SSM flags mark no pixel as LST gap-filled",
+                            self.flags.path, day)
             return None
         grid = self.fine.window(row0, 0, nrows, self.fine.width)
         return self.flags.read(day, grid, "nearest")
