@@ -258,3 +258,28 @@ def test_stack_shape_errors():
         gapfill_stack(np.zeros((4, 4)), None, method="spatial")
     with pytest.raises(SsmError, match="background"):
         gapfill_stack(np.zeros((2, 4, 4)), None, method="anomaly", footprint=BlockFootprint((4, 4), 2))
+
+
+def test_day_stack_spills_to_a_temporary_file_when_large():
+    from pathlib import Path
+
+    from ssm_downscaling.core.lst.methods import DayStack
+
+    st = DayStack(3, (4, 5), max_memory_mb=1e-6)
+    assert isinstance(st.data, np.memmap)
+    path = Path(st.data.filename)
+    st.put(10, np.ones((4, 5)))
+    st.put(11, np.full((4, 5), 2.0))
+    st.remove(10)
+    st.put(12, np.full((4, 5), 3.0))  # reuses the free slot
+    assert sorted(st.slots) == [11, 12] and st.data[st.slots[12]].mean() == 3.0
+    np.testing.assert_array_equal(st.weights(lambda d: d - 10.0)[[st.slots[11], st.slots[12]]], [1.0, 2.0])
+    st.close()
+    assert not path.exists()
+    mem = DayStack(3, (4, 5))
+    assert not isinstance(mem.data, np.memmap)
+    mem.put(1, np.zeros((4, 5)))
+    mem.put(2, np.zeros((4, 5)))
+    mem.put(3, np.zeros((4, 5)))
+    with pytest.raises(RuntimeError):
+        mem.put(4, np.zeros((4, 5)))
