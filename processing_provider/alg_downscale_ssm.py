@@ -33,7 +33,7 @@ HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AM
 <li><b>bilinear</b>: the coarse field interpolated bilinearly between cell centres (the baseline). No uncertainty layer, no residual correction.</li>
 </ul>
 <b>Residual correction</b> (gwr, forest, dispatch): the 1 km field is corrected so that, in every coarse cell with a retrieval, the mean of its valid 1 km pixels equals the coarse value. RESIDUAL "interp": the coarse residuals (coarse value minus the cell mean of the model) are interpolated bilinearly between cell centres, then shifted per cell to make the means exact; "smooth": a correction field solved to be smooth across cell edges and exact per cell (it amplifies cell-to-cell noise of the coarse product); "cell": a constant per cell; "none": no correction (the model alone); "auto": interp for gwr and forest, cell for dispatch, none for bilinear.
-<b>Scale transfer</b> (gwr, forest): a relation fitted between 36 km cells is steeper than the one between 1 km pixels of a cell (inside a cell the predictors also vary with terrain, vegetation and noise that soil moisture does not follow), so the 1 km within-cell anomalies of the model are scaled by a gain k in 0..1, keeping cell means. With ANOMALY_GAIN = -1 (default) k is estimated from the coarse data one scale up: the same method is fitted between 2 x 2 blocks of coarse cells and k is the slope of the observed within-block anomalies of the coarse soil moisture on the predicted ones (logged, and listed in the coverage table). 1 keeps the model's anomalies unchanged.
+<b>Scale transfer</b> (gwr, forest): a relation fitted between 36 km cells is steeper than the one between 1 km pixels of a cell (inside a cell the predictors also vary with terrain, vegetation and noise that soil moisture does not follow), so the 1 km within-cell anomalies of the model are scaled by a gain k in 0..1, keeping cell means. With ANOMALY_GAIN = -1 (default) k is estimated from the coarse data one scale up: the same method is fitted between 2 x 2 blocks of coarse cells and k is the slope of the observed within-block anomalies of the coarse soil moisture on the predicted ones (logged, and listed in the coverage table). 1 keeps the model's anomalies unchanged. The within-cell anomalies are also averaged over the days within +/- ANOMALY_DAYS (default 1; 0 = each day alone): the persistent part of a cell's pattern (soil, terrain, vegetation) adds up, the model's day-to-day noise averages down; each day keeps its own cell means.
 <b>Seams</b>: where the coarse value is missing that day (between swaths), the model is applied without the local residual, adding instead the same cell's residual interpolated from the nearest days with a retrieval (within SEAM_DAYS days; none when there is none). dispatch and bilinear use the cell's coarse value interpolated in time, else the nearest observed cell.
 Values are clipped to MIN_SSM..MAX_SSM (the clipped amount is redistributed within the cell, keeping its mean); pixels where a predictor is missing (water, nodata) get no estimate.
 
@@ -65,6 +65,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
     SEAM_DAYS = "SEAM_DAYS"
     RESIDUAL = "RESIDUAL"
     ANOMALY_GAIN = "ANOMALY_GAIN"
+    ANOMALY_DAYS = "ANOMALY_DAYS"
     TREES = "TREES"
     SEED = "SEED"
     THREADS = "THREADS"
@@ -112,6 +113,9 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             QgsProcessingParameterNumber(self.ANOMALY_GAIN,
                                          self.tr("Within-cell anomaly gain (gwr, forest; -1 = estimate from the data)"),
                                          QgsProcessingParameterNumber.Double, -1.0, minValue=-1.0, maxValue=2.0),
+            QgsProcessingParameterNumber(self.ANOMALY_DAYS,
+                                         self.tr("Average within-cell patterns over +/- days (gwr, forest)"),
+                                         QgsProcessingParameterNumber.Integer, 1, minValue=0, maxValue=15),
             QgsProcessingParameterNumber(self.TREES, self.tr("Forest: number of trees"),
                                          QgsProcessingParameterNumber.Integer, 100, minValue=1, maxValue=2000),
             QgsProcessingParameterNumber(self.SEED, self.tr("Forest: random seed"),
@@ -197,6 +201,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                 n_jobs=self.parameterAsInt(parameters, self.THREADS, context),
                 residual=None if residual == "auto" else residual, ssm_range=(lo, hi),
                 anomaly_gain=gain if gain >= 0 else "auto",
+                anomaly_days=self.parameterAsInt(parameters, self.ANOMALY_DAYS, context),
                 coverage_csv=coverage, **self.progress_args(feedback),
             )
         feedback.pushInfo(self.tr(

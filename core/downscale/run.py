@@ -10,8 +10,10 @@ A. per day, the method's features are computed from the raw 1 km predictors bloc
 B. the within-cell anomaly gain is estimated once from all days (:mod:`.scale`); per day
    (plus +/- ``pool_days`` neighbouring days), the estimator is fitted at the coarse scale
    and its coarse residuals are kept for seam filling;
-C. per day, the model is applied at 1 km, its within-cell anomalies are scaled by the
-   gain (cell means kept), the residual correction makes each observed
+C. per day, the model is applied at 1 km; its within-cell anomalies (value minus the cell
+   mean) are averaged with those of the days within +/- ``anomaly_days`` (the persistent
+   part of the pattern is kept, day-to-day model noise averaged down) and scaled by the
+   gain, keeping the day's cell means; the residual correction makes each observed
    cell's 1 km mean equal the coarse value (seam cells get the cell's residual borrowed
    from the nearest observed days, or none), values are clipped to the physical range
    keeping cell means, flags are set (DESIGN.md 3) and the three rasters are written.
@@ -48,7 +50,7 @@ from .predictors import (
     common_days,
 )
 from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
-from .scale import anomaly_gain, scale_anomalies
+from .scale import anomaly_gain, combine_anomalies
 from .seams import borrow_in_time, fill_coarse
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class Engine:
         min_fit_coverage: float = 0.5,
         block_pixels: int = 1_000_000,
         anomaly_gain: float | str = "auto",
+        anomaly_days: int = 1,
     ):
         self.template = template
         self.fine_source = fine_source
@@ -140,6 +143,9 @@ class Engine:
         if anomaly_gain != "auto" and not (isinstance(anomaly_gain, (int, float)) and 0 <= anomaly_gain <= 2):
             raise SsmError(f"The anomaly gain must be 'auto' or a number in 0..2, got {anomaly_gain!r}")
         self.gain_option = anomaly_gain
+        if int(anomaly_days) < 0:
+            raise SsmError(f"The anomaly window must be 0 or more days, got {anomaly_days}")
+        self.anomaly_days = int(anomaly_days)
         self.gain = 1.0
         self.blocks = _blocks(self.fine, block_pixels)
         self.block_pixels = block_pixels
@@ -207,8 +213,9 @@ class Engine:
         return est, data, count
 
     # -- stage C -----------------------------------------------------------------------------
-    def apply(self, day: dt.date, est: Downscaler, data: CoarseData, count: np.ndarray,
-              resid_series: dict[int, np.ndarray], prog: Progress) -> DayResult:
+    def predict_day(self, day: dt.date, est: Downscaler, prog: Progress) -> dict:
+        """The model at 1 km for one day (no correction): ``pred``, ``unc`` float32 full
+        arrays, ``lstf`` (LST gap-filled pixels) and the number of land pixels."""
         H, W = self.fine.shape
         pred = np.full((H, W), np.nan, dtype=np.float32)
         unc = np.full((H, W), np.nan, dtype=np.float32)
@@ -234,11 +241,22 @@ class Engine:
             if fl is not None:
                 lstf[r0 : r0 + nr] = np.asarray(fl) == 1
             prog.advance()
+        mean, _ = cell_means(pred, self.index, self.weights, self.n)
+        return {"pred": pred, "unc": unc, "lstf": lstf, "land_n": land_n, "mean": mean}
+
+    def apply(self, day: dt.date, est: Downscaler, data: CoarseData, count: np.ndarray,
+              resid_series: dict[int, np.ndarray], prog: Progress | None = None,
+              predicted: dict | None = None, window: Sequence[dict] = ()) -> DayResult:
+        """Stage C for one day: ``predicted`` (from :meth:`predict_day`, computed when None)
+        and the predictions of neighbouring days whose within-cell anomalies are averaged
+        with today's (``window``)."""
+        H, W = self.fine.shape
+        pd = predicted if predicted is not None else self.predict_day(day, est, prog or Progress(len(self.blocks)))
+        pred, unc, lstf, land_n = pd["pred"].copy(), pd["unc"], pd["lstf"], pd["land_n"]
+        if self.gain != 1.0 or window:
+            combine_anomalies(pred, pd["mean"], [(w["pred"], w["mean"]) for w in window], self.index, self.gain)
         observed = np.isfinite(data.y) & (count > 0)
         info = CorrectionInfo()
-        if self.gain != 1.0:
-            mean_pred, _ = cell_means(pred, self.index, self.weights, self.n)
-            scale_anomalies(pred, self.index, mean_pred, self.gain)
         if self.residual != "none":
             mean_pred, _ = cell_means(pred, self.index, self.weights, self.n)
             borrowed = borrow_in_time(resid_series, data.day, self.seam_days) if resid_series else np.full(self.n, np.nan)
@@ -306,7 +324,8 @@ class Engine:
         pb = prog.sub(0.1, total=max(len(days), 1) + 1)
         if self.gain_option == "auto":
             if self.template.scale_gain:
-                self.gain, pairs = anomaly_gain(self.template, [(c[1], c[2]) for c in coarse.values()])
+                self.gain, pairs = anomaly_gain(self.template, [(c[1], c[2]) for c in coarse.values()],
+                                                window=self.anomaly_days)
                 log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cells)", self.gain, pairs)
         else:
             self.gain = float(self.gain_option)
@@ -336,10 +355,20 @@ class Engine:
                 log.warning("%s skipped: %s", d, why)
         pc = prog.sub(0.6, total=max(len(fitted) * (nb + 1), 1))
         out_of_range = 0
+        cache: dict[dt.date, dict] = {}  # predictions of the days in the anomaly window
+        w = self.anomaly_days if self.template.scale_gain else 0
         for d in fitted:
+            near = [o for o in fitted if abs((o - d).days) <= w]
+            for o in list(cache):
+                if o not in near:
+                    del cache[o]
+            for o in near:
+                if o not in cache:
+                    cache[o] = self.predict_day(o, coarse[o][0], pc)
             est, data, count = coarse[d]
             others = {k: v for k, v in resid_series.items() if k != data.day}
-            res = self.apply(d, est, data, count, others, pc)
+            res = self.apply(d, est, data, count, others, predicted=cache[d],
+                             window=[cache[o] for o in near if o != d])
             out_of_range += res.stats["targets_out_of_range"]
             sink(res)
             pc.advance()
@@ -403,7 +432,8 @@ def downscale_arrays(
         win = coarse.window_of(m.coarse)
         r0, c0, nr, nc = win
         coarse_ssm = {d: np.asarray(a)[r0 : r0 + nr, c0 : c0 + nc] for d, a in coarse_ssm.items()}
-    engine_keys = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels", "anomaly_gain")
+    engine_keys = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels", "anomaly_gain",
+                   "anomaly_days")
     eng_opts = {k: options.pop(k) for k in engine_keys if k in options}
     names = tuple(p for p in PREDICTOR_ORDER if p in predictors)
     est = method if isinstance(method, Downscaler) else make_downscaler(method, names, **options)
@@ -448,6 +478,7 @@ def downscale_series(
     n_jobs: int = 1,
     residual: str | None = None,
     anomaly_gain: float | str = "auto",
+    anomaly_days: int = 1,
     ssm_range: tuple[float, float] = (0.01, 0.6),
     ndvi_max_age: int = 16,
     albedo_max_age: int = 8,
@@ -519,7 +550,8 @@ def downscale_series(
     if missing:
         raise SsmError(f"The {method} method needs {', '.join(missing)}")
     engine = Engine(est, fine_src, coarse_src, membership, pool_days=pool_days, seam_days=seam_days,
-                    ssm_range=ssm_range, residual=residual, block_pixels=block_pixels, anomaly_gain=anomaly_gain)
+                    ssm_range=ssm_range, residual=residual, block_pixels=block_pixels, anomaly_gain=anomaly_gain,
+                    anomaly_days=anomaly_days)
     summary = DownscaleSummary(method=method, skipped=skipped, fine=fine, coarse=membership.coarse)
     if out_unc is not None and not est.has_uncertainty:
         log.warning("The %s method has no uncertainty estimate: the uncertainty rasters hold no data", method)

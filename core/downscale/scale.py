@@ -12,7 +12,12 @@ applied to the coarse cells, and ``k`` is the regression slope of the observed
 within-super-cell anomalies of the coarse SSM on the predicted ones (pooled over days
 and two block offsets; retrieval noise in the observed anomalies does not bias a slope).
 Assuming the ratio transfers one scale down (36 km -> 1 km), the 1 km prediction keeps
-its cell means and scales its within-cell anomalies by ``k`` (clamped to 0..1).
+its cell means and scales its within-cell anomalies by ``k`` (clamped to 0..2; above 1
+only when the anomalies are averaged over days, which damps them).
+
+:func:`combine_anomalies` also averages the within-cell anomalies over neighbouring days:
+the persistent part of a cell's pattern (soil, terrain, vegetation) adds up, the model's
+day-to-day noise averages down.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: fewest super-cell anomaly pairs for an estimate
 MIN_PAIRS = 20
+#: the largest gain (averaged anomalies may need more than 1)
+MAX_GAIN = 2.0
 
 
 def super_cells(data: CoarseData, count: np.ndarray, offset: tuple[int, int], block: int = 2
@@ -72,11 +79,13 @@ def anomaly_gain(
     days: Sequence[tuple[CoarseData, np.ndarray]],
     offsets: Sequence[tuple[int, int]] = ((0, 0), (1, 1)),
     block: int = 2,
+    window: int = 0,
 ) -> tuple[float, int]:
     """The anomaly gain ``k`` (see the module docstring) from ``(CoarseData, count)`` days;
-    returns ``(k, pairs)``, ``k = 1`` when there are too few pairs."""
-    num = den = 0.0
-    pairs = 0
+    returns ``(k, pairs)``, ``k = 1`` when there are too few pairs. With ``window`` > 0
+    the predicted anomalies are first averaged over the days within +/- ``window`` (as
+    :func:`combine_anomalies` does at 1 km), so ``k`` fits the averaged anomalies."""
+    per: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {o: {} for o in offsets}
     for data, count in days:
         for off in offsets:
             sup, sidx, fr, fc = super_cells(data, count, off, block)
@@ -100,32 +109,59 @@ def anomaly_gain(
                 mp = np.bincount(sidx, weights=np.where(use, pred, 0.0) * w, minlength=ns) / wsum
                 mo = np.bincount(sidx, weights=np.where(use, data.y, 0.0) * w, minlength=ns) / wsum
             sel = use & (n_in[sidx] >= 2)
-            ap = pred[sel] - mp[sidx[sel]]
-            ao = data.y[sel] - mo[sidx[sel]]
-            num += float((ao * ap * w[sel]).sum())
-            den += float((ap * ap * w[sel]).sum())
+            ap = np.where(sel, pred - mp[sidx], np.nan)
+            ao = np.where(sel, data.y - mo[sidx], np.nan)
+            per[off][data.day] = (ap, ao, np.where(sel, w, 0.0))
+    num = den = 0.0
+    pairs = 0
+    for by_day in per.values():
+        for day, (ap, ao, w) in by_day.items():
+            if window > 0:
+                near = [by_day[o][0] for o in by_day if abs(o - day) <= window]
+                stack = np.vstack(near)
+                cnt = np.isfinite(stack).sum(axis=0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ap_avg = np.where(cnt > 0, np.nansum(stack, axis=0) / cnt, np.nan)
+                ap = np.where(np.isfinite(ap), ap_avg, np.nan)
+            sel = np.isfinite(ap) & np.isfinite(ao) & (w > 0)
+            num += float((ao[sel] * ap[sel] * w[sel]).sum())
+            den += float((ap[sel] * ap[sel] * w[sel]).sum())
             pairs += int(sel.sum())
     if pairs < MIN_PAIRS or not den > 0:
         log.info("anomaly gain: too few coarse cells to estimate it (%d pairs); within-cell variation kept as modelled", pairs)
         return 1.0, pairs
-    k = float(np.clip(num / den, 0.0, 1.0))
+    k = float(np.clip(num / den, 0.0, MAX_GAIN))
     if not math.isfinite(k):  # pragma: no cover - guarded above
         k = 1.0
     return k, pairs
 
 
-def scale_anomalies(pred: np.ndarray, index: np.ndarray, mean_pred: np.ndarray, k: float) -> None:
-    """In place: ``pred = cell mean + k (pred - cell mean)`` for pixels inside a cell."""
-    if k == 1.0:
-        return
-    H = pred.shape[0]
-    step = max(1, 1_000_000 // max(pred.shape[1], 1))
+def combine_anomalies(
+    pred: np.ndarray,
+    mean: np.ndarray,
+    others: Sequence[tuple[np.ndarray, np.ndarray]],
+    index: np.ndarray,
+    k: float,
+) -> None:
+    """In place: ``pred = m_c + k * mean_t(pred_t - m_c,t)`` for pixels inside a cell, where
+    the anomaly average runs over today and the ``others`` days (``(pred, cell means)``
+    pairs) that have a value at the pixel; pixels without a value today stay NaN."""
+    H, W = pred.shape
+    step = max(1, 1_000_000 // max(W, 1))
     for r0 in range(0, H, step):
         blk = pred[r0 : r0 + step]
         idx = index[r0 : r0 + step]
         ok = (idx >= 0) & np.isfinite(blk)
-        m = mean_pred[idx[ok]]
+        cells = idx[ok]
+        m = mean[cells]
         good = np.isfinite(m)
+        acc = blk[ok].astype(np.float64) - m
+        n = np.ones(acc.size)
+        for p_o, m_o in others:
+            a = p_o[r0 : r0 + step][ok].astype(np.float64) - m_o[cells]
+            fin = np.isfinite(a)
+            acc[fin] += a[fin]
+            n[fin] += 1
         vals = blk[ok].astype(np.float64)
-        vals[good] = m[good] + k * (vals[good] - m[good])
+        vals[good] = m[good] + k * (acc[good] / n[good])
         blk[ok] = vals.astype(np.float32)

@@ -170,7 +170,8 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
     assert alg.displayName() == "Downscale soil moisture" and "AICc" in alg.shortHelpString()
     params = {p.name(): p for p in alg.parameterDefinitions()}
     for n in ("INPUT_SSM", "INPUT_LST", "INPUT_NDVI", "INPUT_ALBEDO", "INPUT_DEM", "INPUT_LST_FLAGS", "REFERENCE",
-              "START_DATE", "END_DATE", "METHOD", "KERNEL", "BANDWIDTH_KM", "POOL_DAYS", "TREES", "SEED",
+              "START_DATE", "END_DATE", "METHOD", "KERNEL", "BANDWIDTH_KM", "POOL_DAYS", "TREES", "SEED", "ANOMALY_GAIN",
+              "ANOMALY_DAYS", "RESIDUAL", "SEAM_DAYS", "MIN_SSM", "MAX_SSM", "THREADS", "INPUT_LST_DIFF",
               "OUTPUT_SSM", "OUTPUT_FLAGS", "OUTPUT_UNCERTAINTY", "OUTPUT_COVERAGE"):
         assert n in params
     from qgis.core import QgsProcessingParameterDefinition

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ssm_downscaling.core.downscale import CoarseData, GWRDownscaler, build_membership, downscale_arrays
-from ssm_downscaling.core.downscale.scale import anomaly_gain, scale_anomalies, super_cells
+from ssm_downscaling.core.downscale.scale import anomaly_gain, combine_anomalies, super_cells
 
 
 def _day(y, X, shape, seed=0):
@@ -64,14 +64,42 @@ def test_gain_defaults_to_one_without_enough_cells():
     assert (k, pairs) == (1.0, 0)
 
 
-def test_scale_anomalies_keeps_cell_means():
+def test_combine_anomalies_scales_and_averages_over_days():
     pred = np.array([[0.1, 0.3, np.nan], [0.2, 0.6, 0.4]], np.float32)
     index = np.array([[0, 0, 1], [0, 1, -1]])
     mean = np.array([0.2, 0.6])
-    scale_anomalies(pred, index, mean, 0.5)
-    np.testing.assert_allclose(pred[0, :2], [0.15, 0.25])
-    assert pred[1, 0] == pytest.approx(0.2) and pred[1, 1] == pytest.approx(0.6) and pred[1, 2] == pytest.approx(0.4)
-    assert np.isnan(pred[0, 2])
+    p = pred.copy()
+    combine_anomalies(p, mean, [], index, 0.5)
+    np.testing.assert_allclose(p[0, :2], [0.15, 0.25])
+    assert p[1, 0] == pytest.approx(0.2) and p[1, 1] == pytest.approx(0.6) and p[1, 2] == pytest.approx(0.4)
+    assert np.isnan(p[0, 2])
+    # another day: cell means 0.3 / 0.5, anomalies +0.1, -0.1, 0 (and a NaN pixel)
+    other = np.array([[0.4, 0.2, 0.5], [np.nan, 0.5, 0.9]], np.float32)
+    p = pred.copy()
+    combine_anomalies(p, mean, [(other, np.array([0.3, 0.5]))], index, 1.0)
+    np.testing.assert_allclose(p[0, :2], [0.2 + (-0.1 + 0.1) / 2, 0.2 + (0.1 - 0.1) / 2], atol=1e-7)
+    assert p[1, 0] == pytest.approx(0.2)  # only today's anomaly (0) where the other day has none
+    assert p[1, 2] == pytest.approx(0.4) and np.isnan(p[0, 2])
+
+
+def test_anomaly_window_averages_patterns_in_the_pipeline(fine_grid, coarse_full, world):
+    import datetime as dt
+
+    m = build_membership(fine_grid, coarse_full)
+    lst_c, _ = m.aggregate(world["lst"])
+    days = [dt.date(2019, 6, 1) + dt.timedelta(days=i) for i in range(3)]
+    rng = np.random.default_rng(2)
+    lsts = {d: world["lst"] + rng.normal(0, 1.0, world["lst"].shape).astype(np.float32) for d in days}
+    ssm = {d: 0.9 - 0.002 * m.aggregate(lsts[d])[0] for d in days}
+    preds = dict(world, lst=lsts)
+    one = downscale_arrays(ssm, preds, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0, anomaly_days=0)
+    three = downscale_arrays(ssm, preds, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0, anomaly_days=1)
+    d = days[1]
+    anom = {k: r[d].ssm - m.expand(m.aggregate(r[d].ssm)[0]) for k, r in (("one", one), ("three", three))}
+    a_days = [one[o].ssm - m.expand(m.aggregate(one[o].ssm)[0]) for o in days]
+    np.testing.assert_allclose(anom["three"], np.mean(a_days, axis=0), atol=2e-6)
+    for r in (one, three):  # cell means are the coarse values either way
+        np.testing.assert_allclose(m.aggregate(r[d].ssm)[0], ssm[d], atol=1e-6)
 
 
 def test_fixed_gain_in_the_pipeline(fine_grid, coarse_full, world):
