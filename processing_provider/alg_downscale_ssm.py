@@ -127,8 +127,9 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             QgsProcessingParameterNumber(self.MAX_SSM, self.tr("Maximum soil moisture (m³/m³)"),
                                          QgsProcessingParameterNumber.Double, 0.6, minValue=0.0, maxValue=1.0),
         ]
-        for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        for p in advanced:  # optional with defaults: models saved before a new option appeared keep working
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced
+                       | QgsProcessingParameterDefinition.FlagOptional)
             self.addParameter(p)
 
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_SSM, self.tr("1 km soil moisture")))

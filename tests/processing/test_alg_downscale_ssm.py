@@ -177,6 +177,7 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
     from qgis.core import QgsProcessingParameterDefinition
 
     assert params["BANDWIDTH_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert params["ANOMALY_DAYS"].flags() & QgsProcessingParameterDefinition.FlagOptional  # old models stay valid
     assert not params["METHOD"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
     assert params["METHOD"].usesStaticStrings() and params["METHOD"].options()[0] == "gwr"
     outs = {o.name() for o in alg.outputDefinitions()}
