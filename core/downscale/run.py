@@ -325,8 +325,9 @@ class Engine:
         if self.gain_option == "auto":
             if self.template.scale_gain:
                 self.gain, pairs = anomaly_gain(self.template, [(c[1], c[2]) for c in coarse.values()],
-                                                window=self.anomaly_days)
-                log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cells)", self.gain, pairs)
+                                                window=self.anomaly_days, check=prog.check)
+                log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cell-days)",
+                         self.gain, pairs)
         else:
             self.gain = float(self.gain_option)
         pb.advance()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -80,13 +80,17 @@ def anomaly_gain(
     offsets: Sequence[tuple[int, int]] = ((0, 0), (1, 1)),
     block: int = 2,
     window: int = 0,
+    check: Callable[[], None] | None = None,
 ) -> tuple[float, int]:
     """The anomaly gain ``k`` (see the module docstring) from ``(CoarseData, count)`` days;
     returns ``(k, pairs)``, ``k = 1`` when there are too few pairs. With ``window`` > 0
     the predicted anomalies are first averaged over the days within +/- ``window`` (as
-    :func:`combine_anomalies` does at 1 km), so ``k`` fits the averaged anomalies."""
+    :func:`combine_anomalies` does at 1 km), so ``k`` fits the averaged anomalies.
+    ``check`` is called once per day (to raise on cancellation)."""
     per: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {o: {} for o in offsets}
     for data, count in days:
+        if check is not None:
+            check()
         for off in offsets:
             sup, sidx, fr, fc = super_cells(data, count, off, block)
             if sup.train_mask.sum() < len(data.feature_names) + 4:
