@@ -101,8 +101,8 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                    number.Double, 0.5, minValue=0.0, maxValue=2.0),
             number(self.LAPSE_RATE, self.tr("Clear-sky lapse rate (K/km; empty = learn from the data)"),
                    number.Double, None, optional=True, minValue=-50.0, maxValue=50.0),
-            number(self.CLOUDY_LAPSE_RATE, self.tr("Cloudy-sky lapse rate (K/km; empty = the clear-sky one)"),
-                   number.Double, -6.5, optional=True, minValue=-50.0, maxValue=50.0),
+            number(self.CLOUDY_LAPSE_RATE, self.tr("Cloudy-sky lapse rate (K/km)"),
+                   number.Double, -6.5, minValue=-50.0, maxValue=50.0),
             number(self.BACKGROUND_SMOOTHING,
                    self.tr("Background effective blur (background cells; empty = learn from the data)"),
                    number.Double, None, optional=True, minValue=0.0, maxValue=20.0),
@@ -172,7 +172,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         method = self.parameterAsEnumString(parameters, self.METHOD, context) or "anomaly"
         max_gap = self.parameterAsInt(parameters, self.MAX_GAP, context)
         lapse = self._optional_number(parameters, self.LAPSE_RATE, context)
-        cloudy_lapse = self._optional_number(parameters, self.CLOUDY_LAPSE_RATE, context)
+        cloudy_lapse = self.parameterAsDouble(parameters, self.CLOUDY_LAPSE_RATE, context)
         out_lst = self.parameterAsString(parameters, self.OUTPUT_LST, context)
         out_flags = self.parameterAsString(parameters, self.OUTPUT_FLAGS, context)
         with self.core_call(feedback):
@@ -186,7 +186,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                 cloud_correction=self.parameterAsBool(parameters, self.CLOUD_CORRECTION, context),
                 cloudy_anomaly_scale=self.parameterAsDouble(parameters, self.CLOUDY_ANOMALY_SCALE, context),
                 lapse_rate=None if lapse is None else lapse / 1000.0,
-                cloudy_lapse_rate=None if cloudy_lapse is None else cloudy_lapse / 1000.0,
+                cloudy_lapse_rate=cloudy_lapse / 1000.0,
                 background_smoothing=self._optional_number(parameters, self.BACKGROUND_SMOOTHING, context),
                 idw_radius_km=self.parameterAsDouble(parameters, self.IDW_RADIUS_KM, context),
                 idw_power=self.parameterAsDouble(parameters, self.IDW_POWER, context),

@@ -55,14 +55,21 @@ def test_processing_run_fills_the_scene(alg_ready, scene, tmp_path):
     from ssm_downscaling.core.series import DailySeries, read_raster
 
     progress: list[float] = []
+    infos: list[str] = []
 
     class Feedback(QgsProcessingFeedback):
         def setProgress(self, p):
             progress.append(p)
             super().setProgress(p)
 
+        def pushInfo(self, msg):
+            infos.append(msg)
+            super().pushInfo(msg)
+
     context = QgsProcessingContext()
     res = processing.run("ssm:gapfilllst", params(scene, tmp_path), feedback=Feedback(), context=context)
+    # defaults apply to parameters left out: the air's lapse rate under cloud
+    assert any("cloudy-sky lapse rate -6.50 K/km" in m for m in infos), infos[-3:]
     days = DailySeries.from_folder(scene["lst"]).dates
     assert res["DAYS"] == len(days) and res["SKIPPED_DAYS"] == 0
     assert sorted(p.name for p in Path(res["OUTPUT_LST"]).glob("*.tif")) == [f"lst_{d}.tif" for d in days]
