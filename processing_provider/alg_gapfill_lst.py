@@ -196,7 +196,6 @@ class GapfillLstAlgorithm(SsmAlgorithm):
             feedback.pushInfo(self.tr(f"Method {method}, window {options.window} day(s); output grid: the LST's"))
             summary = gapfill_series(lst, background, out_lst, out_flags, dem=dem, ndvi=ndvi, start=start, end=end,
                                      options=options, **self.progress_args(feedback))
-        feedback.pushInfo(self.tr(summary.text()))
         if summary.lst_files:
             last = summary.lst_files[-1]
             day = last.stem.rsplit("_", 1)[-1]
