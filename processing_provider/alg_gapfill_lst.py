@@ -113,7 +113,8 @@ class GapfillLstAlgorithm(SsmAlgorithm):
             number(self.MAX_LST, self.tr("Maximum filled LST (K)"), number.Double, 350.0, minValue=0.0),
         ]
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            # optional with defaults: saved models stay valid when options are added
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced | QgsProcessingParameterDefinition.FlagOptional)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_LST, self.tr("All-weather LST")))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FLAGS, self.tr("LST flags")))

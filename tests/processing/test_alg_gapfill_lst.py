@@ -182,6 +182,8 @@ def test_parameters_are_modeler_friendly(alg_ready):
         assert p.type() in {"file", "raster", "datetime", "enum", "number", "boolean", "folderDestination"}, name
         advanced = bool(p.flags() & QgsProcessingParameterDefinition.FlagAdvanced)
         assert advanced == (name not in basic), name
+        if advanced:  # saved models stay valid when options are added
+            assert p.flags() & QgsProcessingParameterDefinition.FlagOptional, name
     assert params_["METHOD"].usesStaticStrings() and params_["METHOD"].options() == [
         "anomaly", "temporal", "spatial", "background"]
     assert params_["START_DATE"].dataType() == params_["START_DATE"].Date
