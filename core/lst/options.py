@@ -67,7 +67,6 @@ class GapfillOptions:
     cloudy_lapse_rate: float | None = -0.0065
     default_lapse_rate: float = -0.0065
     background_smoothing: float | None = None
-    mass_balance: float = 0.0
     prior_days: float = 1.0
     idw_radius_km: float = 50.0
     idw_power: float = 2.0
