@@ -19,6 +19,11 @@ The 1 km result is compared with ``truth/ssm`` over all land pixel-days:
   coarse data (a skipped day counts 0 %);
 * ``s/day``: wall time per day (reading, fitting, writing).
 
+For reference, what the inputs allow (computed from the truth, :func:`bounds`): the
+ubRMSE floor of any product whose cell means equal the coarse values (the coarse retrieval
+noise), and the within-cell skill of the best global linear combination of the predictors
+fitted to the truth itself.
+
 Then one China-sized day (5000 x 4000 km, place china) per method: time and peak memory
 (each in a child process). Targets of issue 4 are checked and printed. Results go to
 ``--out`` as bench_ssm.json and bench_ssm.csv.
@@ -45,7 +50,7 @@ sys.path.insert(0, str(ROOT / "build" / "plugins"))
 from ssm_downscaling.core.downscale import build_membership, downscale_series  # noqa: E402
 from ssm_downscaling.core.grid import Grid, to_wkt, transform_points  # noqa: E402
 from ssm_downscaling.core.scene import GENERATOR_VERSION, SceneConfig, generate_scene  # noqa: E402
-from ssm_downscaling.core.series import DailySeries, read_raster  # noqa: E402
+from ssm_downscaling.core.series import DailySeries, LayerSource, read_raster  # noqa: E402
 
 METHODS = ("gwr", "forest", "dispatch", "bilinear")
 SCENES = {
@@ -199,6 +204,52 @@ def evaluate(sc: Path, out: Path, summary, membership) -> dict:
     return res
 
 
+def bounds(sc: Path, membership, step: int = 2) -> dict:
+    """What the inputs allow, from the truth itself (every ``step``-th day):
+
+    * ``floor_ub``: ubRMSE of the truth shifted per cell onto the coarse values (a perfect
+      within-cell pattern under the mean constraint; what is left is the coarse product's
+      retrieval noise);
+    * ``oracle_r``: within-cell anomaly R of the best single linear combination of the
+      predictors' within-cell anomalies (LST, albedo, NDVI, DEM) fitted to the truth's;
+    * ``oracle_ub``: ubRMSE of the coarse values plus those oracle anomalies.
+    """
+    m = membership
+    truth = DailySeries.from_folder(sc / "truth" / "ssm")
+    coarse = DailySeries.from_folder(sc / "inputs" / "ssm_coarse")
+    lst = DailySeries.from_folder(sc / "truth" / "lst")
+    alb = LayerSource.open(sc / "inputs" / "albedo", 8)
+    ndvi = LayerSource.open(sc / "inputs" / "ndvi", 16)
+    dem = read_raster(sc / "inputs" / "dem.tif")
+    T, C, X, Tc = [], [], [], []
+    for d in truth.dates[::step]:
+        if d not in coarse:
+            continue
+        t = read_raster(truth.path(d))
+        arrs = [read_raster(lst.path(d)), alb.read(d), ndvi.read(d), dem]
+        y = read_raster(coarse.path(d), m.coarse, "nearest")
+        ok = np.isfinite(t) & np.logical_and.reduce([np.isfinite(a) for a in arrs]) & (m.index >= 0)
+        ok &= np.isfinite(m.expand(y))
+        tm, _ = m.aggregate(np.where(ok, t, np.nan))
+        T.append((t - m.expand(tm))[ok])
+        Tc.append(t[ok])
+        C.append(m.expand(y)[ok])
+        cols = []
+        for a in arrs:
+            am, _ = m.aggregate(np.where(ok, a, np.nan))
+            cols.append((a - m.expand(am))[ok])
+        X.append(np.column_stack(cols))
+    T, C, X, Tc = map(np.concatenate, (T, C, X, Tc))
+    b = np.linalg.lstsq(X, T, rcond=None)[0]
+    a = X @ b
+    floor = Moments()
+    floor.add(C + T, Tc)
+    orc = Moments()
+    orc.add(C + a, Tc)
+    return {"floor_ub": floor.result()["ubrmse"], "oracle_r": float(np.corrcoef(a, T)[0, 1]),
+            "oracle_ub": orc.result()["ubrmse"]}
+
+
 # ---------------------------------------------------------------------------------------
 # China-sized day (child processes)
 # ---------------------------------------------------------------------------------------
@@ -294,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         china_child(args.work / "scenes" / "china-day", args.child_china, args.work / "runs" / "china" / args.child_china)
         return 0
 
-    rows, extra = [], {}
+    rows, extra, limits = [], {}, {}
     for name, cfg in SCENES.items():
         if args.scenes and not any(name.startswith(s) for s in args.scenes):
             continue
@@ -312,8 +363,18 @@ def main(argv: list[str] | None = None) -> int:
             extra[f"{name}/{method}"] = {"metrics": res, "bandwidth_km": [r.get("bandwidth_km") for r in s.coverage],
                                         "days": len(s.days), "skipped": len(s.skipped)}
             print(f"  {name} {method}: ubRMSE {res['all']['ubrmse']:.4f} in {secs:.1f} s", file=sys.stderr)
+        if membership is not None:
+            limits[name] = bounds(sc, membership)
     print("\nSSM downscaling accuracy (m3/m3; pooled over land pixel-days vs truth/ssm)")
     print_table(rows)
+    if limits:
+        print("\nWhat the inputs allow (from the truth): floor_ub = truth shifted onto the coarse cell values (retrieval"
+              "\nnoise only); oracle_r / oracle_ub = best global linear within-cell combination of LST, albedo, NDVI, DEM"
+              "\nfitted to the truth, on the coarse cell values; bilinear ub x 0.8 = the 20 % target")
+        print(f"{'scene':<24} | floor_ub | oracle_r | oracle_ub | bilinear x 0.8")
+        for name, lim in limits.items():
+            b = next((r["ub_all"] for r in rows if r["scene"] == name and r["method"] == "bilinear"), math.nan)
+            print(f"{name:<24} | {lim['floor_ub']:8.4f} | {lim['oracle_r']:8.3f} | {lim['oracle_ub']:9.4f} | {0.8 * b:9.4f}")
     tgt = targets(rows)
     print("\nTargets (gwr)")
     for t in tgt:
@@ -328,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {r['method']:<8} {r['width']} x {r['height']} px: {r['seconds']:7.1f} s, peak RSS "
                       f"{r['peak_rss_mb']:7.0f} MB, coverage {r['coverage']:.2f} %")
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"rows": rows, "targets": tgt, "china_day": china_rows, "details": extra,
+    payload = {"rows": rows, "targets": tgt, "china_day": china_rows, "details": extra, "limits": limits,
                "scenes": {k: dict(v, days=args.days) for k, v in SCENES.items()}, "china_config": CHINA}
     (args.out / "bench_ssm.json").write_text(json.dumps(payload, indent=1, default=str))
     with open(args.out / "bench_ssm.csv", "w", newline="") as fh:
