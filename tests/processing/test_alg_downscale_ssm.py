@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import json
 from pathlib import Path
 
@@ -64,6 +65,24 @@ def alg_ready(qgis_processing):
     return reg
 
 
+def _run(params: dict, feedback=None) -> dict:
+    """processing.run with its own context, whose layers are released before returning
+    (layers left to a late garbage collection, after QGIS has shut down, can crash)."""
+    import processing
+    from qgis.core import QgsProcessingContext
+
+    context = QgsProcessingContext()
+    try:
+        res = processing.run("ssm:downscalessm", params, feedback=feedback, context=context)
+        res["_n_layers_to_load"] = len(context.layersToLoadOnCompletion())
+        return res
+    finally:
+        context.setLayersToLoadOnCompletion({})
+        context.temporaryLayerStore().removeAllMapLayers()
+        del context
+        gc.collect()
+
+
 def _params(data, out: Path, **kw) -> dict:
     p = {
         "INPUT_SSM": str(data["ssm"]),
@@ -82,8 +101,7 @@ def _params(data, out: Path, **kw) -> dict:
 
 
 def test_processing_run_writes_ssm_flags_uncertainty_and_coverage(alg_ready, data, tmp_path):
-    import processing
-    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+    from qgis.core import QgsProcessingFeedback
 
     progress = []
 
@@ -92,11 +110,9 @@ def test_processing_run_writes_ssm_flags_uncertainty_and_coverage(alg_ready, dat
             progress.append(p)
             super().setProgress(p)
 
-    context = QgsProcessingContext()
-    res = processing.run("ssm:downscalessm", _params(data, tmp_path, START_DATE="2019-07-02", POOL_DAYS=1),
-                         feedback=Feedback(), context=context)
+    res = _run(_params(data, tmp_path, START_DATE="2019-07-02", POOL_DAYS=1), Feedback())
     assert res["DAYS"] == 3 and res["SKIPPED_DAYS"] == 0 and res["MEAN_COVERAGE"] == pytest.approx(100.0)
-    assert sorted(p.name for p in Path(res["OUTPUT_SSM"]).iterdir()) == [f"ssm_{d}.tif" for d in DAYS[1:]]
+    assert sorted(p.name for p in Path(res["OUTPUT_SSM"]).glob("*.tif")) == [f"ssm_{d}.tif" for d in DAYS[1:]]
     m = data["m"]
     for d in DAYS[1:]:
         ssm = read_raster(Path(res["OUTPUT_SSM"]) / f"ssm_{d}.tif")
@@ -116,15 +132,12 @@ def test_processing_run_writes_ssm_flags_uncertainty_and_coverage(alg_ready, dat
     assert [r["date"] for r in rows] == [d.isoformat() for d in DAYS[1:]]
     assert float(rows[1]["seam_filled_pct"]) > 0 and float(rows[0]["estimated_pct"]) == 100.0
     assert progress and max(progress) == pytest.approx(100.0)
-    assert len(context.layersToLoadOnCompletion()) == 2
+    assert res["_n_layers_to_load"] == 2
 
 
 def test_other_methods_run(alg_ready, data, tmp_path):
-    import processing
-
     for method in ("forest", "dispatch", "bilinear"):
-        res = processing.run("ssm:downscalessm", _params(data, tmp_path / method, METHOD=method, END_DATE="2019-07-01",
-                                                         TREES=10))
+        res = _run(_params(data, tmp_path / method, METHOD=method, END_DATE="2019-07-01", TREES=10))
         assert res["DAYS"] == 1
         ssm = read_raster(Path(res["OUTPUT_SSM"]) / f"ssm_{DAYS[0]}.tif")
         assert np.nanmin(ssm) >= np.float32(0.01) and np.nanmax(ssm) <= np.float32(0.6)
