@@ -52,19 +52,6 @@ def data(tmp_path_factory) -> dict:
             "albedo": root / "albedo", "dem": root / "dem.tif", "flags": root / "lstflags"}
 
 
-@pytest.fixture(scope="module")
-def alg_ready(qgis_processing):
-    from qgis.core import QgsApplication
-
-    reg = QgsApplication.processingRegistry()
-    if reg.providerById("ssm") is None:
-        from ssm_downscaling.processing_provider.provider import SsmProvider
-
-        reg.addProvider(SsmProvider())
-    assert reg.algorithmById("ssm:downscalessm") is not None
-    return reg
-
-
 def _run(params: dict, feedback=None) -> dict:
     """processing.run with its own context, whose layers are released before returning
     (layers left to a late garbage collection, after QGIS has shut down, can crash)."""

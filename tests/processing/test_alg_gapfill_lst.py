@@ -13,19 +13,6 @@ from ssm_testing import run_qgis_process
 
 
 @pytest.fixture(scope="module")
-def alg_ready(qgis_processing):
-    from qgis.core import QgsApplication
-
-    reg = QgsApplication.processingRegistry()
-    if reg.providerById("ssm") is None:
-        from ssm_downscaling.processing_provider.provider import SsmProvider
-
-        reg.addProvider(SsmProvider())
-    assert reg.algorithmById("ssm:gapfilllst") is not None
-    return reg
-
-
-@pytest.fixture(scope="module")
 def scene(tmp_path_factory) -> dict[str, Path]:
     from ssm_downscaling.core.scene import small_scene
 

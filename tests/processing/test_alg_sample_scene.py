@@ -11,19 +11,6 @@ from ssm_testing import run_qgis_process
 SMALL = {"SIZE_KM": 72, "DAYS": 3, "STATIONS": 4, "SPINUP_DAYS": 2, "START_DATE": "2019-07-01"}
 
 
-@pytest.fixture(scope="module")
-def alg_ready(qgis_processing):
-    from qgis.core import QgsApplication
-
-    reg = QgsApplication.processingRegistry()
-    if reg.providerById("ssm") is None:
-        from ssm_downscaling.processing_provider.provider import SsmProvider
-
-        reg.addProvider(SsmProvider())
-    assert reg.algorithmById("ssm:samplescene") is not None
-    return reg
-
-
 def test_processing_run_writes_the_scene(alg_ready, tmp_path):
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback

@@ -46,19 +46,6 @@ def data(tmp_path_factory) -> dict:
             "stations": root / "stations.csv"}
 
 
-@pytest.fixture(scope="module")
-def alg_ready(qgis_processing):
-    from qgis.core import QgsApplication
-
-    reg = QgsApplication.processingRegistry()
-    if reg.providerById("ssm") is None:
-        from ssm_downscaling.processing_provider.provider import SsmProvider
-
-        reg.addProvider(SsmProvider())
-    assert reg.algorithmById("ssm:validatestations") is not None
-    return reg
-
-
 def _params(data, out: Path, **kw) -> dict:
     p = {
         "PRODUCT": str(data["fine"]),

@@ -12,18 +12,10 @@ from qgis.core import QgsProcessingContext, QgsProcessingModelAlgorithm, QgsVect
 from ssm_testing import ROOT, run_qgis_process
 
 MODEL = ROOT / "processing_provider" / "models" / "scene_to_validation.model3"
-_PROVIDERS = []  # keep the Python object alive while the registry uses it
 
 
 @pytest.fixture(scope="module")
-def model(qgis_processing):
-    from qgis.core import QgsApplication
-
-    from ssm_downscaling.processing_provider.provider import SsmProvider
-
-    if QgsApplication.processingRegistry().providerById("ssm") is None:
-        _PROVIDERS.append(SsmProvider())
-        QgsApplication.processingRegistry().addProvider(_PROVIDERS[-1])
+def model(alg_ready):
     m = QgsProcessingModelAlgorithm()
     assert m.fromFile(str(MODEL)), MODEL
     return m
