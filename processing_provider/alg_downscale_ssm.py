@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -154,25 +152,15 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             raise QgsProcessingException(self.tr(f"{name}: cannot open {parameters.get(name)!r} as a raster layer"))
         return layer.source()
 
-    def _input_path(self, parameters, name, context, optional: bool = False) -> str | None:
-        path = self.parameterAsFile(parameters, name, context)
-        if not path:
-            if optional:
-                return None
-            raise QgsProcessingException(self.tr(f"{name}: give a folder"))
-        if not Path(path).exists():
-            raise QgsProcessingException(self.tr(f"{name}: {path} does not exist"))
-        return path
-
     def processAlgorithm(self, parameters, context, feedback):
         from ..core.downscale import downscale_series
 
-        ssm = self._input_path(parameters, self.INPUT_SSM, context)
-        lst = self._input_path(parameters, self.INPUT_LST, context)
-        ndvi = self._input_path(parameters, self.INPUT_NDVI, context)
-        albedo = self._input_path(parameters, self.INPUT_ALBEDO, context)
-        lst_flags = self._input_path(parameters, self.INPUT_LST_FLAGS, context, optional=True)
-        lst_diff = self._input_path(parameters, self.INPUT_LST_DIFF, context, optional=True)
+        ssm = self.parameter_path(parameters, self.INPUT_SSM, context)
+        lst = self.parameter_path(parameters, self.INPUT_LST, context)
+        ndvi = self.parameter_path(parameters, self.INPUT_NDVI, context)
+        albedo = self.parameter_path(parameters, self.INPUT_ALBEDO, context)
+        lst_flags = self.parameter_path(parameters, self.INPUT_LST_FLAGS, context, optional=True)
+        lst_diff = self.parameter_path(parameters, self.INPUT_LST_DIFF, context, optional=True)
         dem = self._layer_path(parameters, self.INPUT_DEM, context)
         reference = self._layer_path(parameters, self.REFERENCE, context)
         start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)

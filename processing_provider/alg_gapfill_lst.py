@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -142,16 +140,6 @@ class GapfillLstAlgorithm(SsmAlgorithm):
             return False, self.tr("MIN_LST/MAX_LST: not numbers")
         return super().checkParameterValues(parameters, context)
 
-    def _folder(self, parameters, name, context, optional: bool = False) -> str | None:
-        path = self.parameterAsFile(parameters, name, context)
-        if not path:
-            if optional:
-                return None
-            raise QgsProcessingException(self.tr(f"{name}: give a folder"))
-        if not Path(path).exists():
-            raise QgsProcessingException(self.tr(f"{name}: {path} does not exist"))
-        return path
-
     def _optional_number(self, parameters, name, context) -> float | None:
         if parameters.get(name) in (None, ""):
             return None
@@ -160,9 +148,9 @@ class GapfillLstAlgorithm(SsmAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         from ..core.lst import GapfillOptions, gapfill_series
 
-        lst = self._folder(parameters, self.INPUT_LST, context)
-        background = self._folder(parameters, self.INPUT_BACKGROUND, context, optional=True)
-        ndvi = self._folder(parameters, self.INPUT_NDVI, context, optional=True)
+        lst = self.parameter_path(parameters, self.INPUT_LST, context)
+        background = self.parameter_path(parameters, self.INPUT_BACKGROUND, context, optional=True)
+        ndvi = self.parameter_path(parameters, self.INPUT_NDVI, context, optional=True)
         dem = None
         if parameters.get(self.INPUT_DEM) not in (None, ""):
             layer = self.parameterAsRasterLayer(parameters, self.INPUT_DEM, context)

@@ -145,6 +145,20 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         """``progress`` and ``is_cancelled`` keyword arguments for core functions."""
         return {"progress": feedback.setProgress, "is_cancelled": feedback.isCanceled}
 
+    def parameter_path(
+        self, parameters: dict, name: str, context: QgsProcessingContext, optional: bool = False
+    ) -> str | None:
+        """The path of a file/folder parameter; a clear error when it is empty (unless
+        ``optional``, then None) or does not exist."""
+        path = self.parameterAsFile(parameters, name, context)
+        if not path:
+            if optional:
+                return None
+            raise QgsProcessingException(self.tr(f"{name}: give a file or folder"))
+        if not Path(path).exists():
+            raise QgsProcessingException(self.tr(f"{name}: {path} does not exist"))
+        return path
+
     def parameter_date(self, parameters: dict, name: str, context: QgsProcessingContext) -> dt.date | None:
         """A date parameter (``QgsProcessingParameterDateTime`` of type Date) or None when empty."""
         if parameters.get(name) in (None, ""):
