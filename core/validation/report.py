@@ -227,18 +227,23 @@ def plot_timeseries(result: ValidationResult, path: Path) -> Path:
         if i is None:
             ax.text(0.5, 0.5, "no validated station", ha="center", transform=ax.transAxes)
             continue
-        ax.plot(days, result.reference[i], ".", ms=3, color="k", label="station")
         for k, p in enumerate(result.product_names):
             v = result.products[p][i]
-            ax.plot(days, v, ".", ms=3, color=colors[k % len(colors)], label=p)
+            c = colors[k % len(colors)]
+            ok = np.isfinite(v)
+            # a thin line through the product's days, dots on the days used in the metrics
+            ax.plot(days[ok], v[ok], "-", lw=0.8, color=c, alpha=0.8, label=p)
             m = result.comparison.masks[p][i]
-            if m.any() and m.sum() < v.size:
-                ax.plot(days[m], v[m], "o", ms=4, mfc="none", mec=colors[k % len(colors)], mew=0.6)
+            ax.plot(days[m], v[m], "o", ms=2.5, color=c)
+        ax.plot(days, result.reference[i], "o", ms=3.2, mfc="white", mec="k", mew=0.8, label="station")
         t = result.comparison.metrics(result.main)
         ax.set_title(f"{label}: {result.stations.ids[i]} - {result.main}: ubRMSD {t['urmsd'][i]:.4f}, "
-                     f"R {t['R'][i]:.3f}, bias {t['BIAS'][i]:+.4f}, n {int(t['n_obs'][i])}", fontsize=9)
+                     f"R {t['R'][i]:.3f}, bias {t['BIAS'][i]:+.4f}, n {int(t['n_obs'][i])}", fontsize=9,
+                     loc="right")
         ax.set_ylabel("SSM (m³/m³)")
-        ax.legend(loc="upper right", fontsize=7, ncol=len(result.products) + 1, frameon=False)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.08), fontsize=7, ncol=len(result.products) + 1,
+                  frameon=False, borderaxespad=0.0)
     fig.tight_layout()
     return _save(fig, path)
 
