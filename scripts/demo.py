@@ -80,6 +80,36 @@ def lst_error(scene: Path, lst: Path, flags: Path) -> dict[str, float]:
     return {"rmse": (sq / n) ** 0.5 if n else float("nan"), "bias": s / n if n else float("nan")}
 
 
+def ssm_error(scene: Path, ssm: Path) -> dict[str, float]:
+    """ubRMSE and R against the 1 km truth over all land pixel-days, of the downscaled field
+    and of the coarse input seen at 1 km (each pixel given its coarse cell's value)."""
+    import numpy as np
+
+    from ssm_downscaling.core.grid import Grid
+    from ssm_downscaling.core.membership import Membership
+
+    fine = Grid.from_raster(scene / "inputs" / "dem.tif")
+    coarse_files = sorted((scene / "inputs" / "ssm_coarse").glob("*.tif"))
+    m = Membership.build(fine, Grid.from_raster(coarse_files[0]))
+    pairs: dict[str, list] = {"downscaled": [], "coarse": []}
+    for f in sorted(ssm.glob("*.tif")):
+        day = f.stem.rsplit("_", 1)[-1]
+        truth = _read(scene / "truth" / "ssm" / f"ssm_{day}.tif")
+        est = _read(f)
+        coarse = m.expand(_read(next(c for c in coarse_files if day in c.name)))
+        for name, v in (("downscaled", est), ("coarse", coarse)):
+            ok = np.isfinite(v) & np.isfinite(truth)
+            pairs[name].append((v[ok], truth[ok]))
+    out = {}
+    for name, chunks in pairs.items():
+        x = np.concatenate([c[0] for c in chunks])
+        y = np.concatenate([c[1] for c in chunks])
+        d = x - y
+        out[f"{name}_ubrmse"] = float(np.sqrt(np.mean((d - d.mean()) ** 2)))
+        out[f"{name}_r"] = float(np.corrcoef(x, y)[0, 1])
+    return out
+
+
 def validation_table(summary: Path) -> list[str]:
     """Rows of station-mean ubRMSD / R / bias per product and sky condition."""
     data = json.loads(summary.read_text())
@@ -164,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"1 km soil moisture (GWR): {res['DAYS']:.0f} days, {res['SKIPPED_DAYS']:.0f} skipped, "
             f"mean coverage of land pixels {res['MEAN_COVERAGE']:.2f} %"
+        )
+        e = ssm_error(scene, ssm_folder)
+        lines.append(
+            f"  against the 1 km truth (all land pixel-days): ubRMSE {e['downscaled_ubrmse']:.4f} m3/m3, "
+            f"R {e['downscaled_r']:.3f}; the coarse input at 1 km: ubRMSE {e['coarse_ubrmse']:.4f}, "
+            f"R {e['coarse_r']:.3f}"
         )
 
     # 4. validation against the stations ----------------------------------------------------
