@@ -50,33 +50,22 @@ def test_model_runs_with_processing(model, tmp_path):
 
 
 def test_modeler_offers_folder_outputs_to_the_next_tool(model, qgis_app):
-    """What the Modeler's parameter widget lists as sources for the downscaler's LST input
-    includes the gap filler's output folder (folder outputs chain into file parameters)."""
-    from qgis.core import (
-        QgsProcessingOutputFile,
-        QgsProcessingOutputFolder,
-        QgsProcessingOutputString,
-        QgsProcessingParameterFile,
-        QgsProcessingParameterString,
-    )
+    """The Modeler's own parameter widget (QGIS 3.22) lists the gap filler's output folders
+    as sources for the downscaler's LST input, so users can wire the chain by hand."""
+    from qgis.core import QgsProcessingModelChildParameterSource
+    from qgis.gui import QgsGui
+    from qgis.PyQt.QtWidgets import QComboBox
 
     child = next(c for c in model.childAlgorithms().values() if c.algorithmId() == "ssm:downscalessm")
-    sources = model.availableSourcesForChild(
-        child.childId(),
-        [QgsProcessingParameterFile.typeName(), QgsProcessingParameterString.typeName()],
-        [QgsProcessingOutputFile.typeName(), QgsProcessingOutputFolder.typeName(), QgsProcessingOutputString.typeName()],
+    w = QgsGui.processingGuiRegistry().createModelerParameterWidget(
+        model, child.childId(), child.algorithm().parameterDefinition("INPUT_LST"), QgsProcessingContext()
     )
-    offered = {(s.outputChildId(), s.outputName()) for s in sources}
-    lst = next(c for c in model.childAlgorithms().values() if c.algorithmId() == "ssm:gapfilllst")
-    assert (lst.childId(), "OUTPUT_LST") in offered and (lst.childId(), "OUTPUT_FLAGS") in offered
-    # and the Modeler GUI builds a widget for the parameter with those sources
-    from qgis.gui import QgsGui
-
-    alg = child.algorithm()
-    ctx = QgsProcessingContext()
-    w = QgsGui.processingGuiRegistry().createModelerParameterWidget(model, child.childId(),
-                                                                    alg.parameterDefinition("INPUT_LST"), ctx)
-    assert w is not None
+    offered = [cb.itemText(i) for cb in w.findChildren(QComboBox) for i in range(cb.count())]
+    assert "“All-weather LST” from algorithm “Gap-fill LST”" in offered, offered
+    assert "“LST flags” from algorithm “Gap-fill LST”" in offered
+    assert "“True all-weather LST folder” from algorithm “Create the sample scene”" in offered
+    w.setWidgetValue(QgsProcessingModelChildParameterSource.fromStaticValue("/data/lst"))
+    assert w.value().staticValue() == "/data/lst"
     w.setWidgetValue(child.parameterSources()["INPUT_LST"][0])
     assert w.value().outputName() == "OUTPUT_LST"
 
