@@ -1,7 +1,7 @@
 """Shared base of the ``ssm`` algorithms: naming, help, logging/progress bridges, errors.
 
 Algorithms stay thin: parse parameters, call ``core`` inside :meth:`SsmAlgorithm.core_call`,
-return outputs. Nothing here touches ``iface``, the canvas or ``QgsProject``.
+return outputs. Nothing here touches the GUI interface, the map canvas or the current project.
 """
 
 from __future__ import annotations
