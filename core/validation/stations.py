@@ -251,19 +251,29 @@ CSV_CHUNK = 50_000
 _EMPTY = ("", "nan", "na", "null", "none")
 
 
-def _floats(col: list[str], what: str, bad: dict[int, str], base: int, lo: float, hi: float,
-            allow_empty: bool = False) -> np.ndarray:
-    """Column strings -> float64 (NaN for empty when allowed); bad rows recorded by index."""
+def _to_floats(strings: list[str]) -> tuple[np.ndarray, list[int]]:
+    """Strings -> float64, NaN where a string is not a number; also the indices of those."""
     try:
-        out = np.array(col, dtype=np.float64)
+        return np.array(strings, dtype=np.float64), []
     except ValueError:
-        out = np.full(len(col), np.nan)
-        for i, s in enumerate(col):
+        out = np.full(len(strings), np.nan)
+        unparsed = []
+        for i, s in enumerate(strings):
             try:
                 out[i] = float(s)
             except ValueError:
-                if not (allow_empty and s.strip().lower() in _EMPTY):
-                    bad.setdefault(base + i, f"{what} {s.strip()!r} is not a number")
+                unparsed.append(i)
+        return out, unparsed
+
+
+def _floats(col: list[str], what: str, bad: dict[int, str], base: int, lo: float, hi: float,
+            allow_empty: bool = False) -> np.ndarray:
+    """Column strings -> float64 (NaN for empty when allowed); bad rows recorded by index."""
+    out, unparsed = _to_floats(col)
+    for i in unparsed:
+        s = col[i]
+        if not (allow_empty and s.strip().lower() in _EMPTY):
+            bad.setdefault(base + i, f"{what} {s.strip()!r} is not a number")
     with np.errstate(invalid="ignore"):
         outside = np.isfinite(out) & ((out < lo) | (out > hi))
     for i in np.flatnonzero(outside):
@@ -596,15 +606,9 @@ def read_stm(path: str | Path) -> StmSeries:
         network, station = meta["net"], meta["station"]
         d0, d1 = float(meta["d0"]), float(meta["d1"])  # the file name has more digits
     n_lines = len(days) + len(bad)
-    try:
-        v = np.array(vals, dtype=np.float64)
-    except ValueError:
-        v = np.full(len(vals), np.nan)
-        for k, s in enumerate(vals):
-            try:
-                v[k] = float(s)
-            except ValueError:
-                bad.append((lnos[k], f"value {s!r} is not a number"))
+    v, unparsed = _to_floats(vals)
+    for k in unparsed:
+        bad.append((lnos[k], f"value {vals[k]!r} is not a number"))
     try:
         d = np.array([s.replace("/", "-") for s in days], dtype="datetime64[D]")
     except ValueError:
