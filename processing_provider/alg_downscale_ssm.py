@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDateTime,
     QgsProcessingParameterDefinition,
@@ -68,6 +69,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
     SEED = "SEED"
     THREADS = "THREADS"
     MIN_SSM = "MIN_SSM"
+    SSM_PERCENT = "SSM_PERCENT"
     MAX_SSM = "MAX_SSM"
     OUTPUT_SSM = "OUTPUT_SSM"
     OUTPUT_FLAGS = "OUTPUT_FLAGS"
@@ -120,6 +122,9 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                                          QgsProcessingParameterNumber.Integer, 0, minValue=0),
             QgsProcessingParameterNumber(self.THREADS, self.tr("Forest: threads"),
                                          QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=64),
+            QgsProcessingParameterBoolean(self.SSM_PERCENT,
+                                          self.tr("Coarse soil moisture is in percent (divide it by 100)"),
+                                          defaultValue=False),
             QgsProcessingParameterNumber(self.MIN_SSM, self.tr("Minimum soil moisture (m³/m³)"),
                                          QgsProcessingParameterNumber.Double, 0.01, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterNumber(self.MAX_SSM, self.tr("Maximum soil moisture (m³/m³)"),
@@ -191,7 +196,8 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                 residual=None if residual == "auto" else residual, ssm_range=(lo, hi),
                 anomaly_gain=gain if gain >= 0 else "auto",
                 anomaly_days=self.parameterAsInt(parameters, self.ANOMALY_DAYS, context),
-                coverage_csv=coverage, **self.progress_args(feedback),
+                coverage_csv=coverage, ssm_percent=self.parameterAsBool(parameters, self.SSM_PERCENT, context),
+                **self.progress_args(feedback),
             )
         feedback.pushInfo(self.tr(
             f"{len(summary.days)} day(s) written to {out_ssm}; mean coverage of land pixels "

@@ -158,6 +158,21 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
             )
         return csv_path or ismn
 
+    def _guard_outputs(self, parameters, context, products, stations, flags, table_path, html_path) -> None:
+        """Refuse, before anything is computed, outputs that are inputs or cannot be written."""
+        from ..core.outputs import Output, guard_outputs
+        from ..core.preflight import validation_inputs
+        from ..core.validation.report import report_output
+
+        outs = [Output("OUTPUT_TABLE", Path(table_path)), report_output(html_path, "OUTPUT_HTML")]
+        sink = self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or ""
+        sink_path = sink.split("|")[0]
+        if sink_path.lower().startswith("ogr:"):
+            sink_path = sink_path[4:].split(" ")[0].strip("'\"") if "dbname=" not in sink_path else ""
+        if sink_path and Path(sink_path).suffix:
+            outs.append(Output("OUTPUT", Path(sink_path)))
+        guard_outputs(validation_inputs(products, stations, flags), outs)
+
     def processAlgorithm(self, parameters, context, feedback):
         from ..core.validation.report import layer_features, layer_fields, write_report
         from ..core.validation.validate import validate_stations, write_metrics_csv
@@ -182,6 +197,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
 
         feedback.pushInfo(self.tr(f"Products: {', '.join(f'{k} = {v}' for k, v in products.items())}"))
         with self.core_call(feedback):
+            self._guard_outputs(parameters, context, products, stations, flags, table_path, html_path)
             result = validate_stations(
                 products, stations, flags=flags, flag_kind=flag_type, start=start, end=end, window=window,
                 min_obs=min_obs, common_days=common, depth_range=(dmin, dmax), quality_flags=qflags,

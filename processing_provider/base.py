@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,26 @@ from ..core.errors import Cancelled, SsmError
 LOGGER_NAME = "ssm_downscaling"
 ICON = Path(__file__).resolve().parent.parent / "ssm_plugin" / "icons" / "icon.svg"
 STYLES = Path(__file__).resolve().parent / "styles"
+
+
+def _not_a_finite_number(value: Any) -> str | None:
+    """Why ``value`` (as given to a number parameter) is not a finite number, else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            v = float(value)
+        except ValueError:
+            return f"{value!r} is not a number"
+    elif isinstance(value, (int, float)):
+        v = float(value)
+    else:
+        return None  # expressions, property definitions: QGIS evaluates them
+    if not math.isfinite(v):
+        return f"{value!r} is not a finite number"
+    return None
 
 
 class FeedbackLogHandler(logging.Handler):
@@ -136,9 +158,33 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 self.tr("Out of memory: try a smaller region, fewer days or a smaller block size.")
             ) from exc
+        except QgsProcessingException:
+            raise
+        except OSError as exc:  # a file system error the checks could not foresee (disk full, removed folder)
+            where = exc.filename or "a file"
+            raise QgsProcessingException(self.tr(
+                f"{where}: {exc.strerror or exc}; check that the folder exists, is writable and has free space "
+                "(no incomplete output was left under a final name)")) from exc
+        except Exception as exc:  # a bug, not a user error: a short message here, the traceback in the log
+            feedback.pushDebugInfo("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            logging.getLogger(LOGGER_NAME).debug("unexpected error", exc_info=True)
+            raise QgsProcessingException(self.tr(
+                f"Unexpected error in {self.displayName()}: {type(exc).__name__}: {exc}. This is a bug, not a "
+                "problem with your data: the details are in the log; please report them.")) from exc
         finally:
             logger.removeHandler(handler)
             logger.setLevel(old_level)
+
+    def checkParameterValues(self, parameters, context):
+        """QGIS's checks, plus: number parameters must be numbers and finite (QGIS reads
+        ``abc`` as 0 and accepts ``nan``, which would silently change the method)."""
+        for d in self.parameterDefinitions():
+            if d.type() != "number" or d.name() not in parameters:
+                continue
+            bad = _not_a_finite_number(parameters[d.name()])
+            if bad:
+                return False, self.tr(f"{d.name()}: {bad}")
+        return super().checkParameterValues(parameters, context)
 
     @staticmethod
     def progress_args(feedback: QgsProcessingFeedback) -> dict[str, Any]:

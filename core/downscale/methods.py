@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..argcheck import names
 from .base import Downscaler
 from .bilinear import BilinearDownscaler
 from .dispatch import DispatchDownscaler
@@ -23,6 +24,7 @@ def make_downscaler(method: str = "gwr", predictors: Sequence[str] = ("lst", "nd
     """An unfitted estimator of ``method`` using the raw ``predictors`` that are available;
     ``options`` that the method does not take are ignored (so one set of options serves
     every method)."""
+    predictors = names(predictors, "predictors")
     try:
         cls = METHODS[method]
     except KeyError:

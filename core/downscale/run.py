@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..argcheck import check_downscale_args
 from ..errors import GridError, SeriesError, SsmError
 from ..grid import Grid
 from ..membership import Membership
+from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..series import FLAG_NODATA, DailySeries, LayerSource, RasterWriter, day_filename
 from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
@@ -266,6 +268,7 @@ class Engine:
         else:
             field_ = pred
             borrowed_cells = 0
+        field_[self.index < 0] = np.nan  # outside the coarse grid: no estimate (not extrapolated, not flagged)
         clip_preserving_means(field_, self.index, self.weights, self.n, self.lo, self.hi, info)
         # flags
         valid = np.isfinite(field_)
@@ -335,6 +338,10 @@ class Engine:
         resid_series: dict[int, np.ndarray] = {}
         for d in days:
             est, data, count = coarse[d]
+            if not (count > 0).any():  # not the coarse product's fault: say which input is empty
+                skipped[d] = f"no 1 km pixel has every predictor ({', '.join(est.feature_names)}): an input is all nodata"
+                pb.advance()
+                continue
             if not (np.isfinite(data.y) & (count > 0)).any() and self.pool_days <= 0:
                 skipped[d] = "no coarse soil moisture over the 1 km grid"
                 pb.advance()
@@ -487,6 +494,7 @@ def downscale_series(
     block_pixels: int = 1_000_000,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
+    ssm_percent: bool = False,
 ) -> DownscaleSummary:
     """Downscale a folder of coarse SSM to 1 km daily SSM, flags and uncertainty.
 
@@ -498,8 +506,11 @@ def downscale_series(
     ``ssm_flags_...`` (uint8, DESIGN.md 3) and ``ssm_uncertainty_...`` (m3/m3) per day,
     and the coverage table CSV. Options: see :func:`make_downscaler` and :class:`Engine`
     (``bandwidth_km`` 0/None = AICc search). Raises :class:`SsmError` subclasses naming the
-    input on bad input, before anything is written.
+    input on bad input, before anything is written: argument types and values, outputs
+    that would overwrite an input, units and undeclared fill on the first days
+    (``ssm_percent=True`` reads a coarse SSM in percent as m3/m3), see :mod:`..preflight`.
     """
+    start, end = check_downscale_args(locals())
     ssm_dir, lst_dir = Path(ssm_dir), Path(lst_dir)
     out_ssm, out_flags = Path(out_ssm), Path(out_flags)
     out_unc = Path(out_uncertainty) if out_uncertainty else None
@@ -540,8 +551,13 @@ def downscale_series(
     days, skipped = common_days(ssm_series.dates, fine_src, start, end, describe)
     for d, why in skipped.items():
         log.warning("%s skipped: %s", d, why)
+    downscale_preflight(ssm_series=ssm_series, layers=layers, flags_src=flags_src, reference=reference,
+                        out_ssm=out_ssm, out_flags=out_flags, out_unc=out_unc, coverage_csv=coverage_csv, days=days,
+                        method=method, ssm_percent=ssm_percent)
     membership = build_membership(fine, coarse_full, str(ssm_dir))
     coarse_src = FolderCoarse(ssm_series, membership.coarse)
+    if ssm_percent:
+        coarse_src = PercentCoarse(coarse_src)
     names = tuple(layers)
     est = make_downscaler(
         method, names, kernel=kernel, bandwidth=(bandwidth_km * 1000.0 if bandwidth_km else None),

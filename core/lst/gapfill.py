@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from ..argcheck import check_gapfill_args
 from ..errors import GridError, RasterReadError, SeriesError, SsmError
 from ..grid import Grid, open_raster
+from ..preflight import gapfill_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..series import DailySeries, LayerSource, as_date, read_raster, write_day
 from .anomaly import AnomalyFiller
@@ -322,6 +324,7 @@ def gapfill_series(
     Every input is checked before anything is written; a bad input raises an
     :class:`~ssm_downscaling.core.errors.SsmError` naming the file and the problem.
     """
+    start, end = check_gapfill_args(locals())
     opt = options if options is not None else GapfillOptions(method=method, window=window, **option_kwargs)
     if options is not None and option_kwargs:
         opt = opt.replace(**option_kwargs)
@@ -386,6 +389,9 @@ def gapfill_series(
             for d in sorted({ndvi_src.date_for(t) for t in targets} - {None}):
                 open_raster(ndvi_src.series.path(d))
 
+    gapfill_preflight(lst_series=lst_series, background_series=bg_series, ndvi_src=ndvi_src, dem=dem,
+                      out_lst=out_lst_dir, out_flags=out_flag_dir, lst_prefix=lst_prefix, flag_prefix=flag_prefix,
+                      days=targets, method=opt.method)
     prog = Progress(len(targets) + max(1, len(span) // 4), progress, is_cancelled)
 
     # --- pre-pass: land mask (observed at least once), kelvin check ---------------

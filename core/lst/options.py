@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..errors import SsmError
+
+log = logging.getLogger(__name__)
 
 #: the gap-filling methods: default first
 METHODS = ("anomaly", "temporal", "spatial", "background")
@@ -98,7 +101,12 @@ class GapfillOptions:
         lo, hi = self.valid_range
         if not (lo < hi):
             raise SsmError(f"valid_range must be (low, high) with low < high, got {self.valid_range}")
-        object.__setattr__(self, "window", int(self.window))
+        window = int(self.window)
+        if window % 2 == 0:  # a window centred on the day has an odd length: say what is used
+            log.warning("The window of %d days is even; a window centred on each day has an odd length, so %d days "
+                        "(%d on each side) are used", window, window + 1, window // 2)
+            window += 1
+        object.__setattr__(self, "window", window)
 
     @property
     def half_window(self) -> int:

@@ -18,8 +18,9 @@ import numpy as np
 from osgeo import ogr, osr
 
 from ..errors import SsmError
+from ..outputs import Output, guard_outputs
 from .matching import CLEAR, CLOUDY
-from .validate import ValidationResult
+from .validate import ValidationResult, result_inputs
 
 ogr.UseExceptions()
 log = logging.getLogger(__name__)
@@ -170,7 +171,8 @@ def plot_scatter(result: ValidationResult, path: Path) -> Path:
     lo, hi = lo - pad, hi + pad
     for k, p in enumerate(names):
         ax = fig.add_subplot(nr, nc, k + 1)
-        m = result.comparison.masks[p]
+        # the pairs of the stations that enter the averages (as in the tables: n = their matched days)
+        m = result.comparison.masks[p] & result.comparison.validated(p)[:, None]
         x, y = ref[m], result.products[p][m]
         n_pairs = x.size
         cond = result.condition[m] if result.condition is not None else None
@@ -320,8 +322,10 @@ def _average_table(result: ValidationResult) -> str:
     for p in comp.products:
         for s in comp.subsets:
             a, md = comp.average(p, s, "mean"), comp.average(p, s, "median")
+            n_all = comp.average(p, "all")["n_stations"]
+            n_st = f"{a['n_stations']}" if s == "all" else f"{a['n_stations']} of {n_all}"
             rows.append(
-                f"<tr><td class=l>{html.escape(p)}</td><td class=l>{label[s]}</td><td>{a['n_stations']}</td>"
+                f"<tr><td class=l>{html.escape(p)}</td><td class=l>{label[s]}</td><td>{n_st}</td>"
                 f"<td>{a['n_obs']}</td><td>{_f(a['R'], '.3f')}</td><td>{_f(a['BIAS'], '+.4f')}</td>"
                 f"<td>{_f(a['RMSD'])}</td><td>{_f(a['urmsd'])}</td><td>{_f(md['R'], '.3f')}</td>"
                 f"<td>{_f(md['BIAS'], '+.4f')}</td><td>{_f(md['RMSD'])}</td><td>{_f(md['urmsd'])}</td></tr>"
@@ -357,6 +361,13 @@ def _depths(rng) -> str:
     return "any" if not rng else f"{rng[0]:g}-{rng[1]:g} m"
 
 
+def report_output(html_path: str | Path, label: str = "report") -> Output:
+    """The report and the side files written next to it, for the output guards."""
+    p = Path(html_path)
+    side = [p.with_name(f"{p.stem}_{k}") for k in ("summary.json", "scatter.png", "timeseries.png", "map.png")]
+    return Output(label, p, extra=side)
+
+
 def write_report(
     result: ValidationResult, html_path: str | Path, table_path: str | Path | None = None, title: str | None = None
 ) -> dict[str, Path]:
@@ -365,6 +376,7 @@ def write_report(
     the paths written, keyed ``html``, ``scatter``, ``timeseries``, ``map``, ``summary``.
     Without matplotlib the report has tables only (and says so)."""
     html_path = Path(html_path)
+    guard_outputs(result_inputs(result), [report_output(html_path)])
     html_path.parent.mkdir(parents=True, exist_ok=True)
     stem = html_path.stem
     out: dict[str, Path] = {}

@@ -328,6 +328,12 @@ def _codes(col: list[str], table: dict[str, int]) -> np.ndarray:
 
 
 _BAD_DAY = -(10**9)
+#: station dates outside these years are typos (a one-digit year error builds a 7000-year axis)
+_PLAUSIBLE_YEARS = (1900, dt.date.today().year + 1)
+_PLAUSIBLE_DAYS = ((dt.date(_PLAUSIBLE_YEARS[0], 1, 1) - dt.date(1970, 1, 1)).days,
+                   (dt.date(_PLAUSIBLE_YEARS[1], 12, 31) - dt.date(1970, 1, 1)).days)
+#: share of values in 1..100 above which a soil moisture column is taken to be in percent
+PERCENT_SHARE = 0.5
 
 
 def _day_numbers(col: list[str], cache: dict[str, int], bad: dict[int, str], base: int) -> np.ndarray:
@@ -350,6 +356,10 @@ def _day_numbers(col: list[str], cache: dict[str, int], bad: dict[int, str], bas
     arr = np.array(out, dtype=np.int64)
     for i in np.flatnonzero(arr == _BAD_DAY):
         bad.setdefault(base + int(i), f"{col[i].strip()!r} is not a date")
+    lo, hi = _PLAUSIBLE_DAYS
+    for i in np.flatnonzero((arr != _BAD_DAY) & ((arr < lo) | (arr > hi))):
+        bad.setdefault(base + int(i), f"the date {col[i].strip()!r} is implausible (outside {_PLAUSIBLE_YEARS[0]}-"
+                                      f"{_PLAUSIBLE_YEARS[1]}; a typo in the year?)")
     return arr
 
 
@@ -364,6 +374,44 @@ def _line_numbers(path: Path, delim: str, rows: list[int]) -> dict[int, int]:
             if k in want:
                 out[k] = reader.line_num
     return out
+
+
+def _refuse_percent(values: np.ndarray, where: str, what: str) -> None:
+    """Raise when most finite values lie in 1..100: soil moisture in percent, not m3/m3."""
+    v = values[np.isfinite(values)]
+    if v.size < 3:
+        return
+    pct = (v > 1.0) & (v <= 100.0)
+    if pct.mean() > PERCENT_SHARE:
+        raise StationError(
+            f"{where}: {what} looks like percent ({100 * pct.mean():.0f} % of the values lie in 1..100, median "
+            f"{float(np.median(v)):g}); soil moisture in m3/m3 is expected: divide the values by 100"
+        )
+
+
+def _drop_duplicates(sel: np.ndarray, inv: np.ndarray, stamp: np.ndarray, sm: np.ndarray, uid: list[str],
+                     where: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Rows with the same station and the same date/time: the first row is kept. Returns the
+    kept rows, their station indices and a warning when the duplicates disagree."""
+    if sel.size == 0:
+        return sel, inv, None
+    key = inv.astype(np.int64) * (int(stamp.max()) + 1 if stamp.size else 1) + stamp[sel].astype(np.int64)
+    _, first_pos, back = np.unique(key, return_index=True, return_inverse=True)
+    is_first = np.zeros(sel.size, dtype=bool)
+    is_first[first_pos] = True
+    if is_first.all():
+        return sel, inv, None
+    dup = ~is_first
+    first_val = sm[sel[first_pos[back]]]
+    conflict = dup & (np.abs(sm[sel] - first_val) > 1e-9)
+    msg = None
+    if conflict.any():
+        ids = sorted({uid[k] for k in inv[conflict]})
+        more = f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else ""
+        msg = (f"{where}: {int(conflict.sum())} duplicate row(s) give another soil moisture for the same station and "
+               f"date/time than an earlier row (stations {', '.join(ids[:MAX_LISTED])}{more}); rule: the first row "
+               "of each station and date/time is used, the later ones are ignored")
+    return sel[is_first], inv[is_first], msg
 
 
 def read_station_csv(
@@ -386,7 +434,8 @@ def read_station_csv(
     lon_cache: dict[str, float] = {}
     lat_cache: dict[str, float] = {}
     depth_cache: dict[str, float] = {}
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "lon", "lat", "day", "sm", "depth", "keep")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "lon", "lat", "day", "sm", "depth", "keep", "stamp")}
+    stamp_codes: dict[str, int] = {}
     net_of: dict[int, str] = {}
     n_rows = 0
     try:
@@ -416,6 +465,7 @@ def read_station_csv(
                 want = [k for k in cols if k != "network" and (k != "flag" or accepted is not None)]
                 col = {k: [r[cols[k]] for r in chunk] for k in want}
                 ids = _codes(col["station_id"], id_codes)
+                parts["stamp"].append(_codes([c.strip() for c in col["date"]], stamp_codes))
                 lon = _cached_floats(col["lon"], lon_cache, "lon", bad, base, -180.0, 360.0)
                 lat = _cached_floats(col["lat"], lat_cache, "lat", bad, base, -90.0, 90.0)
                 sm = _floats(col["sm"], "sm", bad, base, 0.0, 1.0, allow_empty=True)
@@ -448,6 +498,7 @@ def read_station_csv(
 
     cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
     keep = cat["keep"].astype(bool)
+    _refuse_percent(cat["sm"], str(path), "the sm column")
     # empty station ids (after stripping) are bad rows; ids equal after stripping are one station
     names = [""] * len(id_codes)
     for raw, c in id_codes.items():
@@ -491,6 +542,10 @@ def read_station_csv(
         )
         log.warning(msg)
         msgs.append(msg)
+    sel, inv, dup_msg = _drop_duplicates(sel, inv, cat["stamp"], cat["sm"], uid, str(path))
+    if dup_msg:
+        log.warning(dup_msg)
+        msgs.append(dup_msg)
     days = (np.datetime64("1970-01-01", "D") + cat["day"][sel].astype("timedelta64[D]"))
     start, values = _daily_means(inv, days, cat["sm"][sel], n)
     codes = cat["id"][first].astype(np.int64)
@@ -702,7 +757,12 @@ def read_ismn(
     no_good: list[str] = []
     lo_day = np.datetime64(start, "D") if start else None
     hi_day = np.datetime64(end, "D") if end else None
+    in_percent: list[str] = []
     for k, s in enumerate(series):
+        fin = s.values[np.isfinite(s.values)]
+        if fin.size >= 3 and ((fin > 1.0) & (fin <= 100.0)).mean() > PERCENT_SHARE:
+            in_percent.append(f"{ids[k]} ({s.path.name}: median {float(np.median(fin)):g})")
+            continue
         ok = np.isfinite(s.values) & (s.values >= 0.0) & (s.values <= 1.0)
         if accepted is not None:
             ok &= np.array([_accepts(f, accepted) for f in s.flags], dtype=bool)
@@ -718,6 +778,13 @@ def read_ismn(
         all_days.append(s.days[ok])
         all_vals.append(s.values[ok])
     reason = ""
+    if in_percent:
+        pm = (f"values look like percent, not m3/m3 (divide them by 100), at: {'; '.join(in_percent[:MAX_LISTED])}"
+              f"{' ...' if len(in_percent) > MAX_LISTED else ''}")
+        if not st_idx:
+            raise StationError(f"{folder}: no usable soil moisture value: {pm}")
+        log.warning("%s: %s (left out)", folder, pm)
+        msgs.append(f"{folder}: {pm} (left out)")
     if no_good:
         reason = (
             f"no value with an accepted quality flag ({', '.join(sorted(accepted)) if accepted else 'any'})"

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..argcheck import check_validate_args
 from ..errors import SsmError
+from ..outputs import Output, guard_outputs
+from ..preflight import validation_inputs
 from ..progress import CancelFn, Progress, ProgressFn
 from ..series import DailySeries
 from .compare import Comparison, compare_products, long_rows
@@ -106,6 +109,24 @@ def _ids(ids: Iterable[str]) -> str:
     return ", ".join(ids[:MAX_LISTED]) + more
 
 
+def _why_unmatched(reference: np.ndarray, values: Mapping[str, np.ndarray], ids: Sequence[str],
+                   few: np.ndarray) -> dict[str, str]:
+    """Why stations with too few matched days have them: the product never has a value at
+    the station's pixel, or never on the station's days."""
+    out = {}
+    for i in np.flatnonzero(few):
+        reasons = []
+        for name, v in values.items():
+            has = np.isfinite(v[i])
+            if not has.any():
+                reasons.append(f"{name!r} has no value at its pixel on any day (water, nodata or never observed)")
+            elif not (has & np.isfinite(reference[i])).any():
+                reasons.append(f"{name!r} has values there, never on the station's days")
+        if reasons:
+            out[str(ids[i])] = ": " + "; ".join(reasons)
+    return out
+
+
 def validate_stations(
     products: Mapping[str, str | Path] | Sequence[str | Path],
     stations: str | Path | StationSet,
@@ -135,6 +156,7 @@ def validate_stations(
     are reported as warnings with their ids; :class:`ValidationError` when no station can
     be validated.
     """
+    start, end = check_validate_args(locals())
     if int(min_obs) < 3:
         raise ValidationError(f"min_obs must be at least 3 (R and its p-value need 3 pairs), got {min_obs}")
     if flag_kind not in FLAG_KINDS:
@@ -206,8 +228,10 @@ def validate_stations(
         ps = sample_series(flag_series, st.lon, st.lat, dates, 1, progress=prog.sub(share, max(len(flag_series), 1)))
         kind = detect_flag_kind(flag_series, ps.values) if flag_kind == "auto" else flag_kind
         condition = sky_condition(ps.values, kind)
-        log.info("Sky condition from %s (%s flags): %d clear and %d cloudy station-days", flag_series.folder, kind,
-                 int((condition == 0).sum()), int((condition == 1).sum()))
+        matched = np.isfinite(reference) & np.logical_and.reduce([np.isfinite(v) for v in values.values()])
+        log.info("Sky condition from %s (%s flags): %d clear and %d cloudy station-days with a station and product "
+                 "value", flag_series.folder, kind, int(((condition == 0) & matched).sum()),
+                 int(((condition == 1) & matched).sum()))
 
     # stations outside the rasters
     in_any = np.zeros(len(st), dtype=bool)
@@ -249,8 +273,18 @@ def validate_stations(
             f"station (days): {detail}{' ...' if len(st) > MAX_LISTED else ''}"
         )
     if few.any():
+        why = _why_unmatched(reference, values, st.ids, few)
         warn(f"{int(few.sum())} station(s) have fewer than min_obs={min_obs} matched days and enter no average: "
-             + _ids(f"{sid} ({n})" for sid, n in zip(np.array(st.ids)[few], best[few])))
+             + _ids(f"{sid} ({n}{why.get(sid, '')})" for sid, n in zip(np.array(st.ids)[few], best[few])))
+    for sub in comp.subsets:
+        if sub == "all":
+            continue
+        for p in comp.products:
+            n_all, n_sub = int(comp.validated(p).sum()), int(comp.validated(p, sub).sum())
+            if n_sub < n_all:
+                warn(f"{p}: the {'clear-sky' if sub == 'clear' else sub} station average uses {n_sub} of the {n_all} "
+                     f"validated station(s) (the others have fewer than min_obs={min_obs} {sub} days); compare it with "
+                     "the other averages with that in mind")
     prog.finish()
     ok = comp.validated(main)
     log.info("%s: %d of %d station(s) validated; station-mean ubRMSD %.4f m3/m3", main, int(ok.sum()), len(st),
@@ -285,10 +319,16 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def result_inputs(result: ValidationResult) -> list[tuple[str, object]]:
+    """The inputs of a validation (products, stations, flags) for the output guards."""
+    return validation_inputs(result.folders, result.settings.get("stations"), result.settings.get("flags"))
+
+
 def write_metrics_csv(result: ValidationResult, path: str | Path) -> Path:
     """The per-station metrics as a tidy CSV (one row per station, product and subset),
     written atomically. Empty cells where a station has fewer than ``min_obs`` days."""
     path = Path(path)
+    guard_outputs(result_inputs(result), [Output("metrics table", path)])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part{os.getpid()}")
     try:
