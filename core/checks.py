@@ -130,9 +130,11 @@ def undeclared_fill(values: np.ndarray, var: Variable) -> list[tuple[float, int]
             cands.append((float(v), int(k)))
     if not cands:
         return []
-    # a fill value sits apart from the data: below or above every other value
+    # a fill value sits apart from data that are otherwise plausible (else it is a unit problem)
     inner = values[~np.isin(values, [v for v, _ in cands])]
-    fills = [(v, k) for v, k in cands if inner.size == 0 or v < inner.min() or v > inner.max()]
+    if inner.size == 0 or ((inner >= var.lo) & (inner <= var.hi)).mean() < 0.9:
+        return []
+    fills = [(v, k) for v, k in cands if v < inner.min() or v > inner.max()]
     return sorted(fills, key=lambda t: -t[1])
 
 

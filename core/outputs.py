@@ -111,16 +111,19 @@ def guard_outputs(inputs: Mapping[str, PathLike | None] | Iterable[tuple[str, Pa
     items = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
     ins = [(lab, Path(str(p))) for lab, p in items if p not in (None, "") and _is_file_path(str(p))]
     outs = [o for o in outputs if o.path not in (None, "") and _is_file_path(str(o.path))]
+    in_keys = [(lab, i, _key(i)) for lab, i in ins]
     for o in outs:
         targets = [o.path, *o.extra]
-        for lab, i in ins:
-            for t in targets:
-                if same_path(t, i):
+        for t in targets:
+            kt = _key(t)
+            for lab, i, ki in in_keys:
+                if kt[0] == ki[0] or (kt[1] is not None and kt[1] == ki[1]):
                     kind = "folder" if i.is_dir() else "file"
                     raise OutputError(
                         f"{o.label} = {t}: this is the {lab} input {kind} ({i}); inputs are never overwritten: "
                         f"choose another {'folder' if o.folder else 'file name'}"
                     )
+        for lab, i in ins:
             if not o.folder and i.is_dir():
                 for t in targets:
                     if t.suffix.lower() in RASTER_ENDINGS and same_path(t.parent, i):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingException,
-    QgsProcessingParameterBoolean,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
@@ -150,12 +150,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         return p
 
     def _layer_path(self, parameters, name, context) -> str | None:
-        if parameters.get(name) in (None, ""):
-            return None
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        if layer is None:
-            raise QgsProcessingException(self.tr(f"{name}: cannot open {parameters.get(name)!r} as a raster layer"))
-        return layer.source()
+        return self.raster_path(parameters, name, context)
 
     def processAlgorithm(self, parameters, context, feedback):
         from ..core.downscale import downscale_series

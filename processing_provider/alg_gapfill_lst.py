@@ -151,12 +151,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         lst = self.parameter_path(parameters, self.INPUT_LST, context)
         background = self.parameter_path(parameters, self.INPUT_BACKGROUND, context, optional=True)
         ndvi = self.parameter_path(parameters, self.INPUT_NDVI, context, optional=True)
-        dem = None
-        if parameters.get(self.INPUT_DEM) not in (None, ""):
-            layer = self.parameterAsRasterLayer(parameters, self.INPUT_DEM, context)
-            if layer is None:
-                raise QgsProcessingException(self.tr(f"INPUT_DEM: cannot open {parameters.get(self.INPUT_DEM)!r}"))
-            dem = layer.source()
+        dem = self.raster_path(parameters, self.INPUT_DEM, context)
         start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
         method = self.parameterAsEnumString(parameters, self.METHOD, context) or "anomaly"
         max_gap = self.parameterAsInt(parameters, self.MAX_GAP, context)

@@ -205,6 +205,19 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.tr(f"{name}: {path} does not exist"))
         return path
 
+    def raster_path(self, parameters: dict, name: str, context: QgsProcessingContext) -> str | None:
+        """The path of a raster-layer parameter (None when empty). A file path is used as
+        given: loading it as a QGIS layer would leave a ``.aux.xml`` beside the user's file."""
+        value = parameters.get(name)
+        if value in (None, ""):
+            return None
+        if isinstance(value, (str, Path)) and Path(str(value)).is_file():
+            return str(value)
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(self.tr(f"{name}: cannot open {value!r} as a raster layer"))
+        return layer.source()
+
     def parameter_date(self, parameters: dict, name: str, context: QgsProcessingContext) -> dt.date | None:
         """A date parameter (``QgsProcessingParameterDateTime`` of type Date) or None when empty."""
         if parameters.get(name) in (None, ""):

@@ -94,8 +94,7 @@ def copy_series(src: Path, dst: Path, func=None, *, nodata="keep", scale: float 
 
     src, dst = Path(src), Path(dst)
     files = sorted(src.glob("*.tif")) if src.is_dir() else [src]
-    if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
+    (dst if src.is_dir() else dst.parent).mkdir(parents=True, exist_ok=True)
     for f in files:
         out = dst / f.name if src.is_dir() else dst
         ds = gdal.Open(str(f))
@@ -135,6 +134,8 @@ def tree_hash(*paths: Path) -> dict[str, str]:
         else:
             files = []
         for f in files:
+            if f.name.endswith(".aux.xml"):  # QGIS's statistics of a raster opened as a layer, not its data
+                continue
             out[str(f)] = hashlib.sha1(f.read_bytes()).hexdigest()
     return out
 

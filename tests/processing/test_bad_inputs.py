@@ -263,7 +263,7 @@ CASES = [
          r"cannot be written: /proc is not writable"),
     Case("gf-out-symlink-to-ndvi", GF, lambda s, d: gf_params(s, d, INPUT_NDVI=str(s["ndvi"]),
                                                              OUTPUT_LST=str(_symlink(s["ndvi"], d / "out" / "l"))),
-         r"this is the NDVI input folder"),
+         r"output folder is an input folder"),
     Case("gf-lst-celsius", GF, lambda s, d: gf_params(s, d, INPUT_LST=str(copy_series(
         s["lst_clear"], _in(d, "lst"), lambda a: a - 273.15))), r"Celsius.*273\.15"),
     Case("gf-lst-fill-9999", GF, lambda s, d: gf_params(s, d, INPUT_LST=str(copy_series(
