@@ -46,7 +46,7 @@ def date_range(start: Any, end: Any, names: tuple[str, str] = ("start", "end")) 
     """``(start, end)`` as dates, refused when ``end`` is before ``start``."""
     a, b = as_date(start, names[0]), as_date(end, names[1])
     if a is not None and b is not None and b < a:
-        raise ArgumentError(f"{names[1]}={b} is before {names[0]}={a}")
+        raise ArgumentError(f"The end date {b} is before the start date {a} ({names[1]} < {names[0]}); swap them")
     return a, b
 
 

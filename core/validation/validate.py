@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..argcheck import check_validate_args
+from ..argcheck import ArgumentError, check_validate_args
 from ..errors import SsmError
 from ..outputs import Output, guard_outputs
 from ..preflight import validation_inputs
@@ -156,7 +156,10 @@ def validate_stations(
     are reported as warnings with their ids; :class:`ValidationError` when no station can
     be validated.
     """
-    start, end = check_validate_args(locals())
+    try:
+        start, end = check_validate_args(locals())
+    except ArgumentError as exc:
+        raise ValidationError(str(exc)) from None
     if int(min_obs) < 3:
         raise ValidationError(f"min_obs must be at least 3 (R and its p-value need 3 pairs), got {min_obs}")
     if flag_kind not in FLAG_KINDS:

@@ -57,7 +57,7 @@ CORE_CASES = {
     "ds-start-int": (lambda s, d: ds(s, d, start=20190701), r"start must be a datetime\.date or an ISO date string"),
     "ds-start-bad-iso": (lambda s, d: ds(s, d, start="2019-13-01"), r"start='2019-13-01' is not a date"),
     "ds-end-before-start": (lambda s, d: ds(s, d, start="2019-07-03", end=dt.date(2019, 7, 1)),
-                            r"end=2019-07-01 is before start=2019-07-03"),
+                            r"end date 2019-07-01 is before the start date 2019-07-03"),
     "ds-path-int": (lambda s, d: ds(s, d, ssm_dir=123), r"ssm_dir must be a path \(str or pathlib\.Path\), got int"),
     "ds-path-list": (lambda s, d: ds(s, d, ndvi=[s["ndvi"]]), r"ndvi must be a path"),
     "ds-kernel": (lambda s, d: ds(s, d, kernel="triangle"), r"kernel='triangle' is not one of gaussian, bisquare"),
@@ -310,3 +310,13 @@ def test_validation_says_why_and_counts_stations(scene, tmp_path):
     res = validate_stations({"p": product}, write_stations(tmp_path / "st.csv", rows), min_obs=3)
     text = " ".join(res.warnings)
     assert "NODATA (0: 'p' has no value at its pixel on any day" in text
+
+
+def test_all_nan_lst_day_is_named_as_such(scene, tmp_path):
+    lst = copy_series(scene["lst"], tmp_path / "in" / "lst")
+    from ssm_downscaling.core.series import write_day
+
+    write_day(lst, "lst", DAYS[2], np.full(scene["fine"].shape, np.nan, np.float32), scene["fine"])
+    s = ds(scene, tmp_path, lst_dir=lst, method="gwr")
+    assert DAYS[2] in s.skipped and "an input is all nodata" in s.skipped[DAYS[2]]
+    assert "coarse soil moisture" not in s.skipped[DAYS[2]]

@@ -344,3 +344,96 @@ def test_bad_input(case: Case, scene, tmp_path, alg_ready):
     assert files_under(tmp_path / "out") == out_before, "something was written"
     hidden = [p for p in files_under(scene["root"]) if "/." in p]
     assert not hidden, f"temporary files left: {hidden}"
+
+
+# ---------------------------------------------------------------------------------------
+# honest messages on runs that go on, and errors that are not the user's
+# ---------------------------------------------------------------------------------------
+
+
+def _feedback():
+    from qgis.core import QgsProcessingFeedback
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.text: list[str] = []
+
+        def pushInfo(self, info):  # noqa: N802 - Qt naming
+            self.text.append(info)
+
+        def pushWarning(self, warning):  # noqa: N802
+            self.text.append(warning)
+
+    return Feedback()
+
+
+def test_even_window_is_stated_and_run_as_said(scene, tmp_path, alg_ready):
+    fb = _feedback()
+    res = run_alg(GF, gf_params(scene, tmp_path, WINDOW=4, METHOD="temporal", INPUT_BACKGROUND=""), feedback=fb)
+    text = "\n".join(fb.text)
+    assert "window of 4 days is even" in text and "5 days (2 on each side) are used" in text
+    assert "window 5 day(s)" in text
+    assert res["DAYS"] == len(DAYS)
+
+
+def test_percent_converted_when_asked(scene, tmp_path, alg_ready):
+    pct = copy_series(scene["ssm"], tmp_path / "in" / "ssm", lambda a: a * 100)
+    before = tree_hash(scene["root"], tmp_path / "in")
+    res = run_alg(DS, ds_params(scene, tmp_path, INPUT_SSM=str(pct), SSM_PERCENT=True, METHOD="bilinear"))
+    assert res["DAYS"] == len(DAYS)
+    from ssm_downscaling.core.series import read_raster
+
+    v = read_raster(sorted(Path(res["OUTPUT_SSM"]).glob("ssm_*.tif"))[0])
+    assert 0.0 < np.nanmax(v) <= 1.0
+    assert tree_hash(scene["root"], tmp_path / "in") == before
+
+
+def test_unexpected_error_is_short_and_logged(scene, tmp_path, alg_ready, monkeypatch):
+    from qgis.core import QgsProcessingException
+
+    import ssm_downscaling.core.downscale as core_ds
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(core_ds, "downscale_series", boom)
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg(DS, ds_params(scene, tmp_path))
+    msg = str(err.value)
+    assert "Unexpected error in Downscale soil moisture: ZeroDivisionError: division by zero" in msg
+    assert "the details are in the log" in msg and "Traceback" not in msg
+
+
+def test_os_error_names_the_file(scene, tmp_path, alg_ready, monkeypatch):
+    from qgis.core import QgsProcessingException
+
+    import ssm_downscaling.core.downscale as core_ds
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "out" / "ssm" / "ssm_2019-07-01.tif"))
+
+    monkeypatch.setattr(core_ds, "downscale_series", full)
+    with pytest.raises(QgsProcessingException, match=r"ssm_2019-07-01\.tif: No space left on device; check that"):
+        run_alg(DS, ds_params(scene, tmp_path))
+
+
+def test_station_counts_of_clear_and_cloudy_averages(scene, tmp_path, alg_ready):
+    from ssm_downscaling.core.series import write_day
+
+    flags = tmp_path / "in" / "flags"
+    for i, d in enumerate(DAYS):  # LST flags: one cloudy day only, so no station has 3 cloudy days
+        write_day(flags, "lst_flags", d, np.full(scene["fine"].shape, 1 if i == 0 else 0, np.uint8), scene["fine"],
+                  dtype=np.uint8)
+    fb = _feedback()
+    res = run_alg(VS, vs_params(scene, tmp_path, FLAGS=str(flags), FLAG_TYPE="lst"), feedback=fb)
+    text = "\n".join(fb.text)
+    assert "the cloudy station average uses 0 of the 5 validated station(s)" in text
+    html = Path(res["OUTPUT_HTML"]).read_text()
+    assert "0 of 5" in html
+    import json
+
+    doc = json.loads(Path(res["OUTPUT_SUMMARY"]).read_text())
+    cloudy = [r for r in doc["averages"] if r["subset"] == "cloudy" and r["statistic"] == "mean"]
+    assert cloudy and cloudy[0]["n_stations"] == 0
+    assert any("cloudy station average uses 0 of the 5" in w for w in doc["warnings"])
