@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from badinput_scene import DAYS, build_scene, copy_series, files_under, tree_hash, write_stations
 
-from ssm_downscaling.core.checks import Sample, VARIABLES, check_sample, undeclared_fill
+from ssm_downscaling.core.checks import VARIABLES, Sample, check_sample, undeclared_fill
 from ssm_downscaling.core.downscale import downscale_series
 from ssm_downscaling.core.downscale.methods import make_downscaler
 from ssm_downscaling.core.errors import SsmError
@@ -296,9 +296,8 @@ def test_validation_says_why_and_counts_stations(scene, tmp_path):
     product = copy_series(scene["product"], tmp_path / "in" / "product",
                           lambda a: np.where(np.arange(a.size).reshape(a.shape) < 72 * 3, np.nan, a))
     # a station in the product's nodata rows: top-left of the grid
-    from osgeo import osr
-
     from badinput_scene import LAEA
+    from osgeo import osr
 
     src = osr.SpatialReference()
     src.ImportFromProj4(LAEA)

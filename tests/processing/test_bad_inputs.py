@@ -359,10 +359,10 @@ def _feedback():
             super().__init__()
             self.text: list[str] = []
 
-        def pushInfo(self, info):  # noqa: N802 - Qt naming
+        def pushInfo(self, info):
             self.text.append(info)
 
-        def pushWarning(self, warning):  # noqa: N802
+        def pushWarning(self, warning):
             self.text.append(warning)
 
     return Feedback()
