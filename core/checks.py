@@ -116,6 +116,29 @@ def read_sample(path: str | Path, day: dt.date | None = None, max_pixels: int = 
     return Sample(Path(str(path)), day, a, scale, offset, nodata, dtype)
 
 
+def check_readable(paths: Sequence[Path]) -> None:
+    """Open every file (header only) and check that a GeoTIFF's last data block lies within
+    the file: a truncated copy fails here, before the first day is computed, instead of
+    after some days were written."""
+    import os
+
+    from .grid import open_raster
+
+    for p in paths:
+        ds = open_raster(p)
+        if ds.GetDriver().ShortName != "GTiff":
+            continue
+        b = ds.GetRasterBand(1)
+        bx, by = b.GetBlockSize()
+        nx, ny = -(-ds.RasterXSize // max(bx, 1)), -(-ds.RasterYSize // max(by, 1))
+        off = b.GetMetadataItem(f"BLOCK_OFFSET_{nx - 1}_{ny - 1}", "TIFF")
+        size = b.GetMetadataItem(f"BLOCK_SIZE_{nx - 1}_{ny - 1}", "TIFF")
+        ds = None
+        if off and size and int(off) + int(size) > os.path.getsize(p):
+            raise RasterReadError(f"{p}: the file is truncated (its data end at byte {int(off) + int(size)}, the file "
+                                  f"has {os.path.getsize(p)} bytes): copy or download it again")
+
+
 def undeclared_fill(values: np.ndarray, var: Variable) -> list[tuple[float, int]]:
     """Values outside the plausible range that repeat like a fill value: ``(value, count)``."""
     out_mask = (values < var.lo) | (values > var.hi)

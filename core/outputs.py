@@ -267,32 +267,10 @@ def prepare_series_outputs(folders: Iterable[tuple[str, PathLike | None, str]], 
     return out
 
 
-def cleanup_temporaries(folders: Iterable[PathLike | None], pid: int | None = None) -> int:
-    """Remove this process's hidden temporary files (``.<name>.part<pid>...``) left in
-    ``folders`` by a failed write. Returns how many were removed."""
-    tag = f".part{os.getpid() if pid is None else pid}"
-    n = 0
-    for f in folders:
-        if f in (None, ""):
-            continue
-        f = Path(f)
-        if not f.is_dir():
-            continue
-        for p in f.glob(".*"):
-            if tag in p.name and p.is_file():
-                try:
-                    p.unlink()
-                    n += 1
-                except OSError:  # pragma: no cover
-                    pass
-    return n
-
-
 __all__ = [
     "FolderSurvey",
     "Output",
     "OutputError",
-    "cleanup_temporaries",
     "guard_outputs",
     "prepare_series_outputs",
     "remove_stale_aux",

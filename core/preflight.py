@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import check_inputs
+from .checks import check_inputs, check_readable
 from .outputs import Output, guard_outputs, prepare_series_outputs
 
 
@@ -69,6 +69,12 @@ def downscale_preflight(
     if coverage_csv:
         outs.append(Output("coverage table", Path(coverage_csv)))
     guard_outputs(inputs, outs)
+    run_files = [ssm_series.files[d] for d in days if d in ssm_series.files]
+    for v in layers.values():
+        s = getattr(v, "series", None)
+        if s is not None:
+            run_files += sorted({s.files[fd] for fd in (v.date_for(d) for d in days) if fd is not None})
+    check_readable(run_files)
     check_inputs({"ssm": ssm_series, **{k: v for k, v in layers.items()}}, days, ssm_percent=ssm_percent,
                  fix_option="SSM_PERCENT (ssm_percent=True)")
     prepare_series_outputs([("SSM output folder", out_ssm, "ssm"), ("flags output folder", out_flags, "ssm_flags"),
@@ -99,6 +105,8 @@ def gapfill_preflight(
         inputs.append(("DEM", dem))
     guard_outputs(inputs, [Output("LST output folder", Path(out_lst), folder=True, prefix=lst_prefix),
                            Output("flag output folder", Path(out_flags), folder=True, prefix=flag_prefix)])
+    check_readable([lst_series.files[d] for d in days if d in lst_series.files and not str(lst_series.files[d]).lower()
+                    .endswith(".hdf")])
     check_inputs({"lst": lst_series, "background": background_series, "ndvi": ndvi_src, "dem": dem}, days)
     prepare_series_outputs([("LST output folder", out_lst, lst_prefix), ("flag output folder", out_flags, flag_prefix)],
                            days, None)

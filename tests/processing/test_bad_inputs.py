@@ -98,14 +98,14 @@ def _lst_file(s: dict) -> Path:
     return sorted(s["lst"].glob("*.tif"))[0]
 
 
-def _truncated(s: dict, d: Path) -> Path:
-    dst = _in(d, "ssm_trunc")
+def _truncated(s: dict, d: Path, index: int = 0, keep: float = 1 / 3, key: str = "ssm") -> Path:
+    dst = _in(d, f"{key}_trunc")
     dst.mkdir(parents=True)
-    for f in sorted(s["ssm"].glob("*.tif")):
+    for f in sorted(s[key].glob("*.tif")):
         (dst / f.name).write_bytes(f.read_bytes())
-    first = sorted(dst.glob("*.tif"))[0]
-    data = first.read_bytes()
-    first.write_bytes(data[: len(data) // 3])
+    victim = sorted(dst.glob("*.tif"))[index]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: int(len(data) * keep)] if keep < 0.99 else data[:-8])
     return dst
 
 
@@ -248,6 +248,13 @@ CASES = [
          r"no raster with a date in its name"),
     Case("ds-ssm-truncated", DS, lambda s, d: ds_params(s, d, INPUT_SSM=str(_truncated(s, d))),
          r"ssm_coarse_2019-07-01\.tif: .*(truncated or corrupt|cannot be (opened|read))"),
+    Case("ds-ssm-truncated-last-day", DS, lambda s, d: ds_params(s, d, INPUT_SSM=str(_truncated(s, d, -1, 1.0))),
+         r"ssm_coarse_2019-07-04\.tif: the file is truncated .*copy or download it again"),
+    Case("ds-lst-truncated-last-day", DS, lambda s, d: ds_params(s, d, INPUT_LST=str(_truncated(s, d, -1, 0.6, "lst"))),
+         r"lst_2019-07-04\.tif: the file is truncated"),
+    Case("gf-lst-truncated-last-day", GF,
+         lambda s, d: gf_params(s, d, INPUT_LST=str(_truncated(s, d, -1, 0.6, "lst_clear"))),
+         r"lst_2019-07-04\.tif: the file is truncated"),
     Case("ds-ssm-two-files-one-day", DS, lambda s, d: ds_params(s, d, INPUT_SSM=str(_dup_day(s, d))),
          r"two files for 2019-07-01"),
     Case("ds-ndvi-elsewhere", DS, lambda s, d: ds_params(s, d, INPUT_NDVI=str(_far_ndvi(s, d))),
