@@ -207,6 +207,10 @@ def _unit_hint(s: Sample, var: Variable, p1: float, p50: float, p99: float, vmin
     """The likely unit mistake and its fix, or None when the values look right."""
     k = var.key
     scaled = f" (the file declares a scale factor of {s.scale:g})" if s.scale != 1.0 else ""
+    if s.scale > 1.0 and var.lo <= p1 / s.scale**2 and p99 / s.scale**2 <= var.hi:
+        return (f"the file declares a scale factor of {s.scale:g} in the MODIS HDF4 way (value = stored / "
+                f"{s.scale:g}), which GDAL applies as a product: set the scale to {1 / s.scale:g} first "
+                f"(gdal_translate -a_scale {1 / s.scale:g} <subdataset> out.tif)")
     if k == "ssm":
         if p99 > 1.0 and vmax <= 100.0 and p50 > 1.0:
             opt = f", or set {fix_option} to convert it" if fix_option else ", or pass ssm_percent=True to convert it"

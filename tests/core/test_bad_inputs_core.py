@@ -319,3 +319,10 @@ def test_all_nan_lst_day_is_named_as_such(scene, tmp_path):
     s = ds(scene, tmp_path, lst_dir=lst, method="gwr")
     assert DAYS[2] in s.skipped and "an input is all nodata" in s.skipped[DAYS[2]]
     assert "coarse soil moisture" not in s.skipped[DAYS[2]]
+
+
+def test_modis_hdf4_scale_convention_named():
+    """MOD13 declares scale_factor = 10000 meaning value = stored / 10000; GDAL multiplies."""
+    values = np.linspace(-0.1, 0.9, 200) * 1e4 * 1e4
+    with pytest.raises(SsmError, match=r"scale factor of 10000 in the MODIS HDF4 way .*-a_scale 0\.0001"):
+        check_sample(_sample(values, 1e4), VARIABLES["ndvi"])
