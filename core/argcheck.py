@@ -92,7 +92,7 @@ def names(value: Any, name: str) -> tuple[str, ...]:
 
 
 def number(value: Any, name: str, lo: float | None = None, hi: float | None = None, *, integer: bool = False,
-           optional: bool = False) -> float | int | None:
+           optional: bool = False, hint: str = "") -> float | int | None:
     """A finite number within ``lo..hi`` (inclusive); ``nan``, text and booleans refused."""
     if value is None and optional:
         return None
@@ -103,12 +103,12 @@ def number(value: Any, name: str, lo: float | None = None, hi: float | None = No
     except (TypeError, ValueError):
         raise ArgumentError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v):
-        raise ArgumentError(f"{name} must be a finite number, got {value!r}")
+        raise ArgumentError(f"{name} must be a finite number, got {value!r}{hint}")
     if integer and v != int(v):
         raise ArgumentError(f"{name} must be a whole number, got {value!r}")
     rng = f"{'' if lo is None else lo}..{'' if hi is None else hi}"
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ArgumentError(f"{name}={value!r} is outside its range {rng}")
+        raise ArgumentError(f"{name}={value!r} is outside its range {rng}{hint}")
     return int(v) if integer else v
 
 
@@ -136,7 +136,7 @@ def check_downscale_args(args: Mapping[str, Any]) -> tuple[dt.date | None, dt.da
         choice(args["residual"], "residual", ("smooth", "interp", "cell", "none"))
     bw = args.get("bandwidth_km")
     if bw is not None:
-        number(bw, "bandwidth_km (0 or None = choose by AICc)", 0.0)
+        number(bw, "bandwidth_km", 0.0, hint=" (km; 0 or None = choose by AICc)")
     for k, lo, hi in (("pool_days", 0, 60), ("seam_days", 0, 366), ("n_trees", 1, 100_000), ("seed", 0, None),
                       ("n_jobs", -1, 1024), ("anomaly_days", 0, 60), ("ndvi_max_age", 0, 366),
                       ("albedo_max_age", 0, 366), ("block_pixels", 1, None)):
@@ -144,7 +144,7 @@ def check_downscale_args(args: Mapping[str, Any]) -> tuple[dt.date | None, dt.da
             number(args[k], k, lo, hi, integer=True)
     gain = args.get("anomaly_gain", "auto")
     if gain != "auto":
-        number(gain, "anomaly_gain ('auto' or 0..2)", 0.0, 2.0)
+        number(gain, "anomaly_gain", 0.0, 2.0, hint=" (or 'auto')")
     rng = args.get("ssm_range", (0.01, 0.6))
     try:
         lo, hi = rng

@@ -227,7 +227,7 @@ def _unit_hint(s: Sample, var: Variable, p1: float, p50: float, p99: float, vmin
         if 7500.0 <= p50 <= 20000.0:
             return ("it looks like MODIS counts (MOD11A1 stores LST as integers with a scale factor of 0.02): "
                     "multiply by 0.02, or give the MOD11A1 HDF files directly")
-        return f"kelvin are expected{scaled}"
+        return f"kelvin are expected{scaled}; check the unit, the scale and the nodata value of the input"
     if k == "ndvi":
         if p99 > 1.5 and vmax <= 10000.0 and vmin >= -3000.0:
             return ("it looks like the MODIS integer scale (MOD13: -2000..10000 with a scale factor of 0.0001): "
@@ -236,7 +236,7 @@ def _unit_hint(s: Sample, var: Variable, p1: float, p50: float, p99: float, vmin
             return (f"the file declares a scale factor of {s.scale:g} but its values are already scaled, so they are "
                     "scaled twice: remove the scale (gdal_edit.py -scale 1 -offset 0 <file>)")
         if p99 > 1.0 or p1 < -1.0:
-            return f"NDVI lies in -1..1{scaled}"
+            return f"NDVI lies in -1..1{scaled}; check the unit, the scale and the nodata value of the input"
         return None
     if k == "albedo":
         if p99 > 1.0 and vmax <= 1000.0 and p50 > 1.0:
@@ -246,15 +246,15 @@ def _unit_hint(s: Sample, var: Variable, p1: float, p50: float, p99: float, vmin
             return (f"the file declares a scale factor of {s.scale:g} but its values are already scaled, so they are "
                     "scaled twice: remove the scale (gdal_edit.py -scale 1 -offset 0 <file>)")
         if p99 > 1.0 or p1 < 0.0:
-            return f"albedo lies in 0..1{scaled}"
+            return f"albedo lies in 0..1{scaled}; check the unit, the scale and the nodata value of the input"
         return None
     if k == "dem":
         if p99 > var.hi or p1 < var.lo:
-            return f"elevation in metres is expected{scaled}"
+            return f"elevation in metres is expected{scaled}; check the unit, the scale and the nodata value"
         return None
     if k == "lst_diff":
         if p99 > var.hi or p1 < var.lo:
-            return f"a day-night difference in kelvin is expected{scaled}"
+            return f"a day-night difference in kelvin is expected{scaled}; check the unit and the scale"
         return None
     return None
 

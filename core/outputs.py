@@ -85,7 +85,7 @@ def _probe_writable(folder: Path) -> str | None:
     try:
         fd, name = tempfile.mkstemp(prefix=".ssm_write_probe", dir=folder)
     except OSError as exc:
-        return f"{folder} is not writable ({exc.strerror or exc})"
+        return f"no file can be created in {folder} ({exc.strerror or exc})"
     os.close(fd)
     os.unlink(name)
     return None

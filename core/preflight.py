@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import check_inputs, check_readable
-from .outputs import Output, guard_outputs, prepare_series_outputs
+from .outputs import RASTER_ENDINGS, Output, guard_outputs, prepare_series_outputs
 
 
 class PercentCoarse:
@@ -115,7 +115,11 @@ def gapfill_preflight(
 def validation_inputs(products: Mapping[str, str | Path] | Sequence[str | Path], stations, flags) -> list[tuple[str, object]]:
     """The inputs of a validation, for :func:`~.outputs.guard_outputs`."""
     items = products.items() if isinstance(products, Mapping) else [(str(p), p) for p in products]
-    out: list[tuple[str, object]] = [(f"product {k!r}", v) for k, v in items]
+    out: list[tuple[str, object]] = []
+    for k, v in items:
+        out.append((f"product {k!r}", v))
+        if v and Path(str(v)).is_dir():  # its rasters too: an output named like one of them is refused as such
+            out += [(f"product {k!r}", f) for f in Path(str(v)).iterdir() if f.suffix.lower() in RASTER_ENDINGS]
     src = getattr(stations, "source", stations)
     if src:
         out.append(("stations", src))
