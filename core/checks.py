@@ -194,6 +194,8 @@ def check_sample(s: Sample, var: Variable, *, percent: bool = False, fix_option:
     if hint:
         raise UnitError(f"{s.where}: the {var.label} is not in {var.unit} ({found}): {hint}")
     outside = (v < var.lo) | (v > var.hi)
+    if var.key == "dem":
+        outside = v > var.hi
     if outside.mean() > 0.01:
         raise UnitError(
             f"{s.where}: {100 * outside.mean():.1f} % of the {var.label} values lie outside the plausible range "
@@ -248,8 +250,8 @@ def _unit_hint(s: Sample, var: Variable, p1: float, p50: float, p99: float, vmin
         if p99 > 1.0 or p1 < 0.0:
             return f"albedo lies in 0..1{scaled}; check the unit, the scale and the nodata value of the input"
         return None
-    if k == "dem":
-        if p99 > var.hi or p1 < var.lo:
+    if k == "dem":  # below -500 m is bathymetry (kept); above 9000 m is not metres
+        if p99 > var.hi:
             return f"elevation in metres is expected{scaled}; check the unit, the scale and the nodata value"
         return None
     if k == "lst_diff":
