@@ -465,7 +465,7 @@ def read_station_csv(
                 want = [k for k in cols if k != "network" and (k != "flag" or accepted is not None)]
                 col = {k: [r[cols[k]] for r in chunk] for k in want}
                 ids = _codes(col["station_id"], id_codes)
-                parts["stamp"].append(_codes([c.strip() for c in col["date"]], stamp_codes))
+                parts["stamp"].append(_codes(col["date"], stamp_codes))
                 lon = _cached_floats(col["lon"], lon_cache, "lon", bad, base, -180.0, 360.0)
                 lat = _cached_floats(col["lat"], lat_cache, "lat", bad, base, -90.0, 90.0)
                 sm = _floats(col["sm"], "sm", bad, base, 0.0, 1.0, allow_empty=True)
