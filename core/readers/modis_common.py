@@ -20,12 +20,11 @@ def read_field(path: str | Path, field: str, product: str) -> tuple[np.ndarray, 
     when the file name carries ``hHHvVV`` and the file's own corners agree within 1 m,
     so that tiles mosaic without a seam)."""
     name = find_subdataset(path, field, product)
-    raw, grid, _, ds = read_band(name, path)
-    ds = None
+    raw, grid, _, _ = read_band(name, path)
     hv = tile_of(path)
     if hv is not None and grid.width == grid.height:
         doc = tile_grid(hv[0], hv[1], grid.width)
-        if np.allclose(doc.transform, grid.transform, atol=1.0) and doc.srs.IsSame(grid.srs) or _same_sinu(doc, grid):
+        if np.allclose(doc.transform, grid.transform, atol=1.0) and "+proj=sinu" in grid.srs.ExportToProj4():
             return raw, doc
         raise ProductError(
             f"{path}: its {field} grid (origin {grid.transform[0]:.1f}, {grid.transform[3]:.1f}) is not where tile "
@@ -33,6 +32,3 @@ def read_field(path: str | Path, field: str, product: str) -> tuple[np.ndarray, 
         )
     return raw, grid
 
-
-def _same_sinu(doc: Grid, grid: Grid) -> bool:
-    return np.allclose(doc.transform, grid.transform, atol=1.0) and "sinu" in grid.srs.ExportToProj4()
