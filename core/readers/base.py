@@ -59,6 +59,7 @@ class ProductDay:
 PLAUSIBLE = {
     "m3/m3": (0.0, 1.0),
     "K": (150.0, 360.0),
+    "K_difference": (-80.0, 80.0),
     "1": (-1.0, 1.0),  # NDVI
     "albedo": (0.0, 1.0),
 }

@@ -57,6 +57,8 @@ def list_inputs(paths: Iterable[str | Path], pattern: str = "*") -> list[Path]:
     without duplicates and hidden/auxiliary files (``.aux.xml``, ``.xml``)."""
     out: list[Path] = []
     for p in paths:
+        if not str(p).strip():
+            continue
         p = Path(str(p))
         if p.is_dir():
             cands = [c for c in p.rglob("*") if c.is_file() and fnmatch.fnmatch(c.name.lower(), pattern.lower())]

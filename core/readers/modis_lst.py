@@ -54,3 +54,14 @@ def read_mod11(path: str | Path, night: bool = False, qc: str = "error_2k") -> P
     check_units(lst, "K", str(path), var)
     info = {"produced": int(produced.sum()), "kept": int(keep.sum()), "rejected_by_qc": int((produced & ~keep).sum())}
     return ProductDay(day, lst, grid, var, "K", str(path), platform=platform_of(path), info=info)
+
+
+def read_mod11_difference(path: str | Path, qc: str = "error_2k") -> ProductDay:
+    """Day minus night LST (K) of one MOD11A1/MYD11A1 tile (both from the same file, same
+    QC choice); NaN where either is missing. The predictor of the day-night difference."""
+    d = read_mod11(path, night=False, qc=qc)
+    n = read_mod11(path, night=True, qc=qc)
+    diff = (d.data - n.data).astype(np.float32)
+    check_units(diff, "K_difference", str(path), "LST_Day_1km - LST_Night_1km")
+    return ProductDay(d.date, diff, d.grid, "LST_Day_1km - LST_Night_1km", "K", str(path), platform=d.platform,
+                      info={"kept": int(np.isfinite(diff).sum())})

@@ -20,6 +20,7 @@ PRODUCTS = {
     "esa_cci": ("ESA CCI / C3S soil moisture (netCDF)", "ssm", "nearest", "coarse"),
     "generic": ("Any dated GDAL raster (soil moisture or other)", "value", "nearest", "coarse"),
     "mod11_lst": ("MODIS MOD11A1/MYD11A1 LST (HDF)", "lst", "nearest", "modis"),
+    "mod11_lst_diff": ("MODIS MOD11A1/MYD11A1 day minus night LST (HDF)", "lst_diff", "nearest", "modis"),
     "mod13_ndvi": ("MODIS MOD13A2/MYD13A2 NDVI (HDF, 16-day)", "ndvi", "nearest", "modis"),
     "mcd43_albedo": ("MODIS MCD43A3 albedo (HDF)", "albedo", "nearest", "modis"),
     "mod09": ("MODIS MOD09GA/MOD09A1 reflectance to NDVI or albedo (HDF)", "ndvi", "nearest", "modis"),
@@ -172,6 +173,10 @@ def read_file(path: str | Path, options: ImportOptions) -> ProductDay:
         from .modis_lst import read_mod11
 
         return read_mod11(path, o.lst_night, o.lst_qc)
+    if o.product == "mod11_lst_diff":
+        from .modis_lst import read_mod11_difference
+
+        return read_mod11_difference(path, o.lst_qc)
     if o.product == "mod13_ndvi":
         from .modis_vi import read_mod13
 
