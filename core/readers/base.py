@@ -111,7 +111,27 @@ def open_multidim(path: str | Path) -> gdal.Dataset:
         raise ProductError(f"{path}: cannot be opened as netCDF/HDF5 (truncated or not this product?): {exc}") from exc
     if ds is None:
         raise ProductError(f"{path}: cannot be opened as netCDF/HDF5")
+    _check_classic_size(p, ds)
     return ds
+
+
+def _check_classic_size(p: Path, ds: gdal.Dataset) -> None:
+    """A truncated netCDF-3 file reads as fill values without an error: its size must
+    hold at least every variable's data (uncompressed in the classic format)."""
+    with open(p, "rb") as f:
+        if f.read(3) != b"CDF":
+            return
+    need = 0
+    root = ds.GetRootGroup()
+    for name in root.GetMDArrayNames() or []:
+        arr = root.OpenMDArray(name)
+        n = 1
+        for d in arr.GetDimensions():
+            n *= d.GetSize()
+        need += n * arr.GetDataType().GetSize()
+    size = p.stat().st_size
+    if size < need:
+        raise ProductError(f"{p}: is truncated ({size} bytes; its variables need at least {need})")
 
 
 def find_array(ds: gdal.Dataset, names: Sequence[str], path: str | Path) -> gdal.MDArray:
