@@ -173,6 +173,8 @@ def import_product(
     prog = Progress(len(paths) + 1, progress, is_cancelled)
     if options.product == "reanalysis":
         _import_reanalysis(paths, out, options, grid, start, end, summary, prog)
+    elif options.product == "ts_cells":
+        _import_cells(paths, out, options, grid, start, end, summary, prog)
     else:
         _import_files(paths, out, options, grid, start, end, summary, prog)
     prog.finish()
@@ -320,6 +322,26 @@ def _import_reanalysis(paths, out, options, grid, start, end, summary, prog) -> 
             continue
         arr = place(pd, target, options)
         summary.written.append(_write(out, options, d, arr, target, pd.source))
+        prog.check()
+
+
+def _import_cells(paths, out, options, grid, start, end, summary, prog) -> None:
+    from .timeseries import cells_to_days, read_cells
+
+    files = [p for p in paths if p.suffix.lower() == ".nc" and p.name != "grid.nc"]
+    for p in paths:
+        if p not in files and p.name != "grid.nc":
+            summary.skipped.append((str(p), "not a time-series cell file (NNNN.nc)"))
+    cells = read_cells(files, quality=options.esa_flag_zero_only)
+    summary.files_read += cells.sources
+    prog.advance(len(paths))
+    days = [pd for pd in cells_to_days(cells) if _in_range(pd.date, start, end) and np.isfinite(pd.data).any()]
+    target = grid or (days[0].grid if days else None)
+    summary.grid = target
+    for pd in days:
+        arr = place(pd, target, options)
+        if np.isfinite(arr).any():
+            summary.written.append(_write(out, options, pd.date, arr, target, pd.source))
         prog.check()
 
 

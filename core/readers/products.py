@@ -26,6 +26,7 @@ PRODUCTS = {
     "mod09": ("MODIS MOD09GA/MOD09A1 reflectance to NDVI or albedo (HDF)", "ndvi", "nearest", "modis"),
     "reanalysis": ("Reanalysis background: ERA5/ERA5-Land/ERA-Interim (netCDF, GRIB), GLDAS Noah", "lst_background",
                    "bilinear", "reanalysis"),
+    "ts_cells": ("Time-series cells (QA4SM/pytesmo netCDF: ESA CCI, SMAP, SMOS-IC, GLDAS)", "ssm", "nearest", "coarse"),
 }
 PLATFORM_RULES = ("terra_then_aqua", "aqua_then_terra", "terra", "aqua", "mean")
 RESAMPLINGS = ("auto", "nearest", "bilinear", "average")
@@ -38,7 +39,8 @@ class ImportOptions:
     product: a key of :data:`PRODUCTS`.
     lprm_band: ``c1`` (6.9 GHz), ``c2`` (7.3 GHz) or ``x`` (10.7 GHz).
     max_error: LPRM: reject pixels whose retrieval error exceeds this (m3/m3; None = keep).
-    esa_flag_zero_only: ESA CCI: keep only ``flag == 0``.
+    esa_flag_zero_only: ESA CCI: keep only ``flag == 0``; time-series cells: the product's
+        quality flag (CCI ``flag``, SMAP ``retrieval_qual_flag`` bit 0, SMOS-IC ``Quality_Flag``).
     max_uncertainty: ESA CCI: reject ``sm_uncertainty`` above this (m3/m3; None = keep).
     smap_overpass: ``AM`` (06:00) or ``PM`` (18:00). smap_recommended_only: retrieval
         quality bit 0 must be 0.
