@@ -13,7 +13,9 @@ Formats:
   ``add_offset`` and ``_FillValue``/``missing_value`` -32767, ``time`` in ``hours since
   1900-01-01``, longitude 0..359.x (global files are rolled to -180..180), latitude
   descending. Variables: ``skt`` (skin temperature, K), ``t2m`` (2 m air temperature,
-  K), ``swvl1`` (m3/m3). Newer CDS files name the time ``valid_time``; both work.
+  K), ``swvl1`` (m3/m3). Newer CDS files name the time ``valid_time``; both work. Files
+  mixing final ERA5 and preliminary ERA5T carry an ``expver`` dimension: per step, the
+  first version with a value is taken.
 - GRIB 1/2 through GDAL's GRIB driver: one band per (variable, step), identified by
   the band metadata ``GRIB_ELEMENT`` (``SKT``, ``2T``, ``SWVL1``) and ``GRIB_VALID_TIME``
   (seconds since 1970).
@@ -98,6 +100,8 @@ def _read_netcdf(path: Path, variable: str) -> list[Step]:
     arr = find_array(ds, list(names), path)
     layout = lonlat_layout(arr, ds, path)
     tdims = [d for i, d in enumerate(arr.GetDimensions()) if i not in (layout.lon_axis, layout.lat_axis)]
+    expver = [d for d in tdims if d.GetName().lower() == "expver"]  # ERA5 final (1) + preliminary ERA5T (5)
+    tdims = [d for d in tdims if d.GetName().lower() != "expver"]
     if len(tdims) > 1:
         extra = ", ".join(d.GetName() for d in tdims)
         raise ProductError(f"{path}: {variable} has more than one non-spatial dimension ({extra}); select one level first")
@@ -114,9 +118,14 @@ def _read_netcdf(path: Path, variable: str) -> list[Step]:
         raise ProductError(f"{path}: {variable} has units {raw_units!r}, expected K")
     steps = []
     for k, t in enumerate(times):
-        raw = read_slice(arr, layout, {tname: k} if tname else {}, path)
-        data = layout.orient(unpack(arr, raw))
-        steps.append(Step(t, data, layout.grid, units, str(path)))
+        index = {tname: k} if tname else {}
+        data = None
+        for e in range(expver[0].GetSize() if expver else 1):
+            if expver:
+                index[expver[0].GetName()] = e
+            part = layout.orient(unpack(arr, read_slice(arr, layout, index, path)))
+            data = part if data is None else np.where(np.isfinite(data), data, part)
+        steps.append(Step(t, data.astype(np.float32), layout.grid, units, str(path)))
     return steps
 
 

@@ -120,3 +120,28 @@ def test_wrong_product_and_truncated_file_named(tmp_path, shared_data):
     trunc.write_bytes((shared_data / ERA5).read_bytes()[:3000])
     with pytest.raises(ProductError, match="era5_2010-01-01.nc"):
         read_steps(trunc, "swvl1")
+
+
+def test_era5_expver_merged(tmp_path):
+    netCDF4 = pytest.importorskip("netCDF4")
+    from ssm_downscaling.core.readers.reanalysis import read_steps
+
+    p = tmp_path / "era5_skt_202301.nc"
+    with netCDF4.Dataset(p, "w", format="NETCDF4") as f:
+        for name, n in (("time", 2), ("expver", 2), ("latitude", 3), ("longitude", 4)):
+            f.createDimension(name, n)
+        t = f.createVariable("time", "i4", ("time",))
+        t.units = "hours since 1900-01-01 00:00:00.0"
+        t[:] = [1078776, 1078782]  # (2023-01-25 - 1900-01-01) = 44949 days x 24 h: 00 and 06 UTC
+        f.createVariable("expver", "i4", ("expver",))[:] = [1, 5]
+        f.createVariable("latitude", "f4", ("latitude",))[:] = [40.0, 39.75, 39.5]
+        f.createVariable("longitude", "f4", ("longitude",))[:] = [100.0, 100.25, 100.5, 100.75]
+        v = f.createVariable("skt", "f4", ("time", "expver", "latitude", "longitude"), fill_value=-32767.0)
+        v.units = "K"
+        data = np.full((2, 2, 3, 4), -32767.0, dtype=np.float32)
+        data[0, 0] = 270.0  # the first step is final ERA5 (expver 1)
+        data[1, 1] = 275.0  # the second only preliminary ERA5T (expver 5)
+        v[:] = data
+    steps = read_steps(p, "skt")
+    assert [s.time for s in steps] == [dt.datetime(2023, 1, 25, 0), dt.datetime(2023, 1, 25, 6)]
+    assert np.all(steps[0].data == 270.0) and np.all(steps[1].data == 275.0)
