@@ -190,6 +190,8 @@ def _in_range(day: dt.date, start: dt.date | None, end: dt.date | None, reach: i
 
 
 def _import_files(paths, out, options, grid, start, end, summary, prog) -> None:
+    """Day by day: read the day's files, place each onto the target, mosaic, write, forget
+    (memory is one target-sized array per platform plus one native file)."""
     reach = options.composite_days - 1 if options.is_composite else 0
     by_day: dict[dt.date, list[Path]] = defaultdict(list)
     for p in paths:
@@ -203,70 +205,84 @@ def _import_files(paths, out, options, grid, start, end, summary, prog) -> None:
             continue
         by_day[d].append(p)
     days = sorted(by_day)
-    read: dict[dt.date, list[ProductDay]] = {}
-    for d in days:
-        for p in by_day[d]:
-            try:
-                pd = read_file(p, options)
-            except SsmError as exc:
-                summary.skipped.append((str(p), str(exc).replace(f"{p}: ", "")))
-                log.warning("skipped %s: %s", p.name, exc)
-                prog.advance()
-                continue
-            except RuntimeError as exc:  # GDAL errors not caught by a reader
-                summary.skipped.append((str(p), f"cannot be read: {exc}"))
-                prog.advance()
-                continue
-            if options.kind == "modis" and options.platform_rule in ("terra", "aqua") and pd.platform not in (
-                options.platform_rule, "combined", ""
-            ):
-                summary.skipped.append((str(p), f"{pd.platform} file left out (platform rule {options.platform_rule})"))
-                prog.advance()
-                continue
-            if not np.isfinite(pd.data).any():
-                summary.skipped.append((str(p), "all fill or rejected by quality"))
-                prog.advance()
-                continue
-            read.setdefault(pd.date, []).append(pd)
-            summary.files_read.append(str(p))
-            prog.advance()
-    if not read:
-        return
     target = grid
-    if target is None:
-        grids = [pd.grid for v in read.values() for pd in v]
-        target = grids[0] if all(g == grids[0] for g in grids) else union_grid(grids)
-    summary.grid = target
-    comp_days = sorted(read)
-    for i, d in enumerate(comp_days):
-        by_platform: dict[str, list[np.ndarray]] = defaultdict(list)
-        for pd in read[d]:
+    for i, d in enumerate(days):
+        acc: dict[str, np.ndarray] = {}
+        sources: list[str] = []
+        for p in by_day[d]:
+            pd = _read_one(p, options, summary)
+            prog.advance()
+            if pd is None:
+                continue
+            if target is None:
+                target = _native_target(pd, [q for dd in days[i:] for q in by_day[dd]])
+                summary.grid = target
             if grid is not None and not _overlaps(pd.grid, target):
-                summary.skipped.append((pd.source, "does not overlap the target grid"))
-                summary.files_read.remove(pd.source)
+                summary.skipped.append((str(p), "does not overlap the target grid"))
                 continue
             arr = place(pd, target, options)
             if not np.isfinite(arr).any():
-                summary.skipped.append((pd.source, "no valid value over the target grid"))
-                summary.files_read.remove(pd.source)
+                summary.skipped.append((str(p), "no valid value over the target grid"))
                 continue
             key = pd.platform if pd.platform in ("terra", "aqua") else ""
-            by_platform[key].append(arr)
-        if not by_platform:
+            if key in acc:
+                take = np.isnan(acc[key]) & np.isfinite(arr)
+                acc[key][take] = arr[take]
+            else:
+                acc[key] = arr
+            summary.files_read.append(str(p))
+            sources.append(str(p))
+        if not acc:
             continue
-        merged = {k: _mosaic(v) for k, v in by_platform.items()}
-        day_arr = _combine_platforms(merged, options.platform_rule)
+        day_arr = _combine_platforms(acc, options.platform_rule)
+        del acc
         if day_arr is None:
             continue
         if options.is_composite:
-            nxt = comp_days[i + 1] if i + 1 < len(comp_days) else None
+            nxt = days[i + 1] if i + 1 < len(days) else None
             serve = [d + dt.timedelta(days=k) for k in range(options.composite_days)]
             serve = [s for s in serve if (nxt is None or s < nxt) and s.year == d.year and _in_range(s, start, end)]
         else:
             serve = [d] if _in_range(d, start, end) else []
         for s in serve:
-            summary.written.append(_write(out, options, s, day_arr, target, source=";".join(pd.source for pd in read[d])))
+            summary.written.append(_write(out, options, s, day_arr, target, source=";".join(sources)))
+        summary.grid = target
         prog.check()
+
+
+def _read_one(p: Path, options: ImportOptions, summary: ImportSummary) -> ProductDay | None:
+    """One file read, or None with the reason recorded."""
+    try:
+        pd = read_file(p, options)
+    except SsmError as exc:
+        summary.skipped.append((str(p), str(exc).replace(f"{p}: ", "")))
+        log.warning("skipped %s: %s", p.name, exc)
+        return None
+    except RuntimeError as exc:  # GDAL errors not caught by a reader
+        summary.skipped.append((str(p), f"cannot be read: {exc}"))
+        return None
+    if options.kind == "modis" and options.platform_rule in ("terra", "aqua") and pd.platform not in (
+        options.platform_rule, "combined", ""
+    ):
+        summary.skipped.append((str(p), f"{pd.platform} file left out (platform rule {options.platform_rule})"))
+        return None
+    if not np.isfinite(pd.data).any():
+        summary.skipped.append((str(p), "all fill or rejected by quality"))
+        return None
+    return pd
+
+
+def _native_target(first: ProductDay, paths: Sequence[Path]) -> Grid:
+    """The native output grid: the first file's grid, or for MODIS tiles the union of the
+    tiles named by the files (from their ``hHHvVV``, at the first file's pixel count)."""
+    from .modis_tiles import tile_grid, tile_of
+
+    hv0 = tile_of(first.source)
+    if hv0 is None or first.grid.width != first.grid.height:
+        return first.grid
+    tiles = {tile_of(p) for p in paths} - {None}
+    n = first.grid.width
+    return union_grid([tile_grid(h, v, n) for h, v in sorted(tiles)]) if len(tiles) > 1 else first.grid
 
 
 def _overlaps(src: Grid, dst: Grid) -> bool:
