@@ -304,7 +304,10 @@ def _import_reanalysis(paths, out, options, grid, start, end, summary, prog) -> 
     steps = []
     for p in paths:
         try:
-            s = read_steps(p, options.reanalysis_variable)
+            s = read_steps(p, options.reanalysis_variable, lazy=True)
+            if not s:
+                raise ProductError(f"{p}: no time step of {options.reanalysis_variable}")
+            _ = s[0].data  # read one step now: a wrong product or truncated file is skipped here
         except SsmError as exc:
             summary.skipped.append((str(p), str(exc).replace(f"{p}: ", "")))
             log.warning("skipped %s: %s", p.name, exc)
@@ -320,19 +323,30 @@ def _import_reanalysis(paths, out, options, grid, start, end, summary, prog) -> 
     if not steps:
         return
     g0 = steps[0].grid
-    bad = [s for s in steps if s.grid != g0]
-    for s in bad:
-        summary.skipped.append((s.source, f"its grid differs from {Path(steps[0].source).name}'s"))
-    steps = [s for s in steps if s.grid == g0]
-    days = sorted({s.time.date() for s in steps})
+    for s in steps:
+        if s.grid != g0 and (s.source, "its grid differs") not in summary.skipped:
+            summary.skipped.append((s.source, f"its grid differs from {Path(steps[0].source).name}'s"))
+    steps = sorted((s for s in steps if s.grid == g0), key=lambda s: s.time)
     target = grid or g0
     summary.grid = target
-    for d in days:
+    hours = options.overpass_hours + np.array([-12.0, 12.0])  # local solar time - longitude / 15 h
+    lo = dt.timedelta(hours=float(hours.min()) - options.max_gap_hours)
+    hi = dt.timedelta(hours=float(hours.max()) + options.max_gap_hours)
+    for d in sorted({s.time.date() for s in steps}):
         if not _in_range(d, start, end):
             continue
-        near = [s for s in steps if abs((s.time.date() - d).days) <= 1]
-        pd = at_overpass(near, d, options.overpass_hours, options.time_method, options.max_gap_hours)
-        pd.platform = ""
+        t0 = dt.datetime(d.year, d.month, d.day)
+        near = [s for s in steps if t0 + lo <= s.time <= t0 + hi]
+        for s in steps:  # steps the next days cannot need any more
+            if s.time < t0 + lo:
+                s.release()
+        if not near:
+            continue
+        try:
+            pd = at_overpass(near, d, options.overpass_hours, options.time_method, options.max_gap_hours)
+        except SsmError as exc:
+            summary.skipped.append((near[0].source, f"{d}: {exc}"))
+            continue
         if not np.isfinite(pd.data).any():
             summary.skipped.append((pd.source, f"{d}: no step within {options.max_gap_hours} h of the overpass"))
             continue

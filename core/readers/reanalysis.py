@@ -27,8 +27,7 @@ Formats:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +58,35 @@ VARIABLES = {
 OVERPASS = {"terra": 10.5, "aqua": 13.5, "terra_night": 22.5, "aqua_night": 1.5}
 
 
-@dataclass
 class Step:
-    """One time step of a reanalysis variable (UTC), north-up on its grid."""
+    """One time step of a reanalysis variable (UTC), north-up on its grid.
 
-    time: dt.datetime
-    data: np.ndarray
-    grid: Grid
-    units: str
-    source: str
+    ``data`` is read on first use (a year of hourly steps never sits in memory at once);
+    :meth:`release` forgets it again.
+    """
+
+    def __init__(self, time: dt.datetime, grid: Grid, units: str, source: str,
+                 data: np.ndarray | None = None, loader: Callable[[], np.ndarray] | None = None, variable: str = ""):
+        self.time = time
+        self.grid = grid
+        self.units = units
+        self.source = source
+        self.variable = variable
+        self._data = data
+        self._loader = loader
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            if self._loader is None:
+                raise ProductError(f"{self.source}: step {self.time} has no data")
+            self._data = self._loader()
+            check_units(self._data, self.units, self.source, f"{self.variable} at {self.time:%Y-%m-%d %H:%M}")
+        return self._data
+
+    def release(self) -> None:
+        if self._loader is not None:
+            self._data = None
 
 
 def _is_grib(path: Path) -> bool:
@@ -80,18 +99,19 @@ def _is_grib(path: Path) -> bool:
         return False
 
 
-def read_steps(path: str | Path, variable: str = "skt") -> list[Step]:
-    """Every time step of ``variable`` (``skt``, ``t2m``, ``AvgSurfT_inst``, ``swvl1``) in a file."""
+def read_steps(path: str | Path, variable: str = "skt", lazy: bool = False) -> list[Step]:
+    """Every time step of ``variable`` (``skt``, ``t2m``, ``AvgSurfT_inst``, ``swvl1``) in a
+    file, sorted by time; ``lazy``: the values are read when first used."""
     p = Path(str(path))
     if variable not in VARIABLES:
         raise ProductError(f"unknown reanalysis variable {variable!r}; choose one of {', '.join(VARIABLES)}")
     if not p.is_file():
         raise ProductError(f"{path}: no such file")
     steps = _read_grib(p, variable) if _is_grib(p) else _read_netcdf(p, variable)
-    units = VARIABLES[variable][2]
-    for s in steps:
-        check_units(s.data, units, str(path), variable)
-    return steps
+    if not lazy:
+        for s in steps:
+            _ = s.data  # read and check now
+    return sorted(steps, key=lambda s: s.time)
 
 
 def _read_netcdf(path: Path, variable: str) -> list[Step]:
@@ -116,17 +136,27 @@ def _read_netcdf(path: Path, variable: str) -> list[Step]:
     raw_units = (arr.GetUnit() or "").strip()
     if units == "K" and raw_units and raw_units not in ("K", "k", "kelvin", "Kelvin"):
         raise ProductError(f"{path}: {variable} has units {raw_units!r}, expected K")
-    steps = []
-    for k, t in enumerate(times):
-        index = {tname: k} if tname else {}
-        data = None
-        for e in range(expver[0].GetSize() if expver else 1):
-            if expver:
-                index[expver[0].GetName()] = e
-            part = layout.orient(unpack(arr, read_slice(arr, layout, index, path)))
-            data = part if data is None else np.where(np.isfinite(data), data, part)
-        steps.append(Step(t, data.astype(np.float32), layout.grid, units, str(path)))
-    return steps
+    grid = layout.grid
+    xname = expver[0].GetName() if expver else None
+    nexp = expver[0].GetSize() if expver else 1
+
+    def loader(k: int) -> Callable[[], np.ndarray]:
+        def load() -> np.ndarray:
+            mds = open_multidim(path)  # kept alive while the array is read
+            a = find_array(mds, list(names), path)
+            index = {tname: k} if tname else {}
+            data = None
+            for e in range(nexp):
+                if xname:
+                    index[xname] = e
+                part = layout.orient(unpack(a, read_slice(a, layout, index, path)))
+                data = part if data is None else np.where(np.isfinite(data), data, part)
+            del mds
+            return data.astype(np.float32)
+
+        return load
+
+    return [Step(t, grid, units, str(path), loader=loader(k), variable=variable) for k, t in enumerate(times)]
 
 
 def _time_from_name(path: Path) -> dt.datetime:
@@ -158,19 +188,29 @@ def _read_grib(path: Path, variable: str) -> list[Step]:
         if not vt:
             raise ProductError(f"{path}: band {i} has no GRIB_VALID_TIME")
         t = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(vt))
-        try:
-            raw = b.ReadAsArray().astype(np.float64)
-        except RuntimeError as exc:
-            raise ProductError(f"{path}: band {i} cannot be read (truncated?): {exc}") from exc
-        nd = b.GetNoDataValue()
-        if nd is not None:
-            raw[raw == nd] = np.nan
-        steps.append(Step(t, raw.astype(np.float32), grid, units, str(path)))
+        steps.append(Step(t, grid, units, str(path), loader=_band_loader(path, i), variable=variable))
     if not steps:
         found = sorted({ds.GetRasterBand(i).GetMetadataItem("GRIB_ELEMENT") or "?" for i in range(1, ds.RasterCount + 1)})
         raise ProductError(f"{path}: no GRIB band of {variable} ({'/'.join(elements)}); it has {', '.join(found)}")
     steps.sort(key=lambda s: s.time)
     return steps
+
+
+def _band_loader(path: Path, i: int) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        try:
+            ds = gdal.Open(str(path))  # keep the dataset alive while its band is read
+            b = ds.GetRasterBand(i)
+            raw = b.ReadAsArray().astype(np.float64)
+        except RuntimeError as exc:
+            raise ProductError(f"{path}: band {i} cannot be read (truncated?): {exc}") from exc
+        nd = b.GetNoDataValue()
+        ds = None
+        if nd is not None:
+            raw[raw == nd] = np.nan
+        return raw.astype(np.float32)
+
+    return load
 
 
 def overpass_utc(day: dt.date, lon: np.ndarray, local_hours: float) -> np.ndarray:

@@ -145,3 +145,35 @@ def test_era5_expver_merged(tmp_path):
     steps = read_steps(p, "skt")
     assert [s.time for s in steps] == [dt.datetime(2023, 1, 25, 0), dt.datetime(2023, 1, 25, 6)]
     assert np.all(steps[0].data == 270.0) and np.all(steps[1].data == 275.0)
+
+
+@pytest.mark.realdata
+def test_steps_pooled_across_files_at_the_date_line(shared_data, tmp_path):
+    """West of 165 W a 10:30 overpass falls after 21:30 UTC: the next day's 00 UTC step
+    (in the next file) is nearer than 18 UTC."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    from ssm_downscaling.core.readers import ImportOptions, import_product
+    from ssm_downscaling.core.series import read_raster
+
+    nxt = tmp_path / "in" / "era5_swvl1_20100102.nc"
+    nxt.parent.mkdir()
+    with netCDF4.Dataset(shared_data / ERA5) as src, netCDF4.Dataset(nxt, "w", format="NETCDF3_CLASSIC") as f:
+        f.createDimension("longitude", 72)
+        f.createDimension("latitude", 37)
+        f.createDimension("time", 1)
+        f.createVariable("longitude", "f4", ("longitude",))[:] = src["longitude"][:]
+        f.createVariable("latitude", "f4", ("latitude",))[:] = src["latitude"][:]
+        t = f.createVariable("time", "i4", ("time",))
+        t.units = "hours since 1900-01-01 00:00:00.0"
+        t[:] = [int(src["time"][0]) + 24]
+        v = f.createVariable("swvl1", "f4", ("time", "latitude", "longitude"))
+        v.units = "m**3 m**-3"
+        v[:] = np.full((1, 37, 72), 0.5, dtype=np.float32)
+    s = import_product([shared_data / ERA5, nxt], tmp_path / "out",
+                       ImportOptions("reanalysis", reanalysis_variable="swvl1"), start=dt.date(2010, 1, 1),
+                       end=dt.date(2010, 1, 1))
+    arr = read_raster(s.written[0])
+    # column 2 is 170 W (grid from -182.5): 10.5 + 170/15 = 21.83 UTC -> 00 UTC of 2 January (2.2 h) beats 18 UTC (3.8 h)
+    assert np.allclose(arr[:, 2], 0.5)
+    # column 18 is 90 W: 16.5 UTC -> 18 UTC of 1 January
+    assert not np.allclose(arr[:, 18], 0.5)
