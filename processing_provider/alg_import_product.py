@@ -28,6 +28,7 @@ from .base import SsmAlgorithm
 PRODUCT_KEYS = list(PRODUCTS)
 GRID_MODES = ["native", "reference", "extent"]
 LPRM_BANDS = ["c1", "c2", "x"]
+PASSES = ["any", "D", "A"]
 LST_QC = ["good", "error_1k", "error_2k", "error_3k"]
 ALBEDO_KINDS = ["blue", "white", "black"]
 MOD09_OUTPUTS = ["ndvi", "albedo"]
@@ -41,7 +42,7 @@ HELP = """Reads the files the agencies distribute and writes a daily series (one
 
 <b>Products</b> (PRODUCT, by name or number):
 <ul>
-<li><b>lprm</b>: AMSR-E/AMSR2 LPRM L3 daily netCDF (NASA GES DISC): band C1/C2/X (LPRM_BAND), percent to m3/m3; stored (lon, lat) - transposed here; the pass (A 13:30, D 01:30) comes from the name. Tested on a real AMSR2 file.</li>
+<li><b>lprm</b>: AMSR-E/AMSR2 LPRM L3 daily netCDF (NASA GES DISC): band C1/C2/X (LPRM_BAND), percent to m3/m3; stored (lon, lat) - transposed here; the pass (A 13:30, D 01:30) comes from the name; PASS keeps one, or both with the descending value first. Tested on a real AMSR2 file.</li>
 <li><b>jaxa</b>: JAXA AMSR-E/AMSR2 L3 SMC HDF5 ('Geophysical Data' x SCALE FACTOR, percent; 0.1 or 0.25 degree). <i>Tested on a file written in the documented layout (no real sample here).</i></li>
 <li><b>smap</b>: SMAP L3 SPL3SMP (36 km) / SPL3SMP_E (9 km) HDF5 on EASE-Grid 2.0, AM or PM (SMAP_OVERPASS), retrieval quality bit. <i>Tested on a file written in the documented layout.</i></li>
 <li><b>esa_cci</b>: ESA CCI SM / C3S daily netCDF (sm, only flag 0 by default). Tested on real files.</li>
@@ -110,6 +111,7 @@ class ImportProductAlgorithm(SsmAlgorithm):
                                                              type=QgsProcessingParameterDateTime.Date, optional=True))
         advanced = [
             self._enum("LPRM_BAND", "LPRM: band (c1 6.9 GHz, c2 7.3 GHz, x 10.7 GHz)", LPRM_BANDS, "c1"),
+            self._enum("PASS", "LPRM/JAXA: pass (any: descending first; D 01:30 night; A 13:30 day)", PASSES, "any"),
             number("MAX_ERROR", self.tr("LPRM: maximum retrieval error (m3/m3; empty = keep all)"), number.Double,
                    None, optional=True, minValue=0.0),
             QgsProcessingParameterBoolean("ESA_FLAG_ZERO_ONLY", self.tr("ESA CCI: only pixels with flag 0"), True),
@@ -176,7 +178,7 @@ class ImportProductAlgorithm(SsmAlgorithm):
         return s if s in options else None
 
     ENUMS = {
-        "PRODUCT": (PRODUCT_KEYS, "lprm"), "GRID_MODE": (GRID_MODES, "native"), "LPRM_BAND": (LPRM_BANDS, "c1"),
+        "PRODUCT": (PRODUCT_KEYS, "lprm"), "GRID_MODE": (GRID_MODES, "native"), "LPRM_BAND": (LPRM_BANDS, "c1"), "PASS": (PASSES, "any"),
         "SMAP_OVERPASS": (SMAP_PASSES, "AM"), "GENERIC_UNITS": (GENERIC_UNITS, "m3/m3"),
         "LST_QC": (LST_QC, "error_2k"), "ALBEDO_KIND": (ALBEDO_KINDS, "blue"), "MOD09_OUTPUT": (MOD09_OUTPUTS, "ndvi"),
         "PLATFORM_RULE": (list(PLATFORM_RULES), "terra_then_aqua"),
@@ -245,7 +247,7 @@ class ImportProductAlgorithm(SsmAlgorithm):
             inputs = list_inputs(files + ([folder] if folder else []), pattern)
             grid = self._grid(parameters, context, e["GRID_MODE"])
             options = ImportOptions(
-                product=e["PRODUCT"], lprm_band=e["LPRM_BAND"],
+                product=e["PRODUCT"], lprm_band=e["LPRM_BAND"], overpass_pass=e["PASS"],
                 max_error=self._optional_number(parameters, "MAX_ERROR", context),
                 esa_flag_zero_only=self.parameterAsBool(parameters, "ESA_FLAG_ZERO_ONLY", context),
                 max_uncertainty=self._optional_number(parameters, "MAX_UNCERTAINTY", context),

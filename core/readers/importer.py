@@ -206,6 +206,8 @@ def _import_files(paths, out, options, grid, start, end, summary, prog) -> None:
         by_day[d].append(p)
     days = sorted(by_day)
     target = grid
+    for d in days:
+        by_day[d].sort(key=lambda p: (_pass_order(p), p.name))
     for i, d in enumerate(days):
         acc: dict[str, np.ndarray] = {}
         sources: list[str] = []
@@ -266,10 +268,21 @@ def _read_one(p: Path, options: ImportOptions, summary: ImportSummary) -> Produc
     ):
         summary.skipped.append((str(p), f"{pd.platform} file left out (platform rule {options.platform_rule})"))
         return None
+    file_pass = pd.info.get("pass", "")
+    if options.product in ("lprm", "jaxa") and options.overpass_pass != "any" and file_pass != options.overpass_pass:
+        summary.skipped.append((str(p), f"pass {file_pass or '?'} left out (pass {options.overpass_pass} asked for)"))
+        return None
     if not np.isfinite(pd.data).any():
         summary.skipped.append((str(p), "all fill or rejected by quality"))
         return None
     return pd
+
+
+def _pass_order(p: Path) -> int:
+    """Descending (night) files first, so that they win where both passes have a value."""
+    import re
+
+    return 0 if re.search(r"_(L3_D|EQMD)_", p.name, re.IGNORECASE) else 1
 
 
 def _native_target(first: ProductDay, paths: Sequence[Path]) -> Grid:

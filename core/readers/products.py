@@ -38,6 +38,9 @@ class ImportOptions:
 
     product: a key of :data:`PRODUCTS`.
     lprm_band: ``c1`` (6.9 GHz), ``c2`` (7.3 GHz) or ``x`` (10.7 GHz).
+    overpass_pass: LPRM and JAXA: ``D`` (descending, 01:30, night), ``A`` (ascending,
+        13:30, day) or ``any`` (both, the descending value first where both exist: nighttime
+        retrievals suffer less from thermal gradients).
     max_error: LPRM: reject pixels whose retrieval error exceeds this (m3/m3; None = keep).
     esa_flag_zero_only: ESA CCI: keep only ``flag == 0``; time-series cells: the product's
         quality flag (CCI ``flag``, SMAP ``retrieval_qual_flag`` bit 0, SMOS-IC ``Quality_Flag``).
@@ -67,6 +70,7 @@ class ImportOptions:
 
     product: str = "lprm"
     lprm_band: str = "c1"
+    overpass_pass: str = "any"
     max_error: float | None = None
     esa_flag_zero_only: bool = True
     max_uncertainty: float | None = None
@@ -100,6 +104,7 @@ class ImportOptions:
         checks = [
             ("product", self.product, tuple(PRODUCTS)),
             ("lprm_band", self.lprm_band, ("c1", "c2", "x")),
+            ("overpass_pass", self.overpass_pass, ("any", "A", "D")),
             ("smap_overpass", self.smap_overpass, ("AM", "PM")),
             ("lst_qc", self.lst_qc, QC_CHOICES),
             ("albedo_kind", self.albedo_kind, KINDS),

@@ -124,3 +124,18 @@ def test_cancel_leaves_no_partial_file(shared_data, tmp_path):
         import_product([shared_data / CCI6, shared_data / CCI7], tmp_path / "o", ImportOptions("esa_cci"),
                        is_cancelled=cancel)
     assert not list((tmp_path / "o").glob(".*part*")) if (tmp_path / "o").exists() else True
+
+
+@pytest.mark.realdata
+def test_lprm_pass_choice(shared_data, tmp_path):
+    from ssm_downscaling.core.readers import ImportOptions, ProductError, import_product
+
+    asc = tmp_path / "in" / "LPRM-AMSR2_L3_A_SOILM3_V001_20150401120000.nc4"
+    asc.parent.mkdir()
+    os.symlink(shared_data / LPRM, asc)  # the descending file under an ascending name
+    with pytest.raises(ProductError, match="pass D left out"):
+        import_product([shared_data / LPRM], tmp_path / "a", ImportOptions("lprm", overpass_pass="A"))
+    s = import_product([asc, shared_data / LPRM], tmp_path / "b", ImportOptions("lprm", overpass_pass="D"))
+    assert [os.path.basename(f) for f, _ in s.skipped] == [asc.name] and len(s.files_read) == 1
+    s = import_product([asc, shared_data / LPRM], tmp_path / "c", ImportOptions("lprm"))
+    assert len(s.files_read) == 2 and len(s.written) == 1
