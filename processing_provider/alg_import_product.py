@@ -59,7 +59,7 @@ MODIS tiles of one day are mosaicked; Terra and Aqua files are kept apart or com
 
 <b>Inputs</b>: INPUT_FILES (one or more files) and/or INPUT_FOLDER searched recursively for PATTERN (e.g. MOD11A1*.hdf). START_DATE..END_DATE limits the days written.
 
-<b>Target grid</b> (GRID_MODE): <b>native</b> (the product's own grid; MODIS: the union of the tiles given), <b>reference</b> (the grid of REFERENCE, e.g. your 1 km DEM), or <b>extent</b> (EXTENT in TARGET_CRS at RESOLUTION in that CRS's units). Resampling (RESAMPLING auto): average when the target is much coarser than a MODIS/reanalysis product, nearest for retrievals and MODIS, bilinear for reanalysis.
+<b>Target grid</b> (GRID_MODE): <b>native</b> (the product's own grid, cropped to EXTENT when one is given - the coarse cells stay as they are, which is what ssm:downscalessm wants of a coarse product; MODIS: the union of the tiles given), <b>reference</b> (the grid of REFERENCE, e.g. your 1 km DEM), or <b>extent</b> (EXTENT in TARGET_CRS at RESOLUTION in that CRS's units). Resampling (RESAMPLING auto): average when the target is much coarser than a MODIS/reanalysis product, nearest for retrievals and MODIS, bilinear for reanalysis.
 
 <b>Bad input</b>: a file of another product, all fill, outside the target or truncated is skipped with its reason; the rest imports. DAYS, FILES_READ and FILES_SKIPPED count them; SUMMARY lists the skipped files and why."""
 
@@ -100,7 +100,7 @@ class ImportProductAlgorithm(SsmAlgorithm):
         self.addParameter(self._enum(self.GRID_MODE, "Target grid", GRID_MODES, "native"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Reference raster (grid = reference)"),
                                                             optional=True))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent (grid = extent)"), optional=True))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent (grid = extent; crops the native grid)"), optional=True))
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("CRS of the target grid (grid = extent)"),
                                                     optional=True))
         number = QgsProcessingParameterNumber
@@ -211,6 +211,21 @@ class ImportProductAlgorithm(SsmAlgorithm):
             return None
         return self.parameterAsDouble(parameters, name, context)
 
+    def _clip(self, parameters, context):
+        """The EXTENT as a one-cell grid (native mode crops to it), or None."""
+        from ..core.grid import Grid
+
+        if parameters.get(self.EXTENT) in (None, ""):
+            return None
+        crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
+        if crs is None or not crs.isValid():
+            crs = QgsCoordinateReferenceSystem("EPSG:4326")
+        rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
+        if rect.isEmpty():
+            return None
+        return Grid.from_bounds(crs.toWkt(), (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()),
+                                (rect.width(), rect.height()))
+
     def _grid(self, parameters, context, mode: str):
         from ..core.grid import Grid
 
@@ -272,8 +287,9 @@ class ImportProductAlgorithm(SsmAlgorithm):
             def progress(p: float) -> None:
                 feedback.setProgress(p)
 
+            clip = self._clip(parameters, context) if e["GRID_MODE"] == "native" else None
             summary = import_product(inputs, out, options, grid, start, end, progress=progress,
-                                     is_cancelled=feedback.isCanceled)
+                                     is_cancelled=feedback.isCanceled, clip=clip)
         for f, why in summary.skipped:
             feedback.reportError(self.tr(f"skipped {Path(f).name}: {why}"), fatalError=False)
         if summary.written:

@@ -157,11 +157,14 @@ def import_product(
     end: dt.date | None = None,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
+    clip: Grid | None = None,
 ) -> ImportSummary:
     """Import ``files`` of ``options.product`` into the daily series ``out_dir``.
 
     ``grid``: the target grid; None = the product's native grid (for MODIS the union of
-    the tiles given). ``start``/``end``: the days written (inclusive; None = open).
+    the tiles given), cropped to the footprint of ``clip`` when given (a pixel-aligned
+    window: the product's cells are kept as they are). ``start``/``end``: the days written
+    (inclusive; None = open).
     Raises :class:`SsmError` only when nothing at all could be imported.
     """
     out = Path(out_dir)
@@ -171,6 +174,8 @@ def import_product(
     _check_output(out, paths)
     summary = ImportSummary(options.product, out)
     prog = Progress(len(paths) + 1, progress, is_cancelled)
+    if grid is None and clip is not None:
+        grid = _Clip(clip)
     if options.product == "reanalysis":
         _import_reanalysis(paths, out, options, grid, start, end, summary, prog)
     elif options.product == "ts_cells":
@@ -183,6 +188,23 @@ def import_product(
         reasons = "; ".join(f"{Path(f).name}: {why}" for f, why in summary.skipped[:5])
         raise ProductError(f"nothing was imported ({reasons or 'no file in the date range'})")
     return summary
+
+
+class _Clip:
+    """Marker: the native grid, cropped to ``clip``'s footprint, resolved on the first file."""
+
+    def __init__(self, clip: Grid):
+        self.clip = clip
+
+    def resolve(self, native: Grid) -> Grid:
+        try:
+            return native.covering(self.clip, margin=0)
+        except SsmError as exc:
+            raise ProductError(f"the product's grid does not overlap the extent: {exc}") from exc
+
+
+def _resolve(grid, native: Grid) -> Grid:
+    return grid.resolve(native) if isinstance(grid, _Clip) else (grid or native)
 
 
 def _in_range(day: dt.date, start: dt.date | None, end: dt.date | None, reach: int = 0) -> bool:
@@ -205,6 +227,8 @@ def _import_files(paths, out, options, grid, start, end, summary, prog) -> None:
             continue
         by_day[d].append(p)
     days = sorted(by_day)
+    clip = grid if isinstance(grid, _Clip) else None
+    grid = None if clip else grid
     target = grid
     for d in days:
         by_day[d].sort(key=lambda p: (_pass_order(p), p.name))
@@ -217,7 +241,7 @@ def _import_files(paths, out, options, grid, start, end, summary, prog) -> None:
             if pd is None:
                 continue
             if target is None:
-                target = _native_target(pd, [q for dd in days[i:] for q in by_day[dd]])
+                target = _resolve(clip, _native_target(pd, [q for dd in days[i:] for q in by_day[dd]]))
                 summary.grid = target
             if grid is not None and not _overlaps(pd.grid, target):
                 summary.skipped.append((str(p), "does not overlap the target grid"))
@@ -326,7 +350,7 @@ def _import_reanalysis(paths, out, options, grid, start, end, summary, prog) -> 
             log.warning("skipped %s: %s", p.name, exc)
             prog.advance()
             continue
-        if grid is not None and not _overlaps(s[0].grid, grid):
+        if isinstance(grid, Grid) and not _overlaps(s[0].grid, grid):
             summary.skipped.append((str(p), "does not overlap the target grid"))
             prog.advance()
             continue
@@ -340,7 +364,7 @@ def _import_reanalysis(paths, out, options, grid, start, end, summary, prog) -> 
         if s.grid != g0 and (s.source, "its grid differs") not in summary.skipped:
             summary.skipped.append((s.source, f"its grid differs from {Path(steps[0].source).name}'s"))
     steps = sorted((s for s in steps if s.grid == g0), key=lambda s: s.time)
-    target = grid or g0
+    target = _resolve(grid, g0)
     summary.grid = target
     hours = options.overpass_hours + np.array([-12.0, 12.0])  # local solar time - longitude / 15 h
     lo = dt.timedelta(hours=float(hours.min()) - options.max_gap_hours)
@@ -379,7 +403,7 @@ def _import_cells(paths, out, options, grid, start, end, summary, prog) -> None:
     summary.files_read += cells.sources
     prog.advance(len(paths))
     days = [pd for pd in cells_to_days(cells) if _in_range(pd.date, start, end) and np.isfinite(pd.data).any()]
-    target = grid or (days[0].grid if days else None)
+    target = _resolve(grid, days[0].grid) if days else None
     summary.grid = target
     for pd in days:
         arr = place(pd, target, options)

@@ -133,3 +133,23 @@ def test_cancelled_run_leaves_no_day(import_ready, shared_data, tmp_path):
         processing.run("ssm:importproduct", {"PRODUCT": "esa_cci", "INPUT_FOLDER": str(shared_data / "esa_cci"),
                                              "OUTPUT": str(tmp_path / "o")}, feedback=fb, context=QgsProcessingContext())
     assert not list((tmp_path / "o").glob("*.tif")) if (tmp_path / "o").exists() else True
+
+
+def test_native_grid_cropped_to_an_extent(import_ready, shared_data, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from ssm_downscaling.core.readers.lprm import read_lprm
+    from ssm_downscaling.core.series import DailySeries
+
+    res = processing.run("ssm:importproduct", {
+        "PRODUCT": "lprm", "INPUT_FOLDER": str(shared_data / "amsr2"), "GRID_MODE": "native",
+        "EXTENT": "73.1,134.9,18.1,53.9 [EPSG:4326]", "OUTPUT": str(tmp_path / "o")},
+        feedback=QgsProcessingFeedback(), context=QgsProcessingContext())
+    series = DailySeries.from_folder(res["OUTPUT"])
+    g = series.grid()
+    # the 0.25 degree cells kept: 73.0..135.0 E, 18.0..54.0 N
+    assert g.transform == (73.0, 0.25, 0.0, 54.0, 0.0, -0.25) and g.shape == (144, 248)
+    native = read_lprm(shared_data / "amsr2/LPRM-AMSR2_L3_D_SOILM3_V001_20150401013507.nc4")
+    r0, c0, nr, nc = native.grid.window_of(g)
+    assert np.array_equal(series.read(series.start), native.data[r0 : r0 + nr, c0 : c0 + nc], equal_nan=True)
