@@ -481,4 +481,6 @@ def ease2_global(cell_km: int = 36) -> Grid:
         res, w, h = _EASE2[int(cell_km)]
     except KeyError:
         raise GridError(f"EASE-Grid 2.0 has no {cell_km} km global grid; choose from {sorted(_EASE2)}") from None
-    return Grid(to_wkt(6933), (_EASE2_X0, res, 0.0, _EASE2_Y0, 0.0, -res), w, h)
+    # the grids are centred on the equator: the 25 km grid's 584 rows reach 7 307 375.92 m, not 7 314 540.83
+    y0 = _EASE2_Y0 if int(cell_km) != 25 else h * res / 2.0
+    return Grid(to_wkt(6933), (_EASE2_X0, res, 0.0, y0, 0.0, -res), w, h)
