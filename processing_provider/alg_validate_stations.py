@@ -26,9 +26,8 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
-
 from .base import STYLES, SsmAlgorithm, StylePostProcessor
+from .compat import field_type
 
 #: extra product slots after the main product
 EXTRA_PRODUCTS = 3
@@ -196,9 +195,8 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
             feedback.setProgress(96)
 
         fields = QgsFields()
-        types = {"str": QVariant.String, "int": QVariant.LongLong, "float": QVariant.Double}
         for name, t in layer_fields(result):
-            fields.append(QgsField(name, types[t]))
+            fields.append(QgsField(name, field_type(t)))
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Point,
                                              QgsCoordinateReferenceSystem("EPSG:4326"))
         if sink is None:

@@ -32,8 +32,9 @@ GROUP_NAME = "Daily viewer"
 
 try:  # matplotlib ships with QGIS on every platform, but do not fail without it
     import matplotlib.dates as mdates
-    from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
+
+    from .compat import FigureCanvasQTAgg
 
     HAVE_MPL = True
 except Exception:  # pragma: no cover - depends on the installation
@@ -59,7 +60,7 @@ class ViewerDock(QDockWidget, FORM_CLASS):
         self.picked_crs: QgsCoordinateReferenceSystem | None = None
 
         for w in (self.productFolder, self.flagsFolder):
-            w.setStorageMode(QgsFileWidget.GetDirectory)
+            w.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.productFolder.fileChanged.connect(self.set_product_folder)
         self.flagsFolder.fileChanged.connect(self.set_flags_folder)
         self.daySlider.valueChanged.connect(self.show_day)
@@ -300,4 +301,4 @@ class ViewerDock(QDockWidget, FORM_CLASS):
         super().closeEvent(event)
 
     def dockLocation(self) -> int:
-        return Qt.RightDockWidgetArea
+        return Qt.DockWidgetArea.RightDockWidgetArea
