@@ -21,13 +21,14 @@ DEMO_OUT ?= $(BUILD)/demo
 BENCH_OUT ?= $(ROOT)/benchmarks/results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-core test-qgis lint demo bench bench-scene bench-lst bench-ssm bench-validation package clean
+.PHONY: setup test test-core test-qgis test-qgis344 lint demo bench bench-scene bench-lst bench-ssm bench-validation package clean
 
 setup:
 	@scripts/setup.sh
 
+## ruff, then the plugin repository's scans on the packaged plugin (flake8 + flake8-qgis, bandit, detect-secrets)
 lint: setup
-	$(VENV)/bin/ruff check .
+	scripts/lint.sh
 
 ## the whole suite, headless: lint, core (no QGIS), then Processing and GUI (pytest-qgis)
 test: lint test-core test-qgis
@@ -37,6 +38,10 @@ test-core: setup
 
 test-qgis: setup
 	$(PY) -m pytest $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/processing tests/gui) $(PYTEST_ARGS)
+
+## the Processing and GUI tests on QGIS 3.44 LTR in a Debian forky root under build/qgis344 (root; see README)
+test-qgis344:
+	scripts/qgis344.sh $(PYTEST_ARGS)
 
 ## the main job on the embedded sample scene, through qgis_process
 demo: setup
@@ -62,4 +67,5 @@ package: setup
 	$(PY) scripts/package.py --out $(BUILD)/dist
 
 clean:
-	rm -rf $(BUILD) .pytest_cache .ruff_cache
+	scripts/qgis344.sh --unmount
+	rm -rf --one-file-system $(BUILD) .pytest_cache .ruff_cache

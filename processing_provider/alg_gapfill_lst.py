@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -17,6 +16,7 @@ from qgis.core import (
 
 from ..core.lst.options import METHODS
 from .base import SsmAlgorithm
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL
 
 HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, K; no data under cloud), such as MODIS MOD11A1/MYD11A1, into an all-weather daily series, with a flag layer per day. Observed pixels are copied unchanged; filled values are clipped to MIN_LST..MAX_LST.
 
@@ -65,7 +65,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
     OUTPUT_FLAGS = "OUTPUT_FLAGS"
 
     def initAlgorithm(self, config=None) -> None:
-        folder = QgsProcessingParameterFile.Folder
+        folder = FILE_FOLDER
         number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterFile(self.INPUT_LST, self.tr("Clear-sky LST folder (K)"), behavior=folder))
         self.addParameter(QgsProcessingParameterFile(
@@ -76,7 +76,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                                                      behavior=folder, optional=True))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
-                                                             type=QgsProcessingParameterDateTime.Date, optional=True))
+                                                             type=DATETIME_DATE, optional=True))
         method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=list(METHODS),
                                             defaultValue="anomaly")
         method.setUsesStaticStrings(True)
@@ -112,7 +112,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         ]
         for p in advanced:
             # optional with defaults: saved models stay valid when options are added
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced | QgsProcessingParameterDefinition.FlagOptional)
+            p.setFlags(p.flags() | FLAG_ADVANCED | FLAG_OPTIONAL)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_LST, self.tr("All-weather LST")))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FLAGS, self.tr("LST flags")))

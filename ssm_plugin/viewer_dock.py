@@ -211,7 +211,9 @@ class ViewerDock(QDockWidget, FORM_CLASS):
             self._error(f"{path}: QGIS cannot open this raster")
             return None
         styling.apply_style(layer, path, flags=flags)
-        project.addMapLayer(layer, False)
+        if project.addMapLayer(layer, False) is None:
+            self._error(f"{path}: QGIS did not add the layer to the project")
+            return None
         node = self._group().insertLayer(0, layer)
         if flags:  # on demand: the flags would hide the values under them
             node.setItemVisibilityChecked(False)

@@ -66,7 +66,7 @@ def _params(data, out: Path, **kw) -> dict:
 
 
 def test_processing_run_writes_layer_table_and_report(alg_ready, data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingFeedback, QgsVectorLayer
 
     class Feedback(QgsProcessingFeedback):
@@ -112,7 +112,7 @@ def test_processing_run_writes_layer_table_and_report(alg_ready, data, tmp_path)
 
 
 def test_processing_bad_input_gives_clear_errors(alg_ready, data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException
 
     far = tmp_path / "far.csv"
