@@ -14,9 +14,9 @@ ROOT=$(pwd)
 BASE="$ROOT/build/qgis344"
 CHROOT="$BASE/root"
 SUITE=${QGIS_SUITE:-forky}
-MIRROR=${DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit} /^deb / {print $2; exit}' \
-  /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true)}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+# the Debian mirror this machine's apt already uses (the first .../debian URI), unless given
+MIRROR=${DEBIAN_MIRROR:-$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+  | grep -oE '(https?|file)://[^ ]+/debian/?( |$)' | head -1 | tr -d ' ' || true)}
 PKGS=(qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-numpy python3-scipy python3-numba
       python3-sklearn python3-matplotlib python3-pytest python3-venv python3-pip xvfb xauth
       ca-certificates)
@@ -54,6 +54,7 @@ in_root() { chroot "$CHROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin
 
 t0=$(date +%s)
 if [ ! -f "$BASE/.root-ready" ]; then
+  [ -n "$MIRROR" ] || { echo "qgis344: no Debian mirror in /etc/apt; set DEBIAN_MIRROR" >&2; exit 2; }
   echo "qgis344: debootstrap $SUITE from $MIRROR into $CHROOT"
   rm -rf "$CHROOT"
   # bookworm's debootstrap has no script for forky; every later suite uses the sid script

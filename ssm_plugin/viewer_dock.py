@@ -34,7 +34,9 @@ try:  # matplotlib ships with QGIS on every platform, but do not fail without it
     import matplotlib.dates as mdates
     from matplotlib.figure import Figure
 
-    from .compat import FigureCanvasQTAgg
+    from .compat import figure_canvas_class
+
+    FigureCanvasQTAgg = figure_canvas_class()
 
     HAVE_MPL = True
 except Exception:  # pragma: no cover - depends on the installation
