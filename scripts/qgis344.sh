@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-BASE="$ROOT/build/qgis344"
+BASE=${QGIS344_DIR:-$ROOT/build/qgis344}
 CHROOT="$BASE/root"
 SUITE=${QGIS_SUITE:-forky}
 # the Debian mirror this machine's apt already uses (the first .../debian URI), unless given
@@ -67,6 +67,14 @@ if [ ! -f "$BASE/.root-ready" ]; then
   touch "$BASE/.root-ready"
 fi
 cp /etc/resolv.conf "$CHROOT/etc/resolv.conf"
+# trust what the host trusts (a site proxy's CA, for PyPI through it)
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$CHROOT/usr/local/share/ca-certificates"
+  if ! cmp -s <(cat /usr/local/share/ca-certificates/*.crt) <(cat "$CHROOT"/usr/local/share/ca-certificates/*.crt 2>/dev/null); then
+    cp /usr/local/share/ca-certificates/*.crt "$CHROOT/usr/local/share/ca-certificates/"
+    [ -x "$CHROOT/usr/sbin/update-ca-certificates" ] && in_root update-ca-certificates >/dev/null 2>&1 || true
+  fi
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -77,6 +85,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   in_root apt-get install -y -qq --no-install-recommends "${missing[@]}" > "$BASE/apt.log" 2>&1 \
     || { tail -20 "$BASE/apt.log" >&2; exit 1; }
   in_root apt-get clean
+  in_root update-ca-certificates >/dev/null 2>&1 || true
 fi
 
 mkdir -p "$CHROOT/src" "$CHROOT/build"
@@ -91,7 +100,7 @@ want=$(sha256sum "$ROOT/requirements-qgis344.txt" | cut -c1-16)
 if [ ! -f "$CHROOT/build/venv/.stamp" ] || [ "$(cat "$CHROOT/build/venv/.stamp")" != "$want" ]; then
   echo "qgis344: installing the test tools into /build/venv"
   in_root python3 -m venv --system-site-packages /build/venv
-  in_root /build/venv/bin/python -m pip install -q --disable-pip-version-check \
+  in_root env PIP_CERT=/etc/ssl/certs/ca-certificates.crt /build/venv/bin/python -m pip install -q --disable-pip-version-check \
     -r /src/requirements-qgis344.txt > "$BASE/pip.log" 2>&1 || { tail -20 "$BASE/pip.log" >&2; exit 1; }
   echo "$want" > "$CHROOT/build/venv/.stamp"
 fi
@@ -103,12 +112,14 @@ ln -sfn /src "$CHROOT/build/plugins/ssm_downscaling"
 echo "qgis344: $(in_root python3 -c 'from qgis.core import Qgis; print("QGIS", Qgis.version())' 2>/dev/null)"
 
 case " $* " in *" tests/"*) ;; *) set -- tests/processing tests/gui "$@" ;; esac
+TEST_ENV=(PATH=/build/venv/bin:/usr/bin:/bin HOME=/build/home LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen
+          XDG_CONFIG_HOME=/build/xdg/config XDG_CACHE_HOME=/build/xdg/cache XDG_DATA_HOME=/build/xdg/data
+          XDG_RUNTIME_DIR=/build/xdg/runtime NUMBA_CACHE_DIR=/build/numba-cache MPLCONFIGDIR=/build/mpl
+          QGIS_PLUGINPATH=/build/plugins PYTHONPATH=/build/plugins PYTHONDONTWRITEBYTECODE=1 TMPDIR=/build/tmp)
+# qgis_process loads the plugin from the profile under XDG_DATA_HOME once it is enabled (exit 1: already)
+chroot "$CHROOT" /usr/bin/env -i "${TEST_ENV[@]}" qgis_process.bin plugins enable ssm_downscaling >/dev/null 2>&1 || true
 set +e
-chroot "$CHROOT" /usr/bin/env -i PATH=/build/venv/bin:/usr/bin:/bin HOME=/build/home LANG=C.UTF-8 \
-  QT_QPA_PLATFORM=offscreen XDG_CONFIG_HOME=/build/xdg/config XDG_CACHE_HOME=/build/xdg/cache \
-  XDG_DATA_HOME=/build/xdg/data XDG_RUNTIME_DIR=/build/xdg/runtime NUMBA_CACHE_DIR=/build/numba-cache \
-  MPLCONFIGDIR=/build/mpl QGIS_PLUGINPATH=/build/plugins PYTHONPATH=/build/plugins PYTHONDONTWRITEBYTECODE=1 \
-  TMPDIR=/build/tmp \
+chroot "$CHROOT" /usr/bin/env -i "${TEST_ENV[@]}" \
   /bin/sh -c 'cd /src && exec python -m pytest -p no:cacheprovider "$@"' pytest "$@"
 rc=$?
 set -e
