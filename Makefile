@@ -30,8 +30,9 @@ setup:
 lint: setup
 	scripts/lint.sh
 
-## the whole suite, headless: lint, core (no QGIS), then Processing and GUI (pytest-qgis)
-test: lint test-core test-qgis
+## the whole suite, headless: lint, core (no QGIS), then Processing and GUI (pytest-qgis) on
+## the system's QGIS 3.22 and on QGIS 3.44 (a Debian testing root under build/qgis344)
+test: lint test-core test-qgis test-qgis344
 
 test-core: setup
 	$(PY) -m pytest -p no:pytest_qgis -W ignore::pytest.PytestConfigWarning $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/core) $(PYTEST_ARGS)
@@ -39,7 +40,7 @@ test-core: setup
 test-qgis: setup
 	$(PY) -m pytest $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/processing tests/gui) $(PYTEST_ARGS)
 
-## the Processing and GUI tests on QGIS 3.44 LTR in a Debian forky root under build/qgis344 (root; see README)
+## the Processing and GUI tests on QGIS 3.44 LTR in a Debian forky root under build/qgis344 (see README)
 test-qgis344:
 	scripts/qgis344.sh $(PYTEST_ARGS)
 
