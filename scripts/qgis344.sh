@@ -34,6 +34,9 @@ fi
 # debootstrap, chroot and mount need root: ask sudo, as scripts/setup.sh does
 [ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=QGIS344_DIR,QGIS_SUITE,DEBIAN_MIRROR "$0" "$@"
 mkdir -p "$BASE"
+exec 9> "$BASE/.lock"
+flock 9  # one run per root at a time: they share its mounts
+cleanup  # whatever a killed run left mounted
 trap cleanup EXIT
 
 
@@ -58,7 +61,7 @@ t0=$(date +%s)
 if [ ! -f "$BASE/.root-ready" ]; then
   [ -n "$MIRROR" ] || { echo "qgis344: no Debian mirror in /etc/apt; set DEBIAN_MIRROR" >&2; exit 2; }
   echo "qgis344: debootstrap $SUITE from $MIRROR into $CHROOT"
-  rm -rf "$CHROOT"
+  rm -rf --one-file-system "$CHROOT"
   # bookworm's debootstrap has no script for forky; every later suite uses the sid script
   "${DEBOOTSTRAP[@]}" --variant=minbase "$SUITE" "$CHROOT" "$MIRROR" "$SCRIPTS/sid" > "$BASE/debootstrap.log" 2>&1 \
     || { tail -20 "$BASE/debootstrap.log" >&2; exit 1; }
