@@ -126,8 +126,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                                          NUMBER_DOUBLE, 0.6, minValue=0.0, maxValue=1.0),
         ]
         for p in advanced:  # optional with defaults: models saved before a new option appeared keep working
-            p.setFlags(p.flags() | FLAG_ADVANCED
-                       | FLAG_OPTIONAL)
+            p.setFlags(p.flags() | FLAG_ADVANCED | FLAG_OPTIONAL)
             self.addParameter(p)
 
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_SSM, self.tr("1 km soil moisture")))

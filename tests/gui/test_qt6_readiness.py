@@ -37,7 +37,8 @@ def is_enum_member(obj) -> bool:
 
 
 def imported_classes(tree: ast.Module) -> dict[str, object]:
-    """Names bound by ``from qgis.core/gui/PyQt.X import Name`` anywhere in ``tree``."""
+    """Names bound by ``from qgis.core/gui/PyQt.X import Name`` anywhere in ``tree``, and
+    plain aliases of them (``number = QgsProcessingParameterNumber``)."""
     found = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and QT_MODULES.match(node.module):
@@ -46,6 +47,10 @@ def imported_classes(tree: ast.Module) -> dict[str, object]:
                 obj = getattr(module, alias.name, None)
                 if isinstance(obj, type):
                     found[alias.asname or alias.name] = obj
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Name) and node.value.id in found):
+            found[node.targets[0].id] = found[node.value.id]
     return found
 
 
@@ -66,8 +71,8 @@ def test_the_check_sees_unscoped_and_accepts_scoped(tmp_path):
     f = tmp_path / "sample.py"
     f.write_text("from qgis.PyQt.QtCore import Qt\nfrom qgis.core import Qgis\n"
                  "a = Qt.RightDockWidgetArea\nb = Qt.DockWidgetArea.RightDockWidgetArea\n"
-                 "c = Qgis.MessageLevel.Warning\nd = Qgis.QGIS_VERSION_INT\n")
-    assert unscoped_enum_uses(f, tmp_path) == ["sample.py:3 Qt.RightDockWidgetArea"]
+                 "c = Qgis.MessageLevel.Warning\nd = Qgis.QGIS_VERSION_INT\ne = Qt\nf = e.LeftDockWidgetArea\n")
+    assert unscoped_enum_uses(f, tmp_path) == ["sample.py:3 Qt.RightDockWidgetArea", "sample.py:8 e.LeftDockWidgetArea"]
 
 
 @pytest.mark.parametrize("path", python_files(), ids=lambda p: str(p.relative_to(ROOT)))
