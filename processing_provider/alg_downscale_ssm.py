@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -17,6 +16,7 @@ from qgis.core import (
 )
 
 from .base import SsmAlgorithm
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, NUMBER_DOUBLE, NUMBER_INTEGER
 
 METHODS = ["gwr", "forest", "dispatch", "bilinear"]
 KERNELS = ["gaussian", "bisquare"]
@@ -77,7 +77,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
     OUTPUT_COVERAGE = "OUTPUT_COVERAGE"
 
     def initAlgorithm(self, config=None) -> None:
-        folder = QgsProcessingParameterFile.Folder
+        folder = FILE_FOLDER
         self.addParameter(QgsProcessingParameterFile(self.INPUT_SSM, self.tr("Coarse soil moisture folder (m³/m³)"),
                                                      behavior=folder))
         self.addParameter(QgsProcessingParameterFile(self.INPUT_LST, self.tr("All-weather LST folder (K)"),
@@ -94,7 +94,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                                                             optional=True))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
-                                                             type=QgsProcessingParameterDateTime.Date, optional=True))
+                                                             type=DATETIME_DATE, optional=True))
         method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=METHODS, defaultValue="gwr")
         method.setUsesStaticStrings(True)
         self.addParameter(method)
@@ -104,35 +104,34 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                                        behavior=folder, optional=True),
             self._enum(self.KERNEL, "GWR kernel", KERNELS, "gaussian"),
             QgsProcessingParameterNumber(self.BANDWIDTH_KM, self.tr("GWR bandwidth (km; 0 = choose by AICc)"),
-                                         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0),
+                                         NUMBER_DOUBLE, 0.0, minValue=0.0),
             QgsProcessingParameterNumber(self.POOL_DAYS, self.tr("Pool +/- days into each fit (gwr, forest)"),
-                                         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=15),
+                                         NUMBER_INTEGER, 0, minValue=0, maxValue=15),
             QgsProcessingParameterNumber(self.SEAM_DAYS, self.tr("Borrow seam residuals from up to this many days away"),
-                                         QgsProcessingParameterNumber.Integer, 7, minValue=0, maxValue=60),
+                                         NUMBER_INTEGER, 7, minValue=0, maxValue=60),
             self._enum(self.RESIDUAL, "Residual correction", RESIDUALS, "auto"),
             QgsProcessingParameterNumber(self.ANOMALY_GAIN,
                                          self.tr("Within-cell anomaly gain (gwr, forest; -1 = estimate from the data)"),
-                                         QgsProcessingParameterNumber.Double, -1.0, minValue=-1.0, maxValue=2.0),
+                                         NUMBER_DOUBLE, -1.0, minValue=-1.0, maxValue=2.0),
             QgsProcessingParameterNumber(self.ANOMALY_DAYS,
                                          self.tr("Average within-cell patterns over +/- days (gwr, forest)"),
-                                         QgsProcessingParameterNumber.Integer, 1, minValue=0, maxValue=15),
+                                         NUMBER_INTEGER, 1, minValue=0, maxValue=15),
             QgsProcessingParameterNumber(self.TREES, self.tr("Forest: number of trees"),
-                                         QgsProcessingParameterNumber.Integer, 100, minValue=1, maxValue=2000),
+                                         NUMBER_INTEGER, 100, minValue=1, maxValue=2000),
             QgsProcessingParameterNumber(self.SEED, self.tr("Forest: random seed"),
-                                         QgsProcessingParameterNumber.Integer, 0, minValue=0),
+                                         NUMBER_INTEGER, 0, minValue=0),
             QgsProcessingParameterNumber(self.THREADS, self.tr("Forest: threads"),
-                                         QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=64),
+                                         NUMBER_INTEGER, 1, minValue=1, maxValue=64),
             QgsProcessingParameterBoolean(self.SSM_PERCENT,
                                           self.tr("Coarse soil moisture is in percent (divide it by 100)"),
                                           defaultValue=False),
             QgsProcessingParameterNumber(self.MIN_SSM, self.tr("Minimum soil moisture (m³/m³)"),
-                                         QgsProcessingParameterNumber.Double, 0.01, minValue=0.0, maxValue=1.0),
+                                         NUMBER_DOUBLE, 0.01, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterNumber(self.MAX_SSM, self.tr("Maximum soil moisture (m³/m³)"),
-                                         QgsProcessingParameterNumber.Double, 0.6, minValue=0.0, maxValue=1.0),
+                                         NUMBER_DOUBLE, 0.6, minValue=0.0, maxValue=1.0),
         ]
         for p in advanced:  # optional with defaults: models saved before a new option appeared keep working
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced
-                       | QgsProcessingParameterDefinition.FlagOptional)
+            p.setFlags(p.flags() | FLAG_ADVANCED | FLAG_OPTIONAL)
             self.addParameter(p)
 
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_SSM, self.tr("1 km soil moisture")))

@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -24,6 +23,7 @@ from qgis.core import (
 
 from ..core.readers.products import PLATFORM_RULES, PRODUCTS, RESAMPLINGS
 from .base import SsmAlgorithm
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, SOURCE_FILE
 
 PRODUCT_KEYS = list(PRODUCTS)
 GRID_MODES = ["native", "reference", "extent"]
@@ -87,13 +87,13 @@ class ImportProductAlgorithm(SsmAlgorithm):
     OUTPUT = "OUTPUT"
 
     def initAlgorithm(self, config=None) -> None:
-        from qgis.core import QgsProcessing, QgsProcessingParameterMultipleLayers
+        from qgis.core import QgsProcessingParameterMultipleLayers
 
         self.addParameter(self._enum(self.PRODUCT, "Product", PRODUCT_KEYS, "lprm"))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUT_FILES, self.tr("Input files"), QgsProcessing.TypeFile, optional=True))
+            self.INPUT_FILES, self.tr("Input files"), SOURCE_FILE, optional=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.INPUT_FOLDER, self.tr("or a folder of input files"), behavior=QgsProcessingParameterFile.Folder,
+            self.INPUT_FOLDER, self.tr("or a folder of input files"), behavior=FILE_FOLDER,
             optional=True))
         self.addParameter(QgsProcessingParameterString(self.PATTERN, self.tr("File name pattern in the folder"),
                                                        defaultValue="*", optional=True))
@@ -108,7 +108,7 @@ class ImportProductAlgorithm(SsmAlgorithm):
                                  number.Double, None, optional=True, minValue=0.0))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
-                                                             type=QgsProcessingParameterDateTime.Date, optional=True))
+                                                             type=DATETIME_DATE, optional=True))
         advanced = [
             self._enum("LPRM_BAND", "LPRM: band (c1 6.9 GHz, c2 7.3 GHz, x 10.7 GHz)", LPRM_BANDS, "c1"),
             self._enum("PASS", "LPRM/JAXA: pass (any: descending first; D 01:30 night; A 13:30 day)", PASSES, "any"),
@@ -147,7 +147,7 @@ class ImportProductAlgorithm(SsmAlgorithm):
                                          optional=True),
         ]
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced | QgsProcessingParameterDefinition.FlagOptional)
+            p.setFlags(p.flags() | FLAG_ADVANCED | FLAG_OPTIONAL)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, self.tr("Daily series folder")))
         self.addOutput(QgsProcessingOutputNumber("DAYS", self.tr("Days written")))

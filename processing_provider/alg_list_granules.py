@@ -14,6 +14,7 @@ from qgis.core import (
 
 from ..core.readers.granules import GLOBAL_PRODUCTS, MODIS_PRODUCTS
 from .base import SsmAlgorithm
+from .compat import DATETIME_DATE
 
 PRODUCTS = list(MODIS_PRODUCTS) + list(GLOBAL_PRODUCTS)
 
@@ -39,9 +40,9 @@ class ListGranulesAlgorithm(SsmAlgorithm):
         self.addParameter(p)
         self.addParameter(QgsProcessingParameterExtent("EXTENT", self.tr("Extent")))
         self.addParameter(QgsProcessingParameterDateTime("START_DATE", self.tr("Start date"),
-                                                         type=QgsProcessingParameterDateTime.Date))
+                                                         type=DATETIME_DATE))
         self.addParameter(QgsProcessingParameterDateTime("END_DATE", self.tr("End date"),
-                                                         type=QgsProcessingParameterDateTime.Date))
+                                                         type=DATETIME_DATE))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", self.tr("Granule list"),
                                                                 self.tr("Text files (*.txt)")))
         self.addOutput(QgsProcessingOutputNumber("GRANULES", self.tr("Number of granules")))

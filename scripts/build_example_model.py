@@ -29,6 +29,8 @@ def build():
     )
     from qgis.PyQt.QtCore import QPointF
 
+    from ssm_downscaling.processing_provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
+
     model = QgsProcessingModelAlgorithm(
         "Sample scene to validated 1 km soil moisture", "Soil moisture downscaling", "ssm_example_chain"
     )
@@ -40,7 +42,7 @@ def build():
 
     def number(name: str, label: str, default: float, minimum: float, integer: bool = True, y: float = 60):
         p = QgsProcessingParameterNumber(
-            name, label, QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double,
+            name, label, NUMBER_INTEGER if integer else NUMBER_DOUBLE,
             default, minValue=minimum,
         )
         mp = QgsProcessingModelParameter(name)

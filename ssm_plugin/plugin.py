@@ -45,7 +45,7 @@ class SsmDownscalingPlugin:
             self.iface.messageBar().pushMessage(
                 "Soil Moisture Downscaling",
                 describe_missing(self.missing).replace("\n", " | "),
-                Qgis.Warning,
+                Qgis.MessageLevel.Warning,
                 0,
             )
 
@@ -63,7 +63,7 @@ class SsmDownscalingPlugin:
 
             self.dock = ViewerDock(self.iface, self.iface.mainWindow())
             self.dock.closingDock.connect(lambda: self.action.setChecked(False))
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         if self.dock is not None:
             self.dock.setVisible(show)
 

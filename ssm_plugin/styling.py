@@ -10,12 +10,13 @@ from osgeo import gdal
 from qgis.core import (
     QgsColorRampShader,
     QgsPalettedRasterRenderer,
-    QgsRasterBandStats,
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
 )
 from qgis.PyQt.QtGui import QColor
+
+from .compat import RAMP_INTERPOLATED, STATS_MAX, STATS_MIN
 
 #: colours of flag codes (DESIGN.md 3: 0 observed, 1 seam-filled / LST filled, 2 cloudy, 3 both)
 FLAG_COLORS = {0: "#1a9850", 1: "#f46d43", 2: "#4575b4", 3: "#762a83"}
@@ -73,12 +74,12 @@ def apply_style(layer: QgsRasterLayer, path: str | Path, flags: bool = False) ->
     p = Path(path)
     ramp = _ramp_for(p.parent.name + " " + p.name)
     if ramp is None:
-        stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
+        stats = layer.dataProvider().bandStatistics(1, STATS_MIN | STATS_MAX)
         lo, hi, colours = stats.minimumValue, stats.maximumValue, RAMPS[-1][3]
     else:
         lo, hi, colours, _ = ramp
     fn = QgsColorRampShader(lo, hi)
-    fn.setColorRampType(QgsColorRampShader.Interpolated)
+    fn.setColorRampType(RAMP_INTERPOLATED)
     n = len(colours)
     fn.setColorRampItemList(
         [QgsColorRampShader.ColorRampItem(lo + (hi - lo) * i / (n - 1), QColor(c), f"{lo + (hi - lo) * i / (n - 1):g}")

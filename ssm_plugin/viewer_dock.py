@@ -32,8 +32,11 @@ GROUP_NAME = "Daily viewer"
 
 try:  # matplotlib ships with QGIS on every platform, but do not fail without it
     import matplotlib.dates as mdates
-    from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
+
+    from .compat import figure_canvas_class
+
+    FigureCanvasQTAgg = figure_canvas_class()
 
     HAVE_MPL = True
 except Exception:  # pragma: no cover - depends on the installation
@@ -59,7 +62,7 @@ class ViewerDock(QDockWidget, FORM_CLASS):
         self.picked_crs: QgsCoordinateReferenceSystem | None = None
 
         for w in (self.productFolder, self.flagsFolder):
-            w.setStorageMode(QgsFileWidget.GetDirectory)
+            w.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.productFolder.fileChanged.connect(self.set_product_folder)
         self.flagsFolder.fileChanged.connect(self.set_flags_folder)
         self.daySlider.valueChanged.connect(self.show_day)
@@ -210,7 +213,9 @@ class ViewerDock(QDockWidget, FORM_CLASS):
             self._error(f"{path}: QGIS cannot open this raster")
             return None
         styling.apply_style(layer, path, flags=flags)
-        project.addMapLayer(layer, False)
+        if project.addMapLayer(layer, False) is None:
+            self._error(f"{path}: QGIS did not add the layer to the project")
+            return None
         node = self._group().insertLayer(0, layer)
         if flags:  # on demand: the flags would hide the values under them
             node.setItemVisibilityChecked(False)
@@ -300,4 +305,4 @@ class ViewerDock(QDockWidget, FORM_CLASS):
         super().closeEvent(event)
 
     def dockLocation(self) -> int:
-        return Qt.RightDockWidgetArea
+        return Qt.DockWidgetArea.RightDockWidgetArea

@@ -96,7 +96,7 @@ def test_pixel_time_series(dock, series):
     dock.set_flags_folder(str(flags))
     x, y = g.xy(np.array(3), np.array(7))  # centre of row 3, col 7
     crs = QgsCoordinateReferenceSystem()
-    crs.createFromWkt(g.crs_wkt)
+    assert crs.createFromWkt(g.crs_wkt)
     values = dock.plot_pixel(QgsPointXY(float(x), float(y)), crs)
     assert np.allclose(values, [truth[d][3, 7] for d in DAYS], atol=1e-6)
     assert "5 of 5 days" in dock.pickInfo.text()

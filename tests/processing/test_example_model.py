@@ -31,7 +31,7 @@ def test_model_is_valid_and_complete(model):
 
 
 def test_model_runs_with_processing(model, tmp_path):
-    import processing
+    from qgis import processing
 
     dests = {p.name(): p for p in model.destinationParameterDefinitions()}
     report_key = next(k for k in dests if k.endswith("report"))
