@@ -293,7 +293,8 @@ def _read_one(p: Path, options: ImportOptions, summary: ImportSummary) -> Produc
         summary.skipped.append((str(p), f"{pd.platform} file left out (platform rule {options.platform_rule})"))
         return None
     file_pass = pd.info.get("pass", "")
-    if options.product in ("lprm", "jaxa") and options.overpass_pass != "any" and file_pass != options.overpass_pass:
+    orbit = options.overpass_pass  # A (ascending) / D (descending) / "any"
+    if options.product in ("lprm", "jaxa") and orbit not in ("any",) and file_pass != orbit:
         summary.skipped.append((str(p), f"pass {file_pass or '?'} left out (pass {options.overpass_pass} asked for)"))
         return None
     if not np.isfinite(pd.data).any():

@@ -41,7 +41,6 @@ def read_field(path: str | Path, field: str, product: str) -> tuple[np.ndarray, 
     return raw, grid
 
 
-
 def _read_raw(name: str, path) -> np.ndarray:
     try:
         ds = gdal.Open(name)

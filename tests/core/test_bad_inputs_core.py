@@ -286,8 +286,8 @@ def test_ismn_percent_file_named(scene, tmp_path):
     folder = tmp_path / "ismn"
     folder.mkdir()
     name = "NET_NET_S0_sm_0.050000_0.050000_Probe_20190701_20190704.stm"
-    lines = ["NET NET S0 35.0 105.0 1500.0 0.05 0.05 Probe"] + [f"{d:%Y/%m/%d} 12:00 {20.0 + i:.2f} G M"
-                                                              for i, d in enumerate(DAYS)]
+    lines = ["NET NET S0 35.0 105.0 1500.0 0.05 0.05 Probe"]
+    lines += [f"{d:%Y/%m/%d} 12:00 {20.0 + i:.2f} G M" for i, d in enumerate(DAYS)]
     (folder / name).write_text("\n".join(lines) + "\n")
     with pytest.raises(SsmError, match=r"values look like percent.*S0 \(NET_NET_S0.*median 21\.5"):
         read_ismn(folder)

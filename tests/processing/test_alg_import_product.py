@@ -22,7 +22,7 @@ def import_ready(alg_ready):
 
 
 def test_import_esa_cci_on_an_extent_grid(import_ready, shared_data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     from ssm_downscaling.core.series import DailySeries
@@ -55,7 +55,7 @@ def test_import_esa_cci_on_an_extent_grid(import_ready, shared_data, tmp_path):
 
 
 def test_import_modis_by_index_with_a_reference_grid_and_bad_files(import_ready, shared_data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     from ssm_downscaling.core.grid import Grid
@@ -85,7 +85,7 @@ def test_import_modis_by_index_with_a_reference_grid_and_bad_files(import_ready,
 
 
 def test_bad_enum_and_missing_inputs_are_refused(import_ready, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException
 
     with pytest.raises(QgsProcessingException):
@@ -98,7 +98,7 @@ def test_bad_enum_and_missing_inputs_are_refused(import_ready, tmp_path):
 
 
 def test_list_granules(import_ready, tmp_path):
-    import processing
+    from qgis import processing
 
     res = processing.run("ssm:listgranules", {
         "PRODUCTS": ["MOD11A1", 0], "EXTENT": "116.3,116.5,39.8,39.9 [EPSG:4326]",
@@ -124,7 +124,7 @@ def test_qgis_process_imports_lprm_by_numbers(shared_data, tmp_path):
 
 
 def test_cancelled_run_leaves_no_day(import_ready, shared_data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
     fb = QgsProcessingFeedback()
@@ -136,7 +136,7 @@ def test_cancelled_run_leaves_no_day(import_ready, shared_data, tmp_path):
 
 
 def test_native_grid_cropped_to_an_extent(import_ready, shared_data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     from ssm_downscaling.core.readers.lprm import read_lprm

@@ -28,7 +28,7 @@ def scene(tmp_path_factory) -> dict:
 
 def run_alg(alg: str, params: dict, feedback=None) -> dict:
     """processing.run with its own context, whose layers are released before returning."""
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext
 
     context = QgsProcessingContext()
@@ -188,8 +188,8 @@ CASES = [
     Case("ds-ssm-and-flags-same", DS,
          lambda s, d: ds_params(s, d, OUTPUT_FLAGS=str(d / "out" / "ssm")), r"need different folders"),
     # ---- silently wrong results: units and fill ---------------------------------------------
-    Case("ds-ssm-percent", DS, lambda s, d: ds_params(s, d, INPUT_SSM=str(copy_series(s["ssm"], _in(d, "ssm"),
-                                                                                         lambda a: a * 100))),
+    Case("ds-ssm-percent", DS, lambda s, d: ds_params(
+        s, d, INPUT_SSM=str(copy_series(s["ssm"], _in(d, "ssm"), lambda a: a * 100))),
          r"ssm_coarse_2019-07-01\.tif \(2019-07-01\): the soil moisture is not in m3/m3 .*percent.*divide the "
          r"values by 100.*SSM_PERCENT"),
     Case("ds-ssm-percent-flag-on-m3m3", DS, lambda s, d: ds_params(s, d, SSM_PERCENT=True),
@@ -202,11 +202,11 @@ CASES = [
         nodata=None))), r"not declared as nodata \(-999 on"),
     Case("ds-ssm-out-of-range", DS, lambda s, d: ds_params(s, d, INPUT_SSM=str(copy_series(
         s["ssm"], _in(d, "ssm"), lambda a: a * 1000))), r"values up to .* cannot be soil moisture in m3/m3"),
-    Case("ds-lst-celsius", DS, lambda s, d: ds_params(s, d, INPUT_LST=str(copy_series(s["lst"], _in(d, "lst"),
-                                                                                        lambda a: a - 273.15))),
+    Case("ds-lst-celsius", DS, lambda s, d: ds_params(
+        s, d, INPUT_LST=str(copy_series(s["lst"], _in(d, "lst"), lambda a: a - 273.15))),
          r"lst_2019-07-01\.tif \(2019-07-01\): the land surface temperature is not in K .*Celsius.*273\.15"),
-    Case("ds-lst-modis-counts", DS, lambda s, d: ds_params(s, d, INPUT_LST=str(copy_series(s["lst"], _in(d, "lst"),
-                                                                                             lambda a: a / 0.02))),
+    Case("ds-lst-modis-counts", DS, lambda s, d: ds_params(
+        s, d, INPUT_LST=str(copy_series(s["lst"], _in(d, "lst"), lambda a: a / 0.02))),
          r"MODIS counts.*multiply by 0\.02"),
     Case("ds-lst-fill-zero", DS, lambda s, d: ds_params(s, d, INPUT_LST=str(copy_series(
         s["lst"], _in(d, "lst"), lambda a: np.where(np.arange(a.size).reshape(a.shape) % 5 == 0, 0.0, a),
@@ -268,8 +268,8 @@ CASES = [
          r"an existing file, but a folder is expected"),
     Case("gf-out-not-writable", GF, lambda s, d: gf_params(s, d, OUTPUT_FLAGS="/proc/ssm_catalogue_flags"),
          r"cannot be written: no file can be created in /proc"),
-    Case("gf-out-symlink-to-ndvi", GF, lambda s, d: gf_params(s, d, INPUT_NDVI=str(s["ndvi"]),
-                                                             OUTPUT_LST=str(_symlink(s["ndvi"], d / "out" / "l"))),
+    Case("gf-out-symlink-to-ndvi", GF, lambda s, d: gf_params(
+        s, d, INPUT_NDVI=str(s["ndvi"]), OUTPUT_LST=str(_symlink(s["ndvi"], d / "out" / "l"))),
          r"output folder is an input folder"),
     Case("gf-lst-celsius", GF, lambda s, d: gf_params(s, d, INPUT_LST=str(copy_series(
         s["lst_clear"], _in(d, "lst"), lambda a: a - 273.15))), r"Celsius.*273\.15"),
