@@ -15,11 +15,23 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .base import SsmAlgorithm
+from .base import SsmAlgorithm, enum_parameter
 
-METHODS = ["gwr", "forest", "dispatch", "bilinear"]
-KERNELS = ["gaussian", "bisquare"]
-RESIDUALS = ["auto", "interp", "smooth", "cell", "none"]
+#: enum choices: key (used in scripts and models) -> label shown in the dialog
+METHODS = {
+    "gwr": "Geographically weighted regression (GWR)",
+    "forest": "Random forest",
+    "dispatch": "DisPATCh (soil evaporative efficiency)",
+    "bilinear": "Bilinear interpolation (baseline)",
+}
+KERNELS = {"gaussian": "Gaussian", "bisquare": "Bisquare"}
+RESIDUALS = {
+    "auto": "Automatic (by method)",
+    "interp": "Interpolated between cells, exact cell means",
+    "smooth": "Smooth field, exact cell means",
+    "cell": "Constant per cell",
+    "none": "None (the model alone)",
+}
 
 HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AMSR2 or ESA CCI at 25-36 km, any grid and CRS) to a 1 km daily product, in all weather, with a flag and an uncertainty layer per day.
 
@@ -93,9 +105,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
                                                              type=QgsProcessingParameterDateTime.Date, optional=True))
-        method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=METHODS, defaultValue="gwr")
-        method.setUsesStaticStrings(True)
-        self.addParameter(method)
+        self.addParameter(self._enum(self.METHOD, "Method", METHODS, "gwr"))
 
         advanced = [
             QgsProcessingParameterFile(self.INPUT_LST_DIFF, self.tr("Day-night LST difference folder (K, extra GWR/forest predictor)"),
@@ -139,10 +149,8 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SKIPPED_DAYS", self.tr("Days skipped")))
         self.addOutput(QgsProcessingOutputNumber("MEAN_COVERAGE", self.tr("Mean % of land pixels with an estimate")))
 
-    def _enum(self, name: str, label: str, options: list[str], default: str) -> QgsProcessingParameterEnum:
-        p = QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default)
-        p.setUsesStaticStrings(True)
-        return p
+    def _enum(self, name: str, label: str, choices: dict[str, str], default: str) -> QgsProcessingParameterEnum:
+        return enum_parameter(name, self.tr(label), {k: self.tr(v) for k, v in choices.items()}, default)
 
     def _layer_path(self, parameters, name, context) -> str | None:
         if parameters.get(name) in (None, ""):
@@ -164,9 +172,9 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         dem = self._layer_path(parameters, self.INPUT_DEM, context)
         reference = self._layer_path(parameters, self.REFERENCE, context)
         start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
-        method = self.parameterAsEnumString(parameters, self.METHOD, context) or "gwr"
-        kernel = self.parameterAsEnumString(parameters, self.KERNEL, context) or "gaussian"
-        residual = self.parameterAsEnumString(parameters, self.RESIDUAL, context) or "auto"
+        method = self.parameter_enum(parameters, self.METHOD, context)
+        kernel = self.parameter_enum(parameters, self.KERNEL, context)
+        residual = self.parameter_enum(parameters, self.RESIDUAL, context)
         lo = self.parameterAsDouble(parameters, self.MIN_SSM, context)
         hi = self.parameterAsDouble(parameters, self.MAX_SSM, context)
         if not lo < hi:

@@ -8,15 +8,14 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.lst.options import METHODS
-from .base import SsmAlgorithm
+from ..core.lst.options import METHOD_TITLES, METHODS
+from .base import SsmAlgorithm, enum_key, enum_parameter
 
 HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, K; no data under cloud), such as MODIS MOD11A1/MYD11A1, into an all-weather daily series, with a flag layer per day. Observed pixels are copied unchanged; filled values are clipped to MIN_LST..MAX_LST.
 
@@ -77,10 +76,8 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
                                                              type=QgsProcessingParameterDateTime.Date, optional=True))
-        method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=list(METHODS),
-                                            defaultValue="anomaly")
-        method.setUsesStaticStrings(True)
-        self.addParameter(method)
+        self.addParameter(enum_parameter(self.METHOD, self.tr("Method"),
+                                         {m: self.tr(METHOD_TITLES.get(m, m)) for m in METHODS}, "anomaly"))
         self.addParameter(number(self.WINDOW, self.tr("Window (days, centred on each day)"), number.Integer, 15,
                                  minValue=1, maxValue=121))
         advanced = [
@@ -123,13 +120,9 @@ class GapfillLstAlgorithm(SsmAlgorithm):
 
     # -------------------------------------------------------------------------------
     def checkParameterValues(self, parameters, context):
-        method = parameters.get(self.METHOD)
-        if isinstance(method, int) and 0 <= method < len(METHODS):
-            method = METHODS[method]
-        if method in (None, ""):
-            method = "anomaly"
-        if method not in METHODS:
-            return False, self.tr(f"METHOD: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        method = enum_key(self.parameterDefinition(self.METHOD), parameters.get(self.METHOD))
+        if method is None:
+            return False, self._enum_error(self.parameterDefinition(self.METHOD), parameters.get(self.METHOD))
         if method in ("anomaly", "background") and parameters.get(self.INPUT_BACKGROUND) in (None, ""):
             return False, self.tr(f"INPUT_BACKGROUND: the {method} method needs an all-weather background LST folder")
         lo, hi = parameters.get(self.MIN_LST), parameters.get(self.MAX_LST)
@@ -158,7 +151,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                 raise QgsProcessingException(self.tr(f"INPUT_DEM: cannot open {parameters.get(self.INPUT_DEM)!r}"))
             dem = layer.source()
         start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
-        method = self.parameterAsEnumString(parameters, self.METHOD, context) or "anomaly"
+        method = self.parameter_enum(parameters, self.METHOD, context)
         max_gap = self.parameterAsInt(parameters, self.MAX_GAP, context)
         lapse = self._optional_number(parameters, self.LAPSE_RATE, context)
         cloudy_lapse = self.parameterAsDouble(parameters, self.CLOUDY_LAPSE_RATE, context)

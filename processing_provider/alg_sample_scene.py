@@ -13,16 +13,23 @@ from qgis.core import (
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterDateTime,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
 )
 from qgis.PyQt.QtCore import QDate
 
 from ..core.scene import PLACES, SceneConfig, SceneError
-from .base import SsmAlgorithm
+from .base import SsmAlgorithm, enum_key, enum_parameter
 
 PLACE_NAMES = list(PLACES)
+#: labels of the places in the dialog (the keys are used in scripts and models)
+PLACE_TITLES = {
+    "tibet": "Tibetan Plateau (real terrain)",
+    "loess": "Loess Plateau",
+    "northeast": "Northeast China plain",
+    "south": "South China hills",
+    "china": "China-sized world",
+}
 
 HELP = """Creates a synthetic but physically reasoned sample scene with a known 1 km truth, written as the folders a real user would have, to try, test and benchmark the other tools (LST gap filling, soil-moisture downscaling, validation against stations).
 
@@ -67,9 +74,8 @@ class SampleSceneAlgorithm(SsmAlgorithm):
     }
 
     def initAlgorithm(self, config=None) -> None:
-        place = QgsProcessingParameterEnum(self.PLACE, self.tr("Place"), options=PLACE_NAMES, defaultValue="tibet")
-        place.setUsesStaticStrings(True)
-        self.addParameter(place)
+        self.addParameter(enum_parameter(self.PLACE, self.tr("Place"),
+                                         {k: self.tr(PLACE_TITLES.get(k, k)) for k in PLACE_NAMES}, "tibet"))
         self.addParameter(QgsProcessingParameterNumber(self.SIZE_KM, self.tr("Size (km, width)"),
                                                        QgsProcessingParameterNumber.Integer, 360, minValue=1,
                                                        maxValue=20000))
@@ -108,7 +114,7 @@ class SampleSceneAlgorithm(SsmAlgorithm):
     def checkParameterValues(self, parameters, context):
         """Clear messages for nonsense values (before the generic range checks)."""
         place = parameters.get(self.PLACE)
-        if isinstance(place, str) and place.strip() and place.strip().lower() not in PLACES:
+        if place not in (None, "") and enum_key(self.parameterDefinition(self.PLACE), place) is None:
             return False, self.tr(f"PLACE: unknown place {place!r}; choose one of: {', '.join(PLACE_NAMES)}")
         for name, lo, what in ((self.SIZE_KM, 1, "the scene width must be at least 1 km"),
                                (self.DAYS, 1, "at least one day is needed"),
@@ -132,7 +138,7 @@ class SampleSceneAlgorithm(SsmAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         from ..core.scene import generate_scene
 
-        place = self.parameterAsEnumString(parameters, self.PLACE, context) or "tibet"
+        place = self.parameter_enum(parameters, self.PLACE, context)
         start = self.parameter_date(parameters, self.START_DATE, context) or dt.date(2019, 6, 1)
         out = self.parameterAsString(parameters, self.OUTPUT, context)
         if not out:

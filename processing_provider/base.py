@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterEnum,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -29,6 +30,43 @@ from ..core.errors import Cancelled, SsmError
 LOGGER_NAME = "ssm_downscaling"
 ICON = Path(__file__).resolve().parent.parent / "ssm_plugin" / "icons" / "icon.svg"
 STYLES = Path(__file__).resolve().parent / "styles"
+#: metadata key of an enum parameter holding its option keys (the names used in scripts)
+ENUM_KEYS = "ssm_enum_keys"
+
+
+def enum_parameter(name: str, label: str, choices: dict[str, str], default: str) -> QgsProcessingParameterEnum:
+    """An enum parameter whose drop-down shows readable ``choices`` labels (``{key: label}``)
+    and that accepts, in ``processing.run``, ``qgis_process`` and saved models, the option's
+    index (``2``, ``"2"``), its key (``"dispatch"``) or its label (see :func:`enum_key`)."""
+    keys = list(choices)
+    p = QgsProcessingParameterEnum(name, label, options=list(choices.values()), defaultValue=keys.index(default))
+    p.setMetadata({ENUM_KEYS: keys})
+    return p
+
+
+def enum_key(definition: QgsProcessingParameterEnum, value: Any) -> str | None:
+    """The key of an enum ``value`` given as an index (int or digit string), a key or a label
+    (case-insensitive); the default's key when empty; None when it matches nothing."""
+    keys = list(definition.metadata().get(ENUM_KEYS) or definition.options())
+    labels = [o.lower() for o in definition.options()]
+    if value in (None, "") or (isinstance(value, list) and not value):
+        value = definition.defaultValue()
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, int):
+        return keys[value] if 0 <= value < len(keys) else None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for i, key in enumerate(keys):
+            if text in (key.lower(), labels[i]):
+                return key
+    return None
 
 
 class FeedbackLogHandler(logging.Handler):
@@ -112,6 +150,37 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("SsmAlgorithm", text)
+
+    # enums: index, key or label -----------------------------------------------------
+    def checkParameterValues(self, parameters, context):
+        """Enum values given as keys or labels are mapped to their index before QGIS's own
+        checks (which accept indices only); an unknown value gets a message listing the choices."""
+        fixed = dict(parameters)
+        for d in self.parameterDefinitions():
+            if not isinstance(d, QgsProcessingParameterEnum) or ENUM_KEYS not in d.metadata():
+                continue
+            value = parameters.get(d.name())
+            if value in (None, ""):
+                continue
+            key = enum_key(d, value)
+            if key is None:
+                return False, self._enum_error(d, value)
+            fixed[d.name()] = d.metadata()[ENUM_KEYS].index(key)
+        return super().checkParameterValues(fixed, context)
+
+    def _enum_error(self, definition: QgsProcessingParameterEnum, value: Any) -> str:
+        keys = definition.metadata().get(ENUM_KEYS) or definition.options()
+        choices = ", ".join(f"{i} or {k}" for i, k in enumerate(keys))
+        return self.tr(f"{definition.description()}: unknown choice {value!r}; use one of {choices}")
+
+    def parameter_enum(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
+        """The key of an enum parameter (given as index, key or label; empty = its default)."""
+        d = self.parameterDefinition(name)
+        value = parameters.get(name)
+        key = enum_key(d, value)
+        if key is None:
+            raise QgsProcessingException(self._enum_error(d, value))
+        return key
 
     # helpers for subclasses ---------------------------------------------------------
     @contextlib.contextmanager

@@ -179,7 +179,9 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
     assert params["BANDWIDTH_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
     assert params["ANOMALY_DAYS"].flags() & QgsProcessingParameterDefinition.FlagOptional  # old models stay valid
     assert not params["METHOD"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
-    assert params["METHOD"].usesStaticStrings() and params["METHOD"].options()[0] == "gwr"
+    from ssm_downscaling.processing_provider.base import ENUM_KEYS
+
+    assert params["METHOD"].metadata()[ENUM_KEYS][0] == "gwr" and "GWR" in params["METHOD"].options()[0]
     outs = {o.name() for o in alg.outputDefinitions()}
     assert {"OUTPUT_SSM", "OUTPUT_FLAGS", "OUTPUT_UNCERTAINTY", "OUTPUT_COVERAGE", "DAYS", "MEAN_COVERAGE"} <= outs
 

@@ -171,8 +171,10 @@ def test_parameters_are_modeler_friendly(alg_ready):
         assert advanced == (name not in basic), name
         if advanced:  # saved models stay valid when options are added
             assert p.flags() & QgsProcessingParameterDefinition.FlagOptional, name
-    assert params_["METHOD"].usesStaticStrings() and params_["METHOD"].options() == [
-        "anomaly", "temporal", "spatial", "background"]
+    from ssm_downscaling.processing_provider.base import ENUM_KEYS
+
+    assert params_["METHOD"].metadata()[ENUM_KEYS] == ["anomaly", "temporal", "spatial", "background"]
+    assert params_["METHOD"].options()[0] == "Background + anomaly (default)"  # readable labels in the dialog
     assert params_["START_DATE"].dataType() == params_["START_DATE"].Date
     assert {o.name() for o in alg.outputDefinitions()} >= {"OUTPUT_LST", "OUTPUT_FLAGS", "DAYS", "SKIPPED_DAYS",
                                                             "GAP_PERCENT", "FILLED_PERCENT"}

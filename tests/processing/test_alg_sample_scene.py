@@ -101,8 +101,11 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
     params = {p.name(): p for p in alg.parameterDefinitions()}
     assert set(params) == {"PLACE", "SIZE_KM", "HEIGHT_KM", "DAYS", "START_DATE", "CLOUDINESS", "STATIONS", "SEED",
                            "SPINUP_DAYS", "OUTPUT"}
-    assert params["PLACE"].usesStaticStrings() and params["PLACE"].defaultValue() == "tibet"
-    assert {"tibet", "loess", "northeast", "south", "china"} <= set(params["PLACE"].options())
+    from ssm_downscaling.processing_provider.base import ENUM_KEYS
+
+    keys = params["PLACE"].metadata()[ENUM_KEYS]
+    assert keys[params["PLACE"].defaultValue()] == "tibet"
+    assert {"tibet", "loess", "northeast", "south", "china"} <= set(keys)
     assert params["HEIGHT_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
     assert not params["SIZE_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
     assert params["START_DATE"].dataType() == params["START_DATE"].Date
