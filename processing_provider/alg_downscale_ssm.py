@@ -16,6 +16,7 @@ from qgis.core import (
 )
 
 from .base import SsmAlgorithm, enum_parameter
+from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
 #: enum choices: key (used in scripts and models) -> label shown in the dialog
 METHODS = {
@@ -204,10 +205,13 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         feedback.pushInfo(self.tr(
             f"{len(summary.days)} day(s) written to {out_ssm}; mean coverage of land pixels "
             f"{summary.mean_estimated_pct:.2f} %"))
-        if summary.days:
-            last = summary.days[-1]
-            self.load_raster_on_completion(context, summary.files["ssm"][-1], f"SSM {last}", "ssm")
-            self.load_raster_on_completion(context, summary.files["flags"][-1], f"SSM flags {last}", "ssm_flags")
+        group = run_group_name(context, self.tr("1 km soil moisture"), out_ssm)
+        for key, kind, title in (("ssm", "ssm", self.tr("Soil moisture")),
+                                 ("uncertainty", "ssm_uncertainty", self.tr("Uncertainty")),
+                                 ("flags", "ssm_flags", self.tr("Flags"))):
+            files = summary.files.get(key, [])
+            write_sidecars(files, kind)
+            load_series_on_completion(context, files, kind, group, title)
         return {
             self.OUTPUT_SSM: out_ssm,
             self.OUTPUT_FLAGS: out_flags,

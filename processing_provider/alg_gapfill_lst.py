@@ -16,6 +16,7 @@ from qgis.core import (
 
 from ..core.lst.options import METHOD_TITLES, METHODS
 from .base import SsmAlgorithm, enum_key, enum_parameter
+from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
 HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, K; no data under cloud), such as MODIS MOD11A1/MYD11A1, into an all-weather daily series, with a flag layer per day. Observed pixels are copied unchanged; filled values are clipped to MIN_LST..MAX_LST.
 
@@ -178,11 +179,11 @@ class GapfillLstAlgorithm(SsmAlgorithm):
             feedback.pushInfo(self.tr(f"Method {method}, window {options.window} day(s); output grid: the LST's"))
             summary = gapfill_series(lst, background, out_lst, out_flags, dem=dem, ndvi=ndvi, start=start, end=end,
                                      options=options, **self.progress_args(feedback))
-        if summary.lst_files:
-            last = summary.lst_files[-1]
-            day = last.stem.rsplit("_", 1)[-1]
-            self.load_raster_on_completion(context, last, f"LST {day}", "lst")
-            self.load_raster_on_completion(context, summary.flag_files[-1], f"LST flags {day}", "lst_flags")
+        write_sidecars(summary.lst_files, "lst")
+        write_sidecars(summary.flag_files, "lst_flags")
+        group = run_group_name(context, self.tr("All-weather LST"), out_lst)
+        load_series_on_completion(context, summary.lst_files, "lst", group, self.tr("LST"))
+        load_series_on_completion(context, summary.flag_files, "lst_flags", group, self.tr("LST flags"))
         return {
             self.OUTPUT_LST: out_lst,
             self.OUTPUT_FLAGS: out_flags,

@@ -15,11 +15,19 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QDate
 
 from ..core.scene import PLACES, SceneConfig, SceneError
 from .base import SsmAlgorithm, enum_key, enum_parameter
+from .outputs import (
+    load_layer_on_completion,
+    load_series_on_completion,
+    run_group_name,
+    stations_csv_layer,
+    write_sidecars,
+)
 
 PLACE_NAMES = list(PLACES)
 #: labels of the places in the dialog (the keys are used in scripts and models)
@@ -164,10 +172,16 @@ class SampleSceneAlgorithm(SsmAlgorithm):
             f"cloudiness {cfg.cloudiness:g}, {cfg.n_stations} station(s), seed {cfg.seed}"))
         with self.core_call(feedback):
             info = generate_scene(cfg, out, **self.progress_args(feedback))
-        first = info.dates[0]
-        self.load_raster_on_completion(context, info.paths["dem"], "Sample scene elevation")
-        self.load_raster_on_completion(context, Path(info.paths["truth_ssm"]) / f"ssm_{first.isoformat()}.tif",
-                                       f"True soil moisture {first}", "ssm")
+        series = {key: sorted(Path(info.paths[key]).glob("*.tif"))
+                  for key in ("ssm_coarse", "truth_ssm", "lst", "truth_lst")}
+        for key, kind in (("ssm_coarse", "ssm"), ("truth_ssm", "ssm"), ("lst", "lst"), ("truth_lst", "lst")):
+            write_sidecars(series[key], kind)
+        group = run_group_name(context, self.tr("Sample scene"), out)
+        load_layer_on_completion(context, stations_csv_layer(info.paths["stations"], self.tr("Stations (CSV)")),
+                                 group, "stations_csv")
+        load_series_on_completion(context, series["ssm_coarse"], "ssm", group, self.tr("Coarse soil moisture (36 km)"))
+        load_series_on_completion(context, series["truth_ssm"], "ssm", group, self.tr("True soil moisture (1 km)"))
+        load_layer_on_completion(context, QgsRasterLayer(str(info.paths["dem"]), self.tr("Elevation")), group, "dem")
         feedback.pushInfo(self.tr(
             f"Written to {info.out_dir}: mean cloud cover {info.scene['mean_cloud_cover']:.2f}, "
             f"{len(info.scene['seam_days'])} day(s) with swath seams, land {100 * info.scene['land_fraction']:.1f} %"))

@@ -27,7 +27,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .base import STYLES, SsmAlgorithm, StylePostProcessor, enum_parameter
+from .base import SsmAlgorithm, enum_parameter
+from .outputs import RunGroupPostProcessor, run_group_name
 
 #: extra product slots after the main product
 EXTRA_PRODUCTS = 3
@@ -211,7 +212,8 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
         del sink
         if context.willLoadLayerOnCompletion(dest_id):
             details = context.layerToLoadOnCompletionDetails(dest_id)
-            details.setPostProcessor(StylePostProcessor.create(STYLES / "validation_stations.qml"))
+            group = run_group_name(context, self.tr("Validation"), Path(html_path).stem)
+            details.setPostProcessor(RunGroupPostProcessor.create(group, None, "validation_stations"))
         feedback.setProgress(100)
 
         main = result.comparison.average(result.main)

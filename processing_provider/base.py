@@ -18,9 +18,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterEnum,
-    QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -89,27 +87,6 @@ class FeedbackLogHandler(logging.Handler):
             self.feedback.pushInfo(msg)
         else:  # pragma: no cover
             self.feedback.pushDebugInfo(msg)
-
-
-class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Applies a QML style (and optionally a name) to an output layer once it is loaded."""
-
-    _keep: list[StylePostProcessor] = []  # Processing holds a raw pointer: keep ours alive
-
-    def __init__(self, qml: Path):
-        super().__init__()
-        self.qml = str(qml)
-
-    def postProcessLayer(self, layer, context, feedback) -> None:
-        if layer is not None and Path(self.qml).exists():
-            layer.loadNamedStyle(self.qml)
-            layer.triggerRepaint()
-
-    @classmethod
-    def create(cls, qml: Path) -> StylePostProcessor:
-        pp = cls(qml)
-        cls._keep.append(pp)
-        return pp
 
 
 class SsmAlgorithm(QgsProcessingAlgorithm):
@@ -248,17 +225,3 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         if a is not None and b is not None and b < a:
             raise QgsProcessingException(self.tr(f"The end date {b} is before the start date {a}."))
         return a, b
-
-    @staticmethod
-    def load_raster_on_completion(
-        context: QgsProcessingContext, path: str | Path, name: str, style: str | None = None
-    ) -> None:
-        """Ask Processing to load a raster when the algorithm finishes, styled with ``styles/<style>.qml``."""
-        layer = QgsRasterLayer(str(path), name, "gdal")
-        if not layer.isValid():
-            return
-        context.temporaryLayerStore().addMapLayer(layer)
-        details = QgsProcessingContext.LayerDetails(name, context.project(), name)
-        if style:
-            details.setPostProcessor(StylePostProcessor.create(STYLES / f"{style}.qml"))
-        context.addLayerToLoadOnCompletion(layer.id(), details)
