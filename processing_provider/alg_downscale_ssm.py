@@ -56,6 +56,7 @@ Values are clipped to MIN_SSM..MAX_SSM (the clipped amount is redistributed with
 class DownscaleSsmAlgorithm(SsmAlgorithm):
     NAME = "downscalessm"
     DISPLAY_NAME = "Downscale soil moisture"
+    GROUP = "3 - Soil moisture"
     TAGS = "soil moisture,downscaling,GWR,geographically weighted regression,random forest,DisPATCh,SMAP,AMSR2,1 km,seam"
     HELP = HELP
 

@@ -37,6 +37,8 @@ anomaly and background need the background folder; the window reads days before 
 class GapfillLstAlgorithm(SsmAlgorithm):
     NAME = "gapfilllst"
     DISPLAY_NAME = "Gap-fill land surface temperature"
+    GROUP = "2 - Land surface temperature"
+    GROUP_ID = "lst"
     TAGS = "LST,land surface temperature,gap filling,cloud,all-weather,MODIS,MOD11A1,ERA5,reanalysis,1 km"
     HELP = HELP
 

@@ -54,7 +54,7 @@ inputs/ssm_coarse/ssm_coarse_YYYY-MM-DD.tif (m³/m³), inputs/lst/lst_YYYY-MM-DD
 class SampleSceneAlgorithm(SsmAlgorithm):
     NAME = "samplescene"
     DISPLAY_NAME = "Create sample scene"
-    GROUP = "Sample data"
+    GROUP = "1 - Sample data"
     GROUP_ID = "sampledata"
     TAGS = "sample,synthetic,test data,scene,soil moisture,LST,NDVI,stations,Tibet,benchmark"
     HELP = HELP

@@ -54,7 +54,7 @@ HELP = """Validates one to four daily soil moisture products against in-situ sta
 class ValidateStationsAlgorithm(SsmAlgorithm):
     NAME = "validatestations"
     DISPLAY_NAME = "Validate against stations"
-    GROUP = "Validation"
+    GROUP = "4 - Validation"
     GROUP_ID = "validation"
     TAGS = "validation,in-situ,ISMN,station,ubRMSD,RMSD,bias,correlation,pytesmo,QA4SM,soil moisture"
     HELP = HELP

@@ -159,7 +159,7 @@ def test_parameters_are_modeler_friendly(alg_ready):
 
     alg = alg_ready.algorithmById("ssm:gapfilllst")
     assert alg.displayName() == "Gap-fill land surface temperature"
-    assert alg.group() == "Soil moisture" and alg.groupId() == "soilmoisture"
+    assert alg.group() == "2 - Land surface temperature" and alg.groupId() == "lst"
     assert "anomaly" in alg.shortHelpString() and "lst_flag_YYYY-MM-DD.tif" in alg.shortHelpString()
     params_ = {p.name(): p for p in alg.parameterDefinitions()}
     basic = {"INPUT_LST", "INPUT_BACKGROUND", "INPUT_DEM", "INPUT_NDVI", "START_DATE", "END_DATE", "METHOD", "WINDOW",

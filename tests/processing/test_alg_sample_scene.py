@@ -96,7 +96,7 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
 
     alg = alg_ready.algorithmById("ssm:samplescene")
     assert alg.displayName() == "Create sample scene"
-    assert alg.group() == "Sample data" and alg.groupId() == "sampledata"
+    assert alg.group() == "1 - Sample data" and alg.groupId() == "sampledata"
     assert "EASE-Grid 2.0" in alg.shortHelpString() and "scene.json" in alg.shortHelpString()
     params = {p.name(): p for p in alg.parameterDefinitions()}
     assert set(params) == {"PLACE", "SIZE_KM", "HEIGHT_KM", "DAYS", "START_DATE", "CLOUDINESS", "STATIONS", "SEED",

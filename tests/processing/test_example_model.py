@@ -82,3 +82,25 @@ def test_model_runs_with_qgis_process(tmp_path):
     assert Path(report).exists()
     assert len(list((tmp_path / "ssm").glob("ssm_*.tif"))) == 12
     assert (tmp_path / "stations.gpkg").exists()
+
+
+def test_model_in_the_toolbox_runs_five_days(alg_ready, tmp_path):
+    """The model is listed under our provider, exposes the minimum matched days, and a run
+    of 5 days validates (the validation step asked for 10 matched days before)."""
+    import processing
+
+    models = [a for a in alg_ready.providerById("ssm").algorithms() if a.id().startswith("ssm:")
+              and a.group() == "5 - Workflows"]
+    assert len(models) == 1
+    model = models[0].create()  # as the toolbox's dialog does
+    assert "min_obs" in {p.name() for p in model.parameterDefinitions()}
+    dests = {p.name() for p in model.destinationParameterDefinitions()}
+    report_key = next(k for k in dests if k.endswith("report"))
+    stations_key = next(k for k in dests if k.endswith("stations"))
+    ssm_key = next(k for k in dests if k.endswith("ssm_1km"))
+    res = processing.run(model.id(), {"size_km": 72, "days": 5, "seed": 2, ssm_key: str(tmp_path / "ssm"),
+                                      report_key: str(tmp_path / "report.html"),
+                                      stations_key: str(tmp_path / "stations.gpkg")})
+    assert Path(res[report_key]).exists()
+    layer = QgsVectorLayer(res[stations_key], "stations", "ogr")
+    assert layer.isValid() and layer.featureCount() >= 1
