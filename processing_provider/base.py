@@ -93,9 +93,7 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, GROUP_ID, HELP and implement
     ``initAlgorithm`` and ``processAlgorithm``. Group names start with the step's number,
     so that the toolbox (which sorts alphabetically) lists the tools in workflow order:
-    1 sample data, 2 LST, 3 soil moisture, 4 validation, 5 workflows (the shipped models).
-
-    ``initAlgorithm`` and ``processAlgorithm``."""
+    1 sample data, 2 LST, 3 soil moisture, 4 validation, 5 workflows (the shipped models)."""
 
     NAME = ""
     DISPLAY_NAME = ""

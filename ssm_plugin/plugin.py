@@ -26,7 +26,9 @@ class SsmDownscalingPlugin:
         self.log_handler = None
         self.missing = []
         self.action: QAction | None = None
+        self.chain_action: QAction | None = None
         self.dock = None
+        self.temporal = None
 
     # Processing (also called by qgis_process, without a GUI) ------------------------------
     def initProcessing(self) -> None:
@@ -57,13 +59,17 @@ class SsmDownscalingPlugin:
         self.iface.addRasterToolBarIcon(self.action)
         self.iface.addPluginToRasterMenu(MENU, self.action)
 
+        from .temporal import TemporalSync
+
+        self.temporal = TemporalSync(self.iface)
+
     def toggle_dock(self, show: bool) -> None:
         if show and self.dock is None:
             from .viewer_dock import ViewerDock
 
             self.dock = ViewerDock(self.iface, self.iface.mainWindow())
             self.dock.closingDock.connect(lambda: self.action.setChecked(False))
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         if self.dock is not None:
             self.dock.setVisible(show)
 
@@ -72,7 +78,11 @@ class SsmDownscalingPlugin:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeRasterToolBarIcon(self.action)
             self.action = None
+        if self.temporal is not None:
+            self.temporal.disconnect_all()
+            self.temporal = None
         if self.dock is not None:
+            self.dock.remove_marker()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

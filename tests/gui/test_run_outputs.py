@@ -104,3 +104,31 @@ def test_scene_stations_csv_is_a_point_layer(provider, qgis_new_project, tmp_pat
     assert layer.name() == "Stations (CSV)" and layer.geometryType() == 0 and layer.featureCount() == 4 * 3
     assert layer.temporalProperties().isActive()
     assert any(c.name() == "True soil moisture (1 km)" for c in group.children())
+
+
+def test_temporal_controller_spans_the_loaded_days(provider, scene, qgis_iface, qgis_new_project, tmp_path):
+    from qgis.core import QgsTemporalNavigationObject
+
+    from ssm_downscaling.ssm_plugin.temporal import TemporalSync
+
+    nav = QgsTemporalNavigationObject()
+    qgis_iface.mapCanvas().setTemporalController(nav)
+    sync = TemporalSync(qgis_iface)
+    try:
+        out = tmp_path / "run2"
+        run_and_load("ssm:downscalessm", {
+            "INPUT_SSM": str(scene["ssm_coarse"]), "INPUT_LST": str(scene["truth_lst"]),
+            "INPUT_NDVI": str(scene["ndvi"]), "INPUT_ALBEDO": str(scene["albedo"]), "METHOD": 3,
+            "OUTPUT_SSM": str(out / "ssm_1km"), "OUTPUT_FLAGS": str(out / "ssm_flags"),
+            "OUTPUT_UNCERTAINTY": str(out / "ssm_uncertainty"), "OUTPUT_COVERAGE": str(out / "coverage.csv")})
+        rng = sync.update()
+        assert rng.begin().date() == QDate(2019, 6, 1) and rng.end().date() == QDate(2019, 6, 5)
+        assert nav.totalFrameCount() == 4
+        layers = [n.layer() for n in QgsProject.instance().layerTreeRoot().findGroup("Soil moisture").findLayers()]
+        for frame in range(4):
+            shown = [lyr.name() for lyr in layers
+                     if lyr.temporalProperties().isVisibleInTemporalRange(nav.dateTimeRangeForFrameNumber(frame))]
+            assert shown == [f"Soil moisture 2019-06-0{frame + 1}"]
+    finally:
+        sync.disconnect_all()
+        qgis_iface.mapCanvas().setTemporalController(None)
