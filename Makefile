@@ -21,7 +21,7 @@ DEMO_OUT ?= $(BUILD)/demo
 BENCH_OUT ?= $(ROOT)/benchmarks/results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-core test-qgis lint demo bench bench-scene bench-lst bench-ssm bench-validation package clean
+.PHONY: setup test test-core test-qgis lint demo screenshot bench bench-scene bench-lst bench-ssm bench-validation package clean
 
 setup:
 	@scripts/setup.sh
@@ -41,6 +41,10 @@ test-qgis: setup
 ## the main job on the embedded sample scene, through qgis_process
 demo: setup
 	$(PY) scripts/demo.py --out $(DEMO_OUT)
+
+## the desktop under Xvfb with the plugin and the demo project (make demo first): docs/screenshot.png
+screenshot: setup
+	$(PY) scripts/screenshot.py --project $(DEMO_OUT)/demo.qgz --out $(ROOT)/docs/screenshot.png
 
 ## accuracy and speed benchmarks: tables on stdout, JSON/CSV under benchmarks/results
 bench: bench-scene bench-lst bench-ssm bench-validation

@@ -34,7 +34,7 @@ KINDS = {
     "ssm_flags": (30, False),
     "lst": (40, True),
     "lst_flags": (50, False),
-    "dem": (90, True),
+    "dem": (90, False),
 }
 #: at most this many (the latest) days of a series are loaded as layers after a run
 MAX_DAYS_LOADED = 120
@@ -245,13 +245,18 @@ class RunGroupPostProcessor(QgsProcessingLayerPostProcessorInterface):
             target.setItemVisibilityChecked(visible)
         clone = node.clone()
         clone.setItemVisibilityChecked(True if self.series else visible)
-        # days in a series: the newest on top (it is the one drawn without the Temporal Controller)
         position = 0
-        if self.day is not None:
+        if self.day is not None:  # days in a series: the newest on top (drawn without the Temporal Controller)
             for child in target.children():
                 other = child.customProperty("ssm_downscaling/day")
                 if other is not None and str(other) > self.day.isoformat():
                     position += 1
             clone.setCustomProperty("ssm_downscaling/day", self.day.isoformat())
+        else:  # a single layer of the run: at the place of its kind
+            for child in target.children():
+                other = child.customProperty("ssm_downscaling/rank")
+                if other is not None and int(other) <= rank:
+                    position += 1
+            clone.setCustomProperty("ssm_downscaling/rank", rank)
         target.insertChildNode(position, clone)
         node.parent().removeChildNode(node)
