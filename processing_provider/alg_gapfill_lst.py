@@ -111,8 +111,8 @@ class GapfillLstAlgorithm(SsmAlgorithm):
             number(self.MAX_LST, self.tr("Maximum filled LST (K)"), number.Double, 350.0, minValue=0.0),
         ]
         for p in advanced:
-            # optional with defaults: saved models stay valid when options are added
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced | QgsProcessingParameterDefinition.FlagOptional)
+            # not "optional": they have defaults, which also apply to saved models that lack them
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_LST, self.tr("All-weather LST")))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FLAGS, self.tr("LST flags")))

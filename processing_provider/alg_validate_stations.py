@@ -83,7 +83,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
                                                      behavior=folder))
         self.addParameter(QgsProcessingParameterString(self.PRODUCT_NAME, self.tr("Product name"), optional=True))
         for k in range(2, EXTRA_PRODUCTS + 2):
-            self.addParameter(QgsProcessingParameterFile(f"PRODUCT_{k}", self.tr(f"Product {k} folder (optional)"),
+            self.addParameter(QgsProcessingParameterFile(f"PRODUCT_{k}", self.tr(f"Product {k} folder"),
                                                          behavior=folder, optional=True))
             self.addParameter(QgsProcessingParameterString(f"PRODUCT_{k}_NAME", self.tr(f"Product {k} name"),
                                                            optional=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -30,6 +33,18 @@ ICON = Path(__file__).resolve().parent.parent / "ssm_plugin" / "icons" / "icon.s
 STYLES = Path(__file__).resolve().parent / "styles"
 #: metadata key of an enum parameter holding its option keys (the names used in scripts)
 ENUM_KEYS = "ssm_enum_keys"
+HOMEPAGE = "https://github.com/ssm-downscaling/qgis-ssm-downscaling"
+
+
+def decimals_for(value: float | None, minimum: float | None = None) -> int:
+    """Decimals a dialog shows for a double parameter: those of its default (or minimum),
+    at least 1 and at most 3 (not QGIS's six)."""
+    for v in (value, minimum):
+        if v is None:
+            continue
+        text = f"{float(v):.6f}".rstrip("0")
+        return min(3, max(1, len(text.split(".")[1]) if "." in text else 1))
+    return 2
 
 
 def enum_parameter(name: str, label: str, choices: dict[str, str], default: str) -> QgsProcessingParameterEnum:
@@ -116,7 +131,33 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         return self.GROUP_ID
 
     def shortHelpString(self) -> str:
-        return self.tr(self.HELP)
+        """The help, with parameter and output ids (``MIN_LST``) replaced by the labels a
+        dialog user sees (“Minimum filled LST (K)”)."""
+        labels = {d.name(): d.description() for d in self.parameterDefinitions()}
+        labels.update({o.name(): o.description() for o in self.outputDefinitions()})
+        if not labels:
+            return self.tr(self.HELP)
+        pattern = re.compile(r"(?<![\w/.-])(" + "|".join(sorted(map(re.escape, labels), key=len, reverse=True))
+                             + r")(?![\w/-])")
+        return pattern.sub(lambda m: f"“{labels[m.group(1)]}”", self.tr(self.HELP))
+
+    def helpUrl(self) -> str:
+        """The tool's section of the README (the dialog's Help button)."""
+        heading = f"{self.DISPLAY_NAME} (ssm:{self.NAME})".lower()
+        return f"{HOMEPAGE}#" + re.sub(r"[^\w\- ]", "", heading).replace(" ", "-")
+
+    def addParameter(self, definition: QgsProcessingParameterDefinition, createOutput: bool = True) -> bool:
+        """Doubles show the decimals of their default (not six); the rest as QGIS does."""
+        if isinstance(definition, QgsProcessingParameterNumber) \
+                and definition.dataType() == QgsProcessingParameterNumber.Double:
+            meta = dict(definition.metadata())
+            wrapper = dict(meta.get("widget_wrapper") or {})
+            if "decimals" not in wrapper:
+                lo = definition.minimum() if definition.minimum() > -1e300 else None
+                wrapper["decimals"] = decimals_for(definition.defaultValue(), lo)
+                meta["widget_wrapper"] = wrapper
+                definition.setMetadata(meta)
+        return super().addParameter(definition, createOutput)
 
     def tags(self) -> list[str]:
         return [t.strip() for t in self.TAGS.split(",") if t.strip()]

@@ -119,7 +119,7 @@ def test_processing_run_writes_ssm_flags_uncertainty_and_coverage(alg_ready, dat
     assert [r["date"] for r in rows] == [d.isoformat() for d in DAYS[1:]]
     assert float(rows[1]["seam_filled_pct"]) > 0 and float(rows[0]["estimated_pct"]) == 100.0
     assert progress and max(progress) == pytest.approx(100.0)
-    assert res["_n_layers_to_load"] == 2
+    assert res["_n_layers_to_load"] == 3 * 3  # every day of SSM, uncertainty and flags (temporal layers)
 
 
 def test_other_methods_run(alg_ready, data, tmp_path):
@@ -177,7 +177,9 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
     from qgis.core import QgsProcessingParameterDefinition
 
     assert params["BANDWIDTH_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
-    assert params["ANOMALY_DAYS"].flags() & QgsProcessingParameterDefinition.FlagOptional  # old models stay valid
+    assert not params["ANOMALY_DAYS"].flags() & QgsProcessingParameterDefinition.FlagOptional  # has a default
+    assert params["ANOMALY_GAIN"].defaultValue() is None  # empty = estimate, not a raw "-1.000000"
+    assert params["MIN_SSM"].metadata()["widget_wrapper"]["decimals"] == 2
     assert not params["METHOD"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
     from ssm_downscaling.processing_provider.base import ENUM_KEYS
 

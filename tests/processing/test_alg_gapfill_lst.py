@@ -75,7 +75,7 @@ def test_processing_run_fills_the_scene(alg_ready, scene, tmp_path):
     rmse = float(np.sqrt(np.nanmean(np.concatenate(errs) ** 2)))
     assert rmse < 3.0
     assert progress and progress == sorted(progress) and progress[-1] == pytest.approx(100.0)
-    assert len(context.layersToLoadOnCompletion()) == 2
+    assert len(context.layersToLoadOnCompletion()) == 2 * len(days)  # every day of LST and flags (temporal)
 
 
 def test_baseline_without_background(alg_ready, scene, tmp_path):
@@ -169,8 +169,8 @@ def test_parameters_are_modeler_friendly(alg_ready):
         assert p.type() in {"file", "raster", "datetime", "enum", "number", "boolean", "folderDestination"}, name
         advanced = bool(p.flags() & QgsProcessingParameterDefinition.FlagAdvanced)
         assert advanced == (name not in basic), name
-        if advanced:  # saved models stay valid when options are added
-            assert p.flags() & QgsProcessingParameterDefinition.FlagOptional, name
+        if advanced and p.defaultValue() is not None:  # a default, so no "[optional]" in the dialog
+            assert not p.flags() & QgsProcessingParameterDefinition.FlagOptional, name
     from ssm_downscaling.processing_provider.base import ENUM_KEYS
 
     assert params_["METHOD"].metadata()[ENUM_KEYS] == ["anomaly", "temporal", "spatial", "background"]

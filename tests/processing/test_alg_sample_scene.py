@@ -30,7 +30,9 @@ def test_processing_run_writes_the_scene(alg_ready, tmp_path):
     days = ["2019-07-01", "2019-07-02", "2019-07-03"]
     for key, prefix in (("SSM_COARSE", "ssm_coarse"), ("LST", "lst"), ("LST_BACKGROUND", "lst_background"),
                         ("ALBEDO", "albedo"), ("TRUTH_SSM", "ssm"), ("TRUTH_LST", "lst"), ("TRUTH_CLOUD", "cloud")):
-        assert sorted(p.name for p in Path(res[key]).iterdir()) == [f"{prefix}_{d}.tif" for d in days], key
+        assert sorted(p.name for p in Path(res[key]).glob("*.tif")) == [f"{prefix}_{d}.tif" for d in days], key
+        # the folders QGIS shows get .qml sidecars (styled from the Browser); the others do not need them
+        assert {p.suffix for p in Path(res[key]).iterdir()} <= {".tif", ".qml"}
     assert Path(res["NDVI"]) == out / "inputs" / "ndvi" and any(Path(res["NDVI"]).iterdir())
     assert Path(res["DEM"]) == out / "inputs" / "dem.tif" and Path(res["DEM"]).exists()
     assert Path(res["STATIONS"]).read_text().startswith("station_id,lon,lat,date,sm,depth,network")
