@@ -40,7 +40,8 @@ def test_processing_run_writes_the_scene(alg_ready, tmp_path):
     assert (scene["seed"], scene["width_km"], scene["days"], scene["start_date"]) == (3, 72, 3, "2019-07-01")
     assert 0.0 <= res["MEAN_CLOUD_COVER"] <= 1.0 and res["SEAM_DAYS"] == len(scene["seam_days"])
     assert progress and progress == sorted(progress) and progress[-1] == pytest.approx(100.0)
-    assert len(context.layersToLoadOnCompletion()) == 2
+    # stations, elevation, and every day of the coarse and the true soil moisture
+    assert len(context.layersToLoadOnCompletion()) == 2 + 2 * len(days)
 
 
 def test_height_and_place(alg_ready, tmp_path):
