@@ -21,22 +21,28 @@ DEMO_OUT ?= $(BUILD)/demo
 BENCH_OUT ?= $(ROOT)/benchmarks/results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-core test-qgis lint demo screenshot bench bench-scene bench-lst bench-ssm bench-validation package clean
+.PHONY: setup test test-core test-qgis test-qgis344 lint demo screenshot bench bench-scene bench-lst bench-ssm bench-validation package clean
 
 setup:
 	@scripts/setup.sh
 
+## ruff, then the plugin repository's scans on the packaged plugin (flake8 + flake8-qgis, bandit, detect-secrets)
 lint: setup
-	$(VENV)/bin/ruff check .
+	scripts/lint.sh
 
-## the whole suite, headless: lint, core (no QGIS), then Processing and GUI (pytest-qgis)
-test: lint test-core test-qgis
+## the whole suite, headless: lint, core (no QGIS), then Processing and GUI (pytest-qgis) on
+## the system's QGIS 3.22 and on QGIS 3.44 (a Debian testing root under build/qgis344)
+test: lint test-core test-qgis test-qgis344
 
 test-core: setup
 	$(PY) -m pytest -p no:pytest_qgis -W ignore::pytest.PytestConfigWarning $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/core) $(PYTEST_ARGS)
 
 test-qgis: setup
 	$(PY) -m pytest $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/processing tests/gui) $(PYTEST_ARGS)
+
+## the Processing and GUI tests on QGIS 3.44 LTR in a Debian forky root under build/qgis344 (see README)
+test-qgis344:
+	scripts/qgis344.sh $(PYTEST_ARGS)
 
 ## the main job on the embedded sample scene, through qgis_process
 demo: setup
@@ -66,4 +72,5 @@ package: setup
 	$(PY) scripts/package.py --out $(BUILD)/dist
 
 clean:
-	rm -rf $(BUILD) .pytest_cache .ruff_cache
+	scripts/qgis344.sh --unmount
+	rm -rf --one-file-system $(BUILD) .pytest_cache .ruff_cache

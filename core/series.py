@@ -331,7 +331,8 @@ class RasterWriter:
 
     def write(self, block: np.ndarray, row0: int = 0, col0: int = 0) -> None:
         """Write ``block`` with its top-left pixel at (row0, col0); NaN becomes nodata."""
-        assert self.ds is not None, "use RasterWriter as a context manager"
+        if self.ds is None:
+            raise RuntimeError("RasterWriter.write() outside its context manager (use `with RasterWriter(...)`)")
         data = np.asarray(block)
         if self.dtype.kind == "f":
             data = data.astype(self.dtype, copy=True)

@@ -6,7 +6,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -16,6 +15,7 @@ from qgis.core import (
 )
 
 from .base import SsmAlgorithm, enum_parameter
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
 from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
 #: enum choices: key (used in scripts and models) -> label shown in the dialog
@@ -89,7 +89,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
     OUTPUT_COVERAGE = "OUTPUT_COVERAGE"
 
     def initAlgorithm(self, config=None) -> None:
-        folder = QgsProcessingParameterFile.Folder
+        folder = FILE_FOLDER
         self.addParameter(QgsProcessingParameterFile(self.INPUT_SSM, self.tr("Coarse soil moisture folder (m³/m³)"),
                                                      behavior=folder))
         self.addParameter(QgsProcessingParameterFile(self.INPUT_LST, self.tr("All-weather LST folder (K)"),
@@ -106,7 +106,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                                                             optional=True))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
-                                                             type=QgsProcessingParameterDateTime.Date, optional=True))
+                                                             type=DATETIME_DATE, optional=True))
         self.addParameter(self._enum(self.METHOD, "Method", METHODS, "gwr"))
 
         advanced = [
@@ -114,32 +114,32 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                                        behavior=folder, optional=True),
             self._enum(self.KERNEL, "GWR kernel", KERNELS, "gaussian"),
             QgsProcessingParameterNumber(self.BANDWIDTH_KM, self.tr("GWR bandwidth (km; empty = choose by AICc)"),
-                                         QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0),
+                                         NUMBER_DOUBLE, None, optional=True, minValue=0.0),
             QgsProcessingParameterNumber(self.POOL_DAYS, self.tr("Pool +/- days into each fit (gwr, forest)"),
-                                         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=15),
+                                         NUMBER_INTEGER, 0, minValue=0, maxValue=15),
             QgsProcessingParameterNumber(self.SEAM_DAYS, self.tr("Borrow seam residuals from up to this many days away"),
-                                         QgsProcessingParameterNumber.Integer, 7, minValue=0, maxValue=60),
+                                         NUMBER_INTEGER, 7, minValue=0, maxValue=60),
             self._enum(self.RESIDUAL, "Residual correction", RESIDUALS, "auto"),
             QgsProcessingParameterNumber(self.ANOMALY_GAIN,
                                          self.tr("Within-cell anomaly gain (gwr, forest; empty = estimate from the data)"),
-                                         QgsProcessingParameterNumber.Double, None, optional=True, minValue=-1.0,
+                                         NUMBER_DOUBLE, None, optional=True, minValue=-1.0,
                                          maxValue=2.0),
             QgsProcessingParameterNumber(self.ANOMALY_DAYS,
                                          self.tr("Average within-cell patterns over +/- days (gwr, forest)"),
-                                         QgsProcessingParameterNumber.Integer, 1, minValue=0, maxValue=15),
+                                         NUMBER_INTEGER, 1, minValue=0, maxValue=15),
             QgsProcessingParameterNumber(self.TREES, self.tr("Forest: number of trees"),
-                                         QgsProcessingParameterNumber.Integer, 100, minValue=1, maxValue=2000),
+                                         NUMBER_INTEGER, 100, minValue=1, maxValue=2000),
             QgsProcessingParameterNumber(self.SEED, self.tr("Forest: random seed"),
-                                         QgsProcessingParameterNumber.Integer, 0, minValue=0),
+                                         NUMBER_INTEGER, 0, minValue=0),
             QgsProcessingParameterNumber(self.THREADS, self.tr("Forest: threads"),
-                                         QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=64),
+                                         NUMBER_INTEGER, 1, minValue=1, maxValue=64),
             QgsProcessingParameterNumber(self.MIN_SSM, self.tr("Minimum soil moisture (m³/m³)"),
-                                         QgsProcessingParameterNumber.Double, 0.01, minValue=0.0, maxValue=1.0),
+                                         NUMBER_DOUBLE, 0.01, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterNumber(self.MAX_SSM, self.tr("Maximum soil moisture (m³/m³)"),
-                                         QgsProcessingParameterNumber.Double, 0.6, minValue=0.0, maxValue=1.0),
+                                         NUMBER_DOUBLE, 0.6, minValue=0.0, maxValue=1.0),
         ]
         for p in advanced:  # defaults also apply to models saved before a new option appeared
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | FLAG_ADVANCED)
             self.addParameter(p)
 
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_SSM, self.tr("1 km soil moisture")))

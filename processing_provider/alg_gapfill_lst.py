@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -16,6 +15,7 @@ from qgis.core import (
 
 from ..core.lst.options import METHOD_TITLES, METHODS
 from .base import SsmAlgorithm, enum_key, enum_parameter
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
 from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
 HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, K; no data under cloud), such as MODIS MOD11A1/MYD11A1, into an all-weather daily series, with a flag layer per day. Observed pixels are copied unchanged; filled values are clipped to MIN_LST..MAX_LST.
@@ -67,7 +67,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
     OUTPUT_FLAGS = "OUTPUT_FLAGS"
 
     def initAlgorithm(self, config=None) -> None:
-        folder = QgsProcessingParameterFile.Folder
+        folder = FILE_FOLDER
         number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterFile(self.INPUT_LST, self.tr("Clear-sky LST folder (K)"), behavior=folder))
         self.addParameter(QgsProcessingParameterFile(
@@ -78,41 +78,41 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                                                      behavior=folder, optional=True))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
-                                                             type=QgsProcessingParameterDateTime.Date, optional=True))
+                                                             type=DATETIME_DATE, optional=True))
         self.addParameter(enum_parameter(self.METHOD, self.tr("Method"),
                                          {m: self.tr(METHOD_TITLES.get(m, m)) for m in METHODS}, "anomaly"))
         self.addParameter(number(self.WINDOW, self.tr("Window (days, centred on each day)"), number.Integer, 15,
                                  minValue=1, maxValue=121))
         advanced = [
             number(self.MAX_GAP, self.tr("temporal: maximum distance to a clear day (days; 0 = half the window)"),
-                   number.Integer, 0, minValue=0, maxValue=365),
+                   NUMBER_INTEGER, 0, minValue=0, maxValue=365),
             number(self.TIME_SCALE_DAYS, self.tr("anomaly: Gaussian time weights of the window days (days; 0 = equal)"),
-                   number.Double, 3.0, minValue=0.0),
+                   NUMBER_DOUBLE, 3.0, minValue=0.0),
             number(self.REGIONAL_SCALE_KM, self.tr("anomaly: bandwidth of the bias and cloudy-sky fit (km)"),
-                   number.Double, 50.0, minValue=1.0),
+                   NUMBER_DOUBLE, 50.0, minValue=1.0),
             number(self.RESIDUAL_SCALE_KM, self.tr("anomaly: bandwidth of today's residual anomaly (km; 0 = off)"),
-                   number.Double, 10.0, minValue=0.0),
+                   NUMBER_DOUBLE, 10.0, minValue=0.0),
             QgsProcessingParameterBoolean(self.CLOUD_CORRECTION,
                                           self.tr("anomaly: learn the cloudy-sky correction from the background"),
                                           defaultValue=True),
             number(self.CLOUDY_ANOMALY_SCALE, self.tr("anomaly: share of the clear-sky anomaly kept under cloud"),
-                   number.Double, 0.5, minValue=0.0, maxValue=2.0),
+                   NUMBER_DOUBLE, 0.5, minValue=0.0, maxValue=2.0),
             number(self.LAPSE_RATE, self.tr("Clear-sky lapse rate (K/km; empty = learn from the data)"),
-                   number.Double, None, optional=True, minValue=-50.0, maxValue=50.0),
+                   NUMBER_DOUBLE, None, optional=True, minValue=-50.0, maxValue=50.0),
             number(self.CLOUDY_LAPSE_RATE, self.tr("Cloudy-sky lapse rate (K/km)"),
-                   number.Double, -6.5, minValue=-50.0, maxValue=50.0),
+                   NUMBER_DOUBLE, -6.5, minValue=-50.0, maxValue=50.0),
             number(self.BACKGROUND_SMOOTHING,
                    self.tr("Background effective blur (background cells; empty = learn from the data)"),
-                   number.Double, None, optional=True, minValue=0.0, maxValue=20.0),
-            number(self.IDW_RADIUS_KM, self.tr("spatial: search radius (km)"), number.Double, 50.0, minValue=0.5),
-            number(self.IDW_POWER, self.tr("spatial: inverse-distance power"), number.Double, 2.0, minValue=0.1,
+                   NUMBER_DOUBLE, None, optional=True, minValue=0.0, maxValue=20.0),
+            number(self.IDW_RADIUS_KM, self.tr("spatial: search radius (km)"), NUMBER_DOUBLE, 50.0, minValue=0.5),
+            number(self.IDW_POWER, self.tr("spatial: inverse-distance power"), NUMBER_DOUBLE, 2.0, minValue=0.1,
                    maxValue=10.0),
-            number(self.MIN_LST, self.tr("Minimum filled LST (K)"), number.Double, 200.0, minValue=0.0),
-            number(self.MAX_LST, self.tr("Maximum filled LST (K)"), number.Double, 350.0, minValue=0.0),
+            number(self.MIN_LST, self.tr("Minimum filled LST (K)"), NUMBER_DOUBLE, 200.0, minValue=0.0),
+            number(self.MAX_LST, self.tr("Maximum filled LST (K)"), NUMBER_DOUBLE, 350.0, minValue=0.0),
         ]
         for p in advanced:
             # not "optional": they have defaults, which also apply to saved models that lack them
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | FLAG_ADVANCED)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_LST, self.tr("All-weather LST")))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FLAGS, self.tr("LST flags")))

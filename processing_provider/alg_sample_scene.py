@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsRasterLayer,
@@ -21,6 +20,7 @@ from qgis.PyQt.QtCore import QDate
 
 from ..core.scene import PLACES, SceneConfig, SceneError
 from .base import SsmAlgorithm, enum_key, enum_parameter
+from .compat import DATETIME_DATE, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
 from .outputs import (
     load_layer_on_completion,
     load_series_on_completion,
@@ -85,29 +85,29 @@ class SampleSceneAlgorithm(SsmAlgorithm):
         self.addParameter(enum_parameter(self.PLACE, self.tr("Place"),
                                          {k: self.tr(PLACE_TITLES.get(k, k)) for k in PLACE_NAMES}, "tibet"))
         self.addParameter(QgsProcessingParameterNumber(self.SIZE_KM, self.tr("Size (km, width)"),
-                                                       QgsProcessingParameterNumber.Integer, 360, minValue=1,
+                                                       NUMBER_INTEGER, 360, minValue=1,
                                                        maxValue=20000))
         self.addParameter(QgsProcessingParameterNumber(self.DAYS, self.tr("Number of days"),
-                                                       QgsProcessingParameterNumber.Integer, 92, minValue=1,
+                                                       NUMBER_INTEGER, 92, minValue=1,
                                                        maxValue=3660))
         self.addParameter(QgsProcessingParameterDateTime(self.START_DATE, self.tr("Start date"),
-                                                         type=QgsProcessingParameterDateTime.Date,
+                                                         type=DATETIME_DATE,
                                                          defaultValue=QDate(2019, 6, 1)))
         self.addParameter(QgsProcessingParameterNumber(self.CLOUDINESS, self.tr("Cloudiness (0-1)"),
-                                                       QgsProcessingParameterNumber.Double, 0.5, minValue=0.0,
+                                                       NUMBER_DOUBLE, 0.5, minValue=0.0,
                                                        maxValue=1.0))
         self.addParameter(QgsProcessingParameterNumber(self.STATIONS, self.tr("Number of stations"),
-                                                       QgsProcessingParameterNumber.Integer, 30, minValue=0))
+                                                       NUMBER_INTEGER, 30, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"),
-                                                       QgsProcessingParameterNumber.Integer, 1, minValue=0))
+                                                       NUMBER_INTEGER, 1, minValue=0))
         advanced = [
             QgsProcessingParameterNumber(self.HEIGHT_KM, self.tr("Height (km; 0 = same as the width)"),
-                                         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=20000),
+                                         NUMBER_INTEGER, 0, minValue=0, maxValue=20000),
             QgsProcessingParameterNumber(self.SPINUP_DAYS, self.tr("Spin-up days before the start (not written)"),
-                                         QgsProcessingParameterNumber.Integer, 30, minValue=0, maxValue=3660),
+                                         NUMBER_INTEGER, 30, minValue=0, maxValue=3660),
         ]
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | FLAG_ADVANCED)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, self.tr("Output folder")))
         for name, (_, label) in self.FOLDER_OUTPUTS.items():

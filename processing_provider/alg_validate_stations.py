@@ -7,12 +7,10 @@ from pathlib import Path
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsGeometry,
     QgsPointXY,
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
@@ -23,11 +21,20 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from .base import SsmAlgorithm, enum_parameter
+from .compat import (
+    DATETIME_DATE,
+    FAST_INSERT,
+    FILE_FILE,
+    FILE_FOLDER,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    SOURCE_VECTOR_POINT,
+    WKB_POINT,
+    field_type,
+)
 from .outputs import RunGroupPostProcessor, run_group_name
 
 #: extra product slots after the main product
@@ -78,7 +85,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
     OUTPUT_HTML = "OUTPUT_HTML"
 
     def initAlgorithm(self, config=None) -> None:
-        folder = QgsProcessingParameterFile.Folder
+        folder = FILE_FOLDER
         self.addParameter(QgsProcessingParameterFile(self.PRODUCT, self.tr("Product folder (daily rasters)"),
                                                      behavior=folder))
         self.addParameter(QgsProcessingParameterString(self.PRODUCT_NAME, self.tr("Product name"), optional=True))
@@ -88,7 +95,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
             self.addParameter(QgsProcessingParameterString(f"PRODUCT_{k}_NAME", self.tr(f"Product {k} name"),
                                                            optional=True))
         self.addParameter(QgsProcessingParameterFile(self.STATIONS, self.tr("Station CSV (or give an ISMN folder)"),
-                                                     behavior=QgsProcessingParameterFile.File,
+                                                     behavior=FILE_FILE,
                                                      fileFilter="CSV files (*.csv *.txt);;All files (*.*)",
                                                      optional=True))
         self.addParameter(QgsProcessingParameterFile(self.ISMN, self.tr("ISMN folder of .stm files (or give a CSV)"),
@@ -98,24 +105,24 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
         self.addParameter(enum_parameter(self.FLAG_TYPE, self.tr("Flag type"),
                                          {k: self.tr(v) for k, v in FLAG_TYPES.items()}, "auto"))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
-            self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label), type=QgsProcessingParameterDateTime.Date,
+            self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label), type=DATETIME_DATE,
                                                              optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.DEPTH_MIN, self.tr("Sensor depth from (m)"),
-                                                       QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+                                                       NUMBER_DOUBLE, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(self.DEPTH_MAX, self.tr("Sensor depth to (m)"),
-                                                       QgsProcessingParameterNumber.Double, 0.1, minValue=0.0))
+                                                       NUMBER_DOUBLE, 0.1, minValue=0.0))
         self.addParameter(QgsProcessingParameterString(self.QUALITY_FLAGS,
                                                        self.tr("Accepted quality flags (comma-separated, empty: all)"),
                                                        defaultValue="G", optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.WINDOW, self.tr("Window size (pixels, odd; 1 = the pixel "
                                                                             "containing the station)"),
-                                                       QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=99))
+                                                       NUMBER_INTEGER, 1, minValue=1, maxValue=99))
         self.addParameter(QgsProcessingParameterNumber(self.MIN_OBS, self.tr("Minimum matched days per station"),
-                                                       QgsProcessingParameterNumber.Integer, 10, minValue=3))
+                                                       NUMBER_INTEGER, 10, minValue=3))
         self.addParameter(QgsProcessingParameterBoolean(self.COMMON_DAYS,
                                                         self.tr("Match on the days all products have"), True))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Stations with metrics"),
-                                                            QgsProcessing.TypeVectorPoint))
+                                                            SOURCE_VECTOR_POINT))
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_TABLE, self.tr("Metrics table"),
                                                                 fileFilter="CSV files (*.csv)"))
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_HTML, self.tr("Report"),
@@ -130,8 +137,8 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
 
     # ------------------------------------------------------------------------------------
     def _products(self, parameters, context) -> dict[str, str]:
-        slots = [(self.PRODUCT, self.PRODUCT_NAME)] + [(f"PRODUCT_{k}", f"PRODUCT_{k}_NAME")
-                                                      for k in range(2, EXTRA_PRODUCTS + 2)]
+        slots = [(self.PRODUCT, self.PRODUCT_NAME)]
+        slots += [(f"PRODUCT_{k}", f"PRODUCT_{k}_NAME") for k in range(2, EXTRA_PRODUCTS + 2)]
         out: dict[str, str] = {}
         for key, name_key in slots:
             path = self.parameterAsFile(parameters, key, context)
@@ -197,10 +204,9 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
             feedback.setProgress(96)
 
         fields = QgsFields()
-        types = {"str": QVariant.String, "int": QVariant.LongLong, "float": QVariant.Double}
         for name, t in layer_fields(result):
-            fields.append(QgsField(name, types[t]))
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Point,
+            fields.append(QgsField(name, field_type(t)))
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, WKB_POINT,
                                              QgsCoordinateReferenceSystem("EPSG:4326"))
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
@@ -208,7 +214,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
             f = QgsFeature(fields)
             f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(lon, lat)))
             f.setAttributes([attrs.get(fields.at(i).name()) for i in range(fields.count())])
-            sink.addFeature(f, QgsFeatureSink.FastInsert)
+            sink.addFeature(f, FAST_INSERT)
         del sink
         if context.willLoadLayerOnCompletion(dest_id):
             details = context.layerToLoadOnCompletionDetails(dest_id)

@@ -27,6 +27,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, SsmError
+from .compat import NUMBER_DOUBLE
 
 LOGGER_NAME = "ssm_downscaling"
 ICON = Path(__file__).resolve().parent.parent / "ssm_plugin" / "icons" / "icon.svg"
@@ -149,7 +150,7 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
     def addParameter(self, definition: QgsProcessingParameterDefinition, createOutput: bool = True) -> bool:
         """Doubles show the decimals of their default (not six); the rest as QGIS does."""
         if isinstance(definition, QgsProcessingParameterNumber) \
-                and definition.dataType() == QgsProcessingParameterNumber.Double:
+                and definition.dataType() == NUMBER_DOUBLE:
             meta = dict(definition.metadata())
             wrapper = dict(meta.get("widget_wrapper") or {})
             if "decimals" not in wrapper:

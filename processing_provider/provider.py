@@ -26,7 +26,7 @@ def algorithm_classes() -> list[type[SsmAlgorithm]]:
         try:
             mod = importlib.import_module(f"{__package__}.{info.name}")
         except Exception as exc:  # one broken algorithm must not hide the others
-            QgsMessageLog.logMessage(f"Cannot load algorithm module {info.name}: {exc}", "SSM downscaling", Qgis.Critical)
+            QgsMessageLog.logMessage(f"Cannot load algorithm module {info.name}: {exc}", "SSM downscaling", Qgis.MessageLevel.Critical)
             continue
         for _, cls in inspect.getmembers(mod, inspect.isclass):
             if issubclass(cls, SsmAlgorithm) and cls is not SsmAlgorithm and cls.__module__ == mod.__name__:

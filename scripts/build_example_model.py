@@ -29,6 +29,8 @@ def build():
     )
     from qgis.PyQt.QtCore import QPointF
 
+    from ssm_downscaling.processing_provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
+
     model = QgsProcessingModelAlgorithm("Sample scene to validated 1 km soil moisture", "5 - Workflows", "workflows")
     model.setHelpContent({
         "ALG_DESC": "Creates the sample scene, fills its LST cloud gaps, downscales the coarse soil moisture to "
@@ -38,7 +40,7 @@ def build():
 
     def number(name: str, label: str, default: float, minimum: float, integer: bool = True, y: float = 60):
         p = QgsProcessingParameterNumber(
-            name, label, QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double,
+            name, label, NUMBER_INTEGER if integer else NUMBER_DOUBLE,
             default, minValue=minimum,
         )
         mp = QgsProcessingModelParameter(name)

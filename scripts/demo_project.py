@@ -38,7 +38,8 @@ def build(demo: Path) -> Path:
     def add(layer, series, kind, day=None):
         if not layer.isValid():
             return
-        project.addMapLayer(layer)
+        if project.addMapLayer(layer) is None:
+            return
         RunGroupPostProcessor(group, series, kind, day).postProcessLayer(layer, context, None)
 
     from ssm_downscaling.core.series import date_from_name

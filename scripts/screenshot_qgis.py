@@ -26,11 +26,11 @@ iface = qgis.utils.iface
 
 def log(msg: str) -> None:
     with LOG.open("a") as f:
-        f.write(msg + "\n")
+        print(msg, file=f)
 
 
 def finish(code: int) -> None:
-    QgsProject.instance().setDirty(False)
+    QgsProject.instance().setDirty(False)  # quit without the "save changes?" question
     os._exit(code)
 
 
@@ -42,7 +42,8 @@ def setup() -> None:
         plugin = qgis.utils.plugins["ssm_downscaling"]
         iface.mainWindow().setGeometry(0, 0, 1600, 1000)
         iface.mainWindow().showMaximized()
-        QgsProject.instance().read(str(PROJECT))
+        if not QgsProject.instance().read(str(PROJECT)):
+            raise RuntimeError(f"cannot read {PROJECT}: {QgsProject.instance().error()}")
         plugin.action.setChecked(True)
         dock = plugin.dock
         dock.set_product_folder(str(DEMO / "ssm_1km"))
@@ -68,9 +69,8 @@ def setup() -> None:
         if group is not None:
             group.setItemVisibilityChecked(False)
             group.setExpanded(False)
-        from qgis.PyQt.QtWidgets import QDockWidget
-
         from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtWidgets import QDockWidget
 
         win = iface.mainWindow()
         for w in win.findChildren(QDockWidget):

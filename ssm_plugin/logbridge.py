@@ -12,14 +12,18 @@ TAG = "SSM downscaling"
 class QgsMessageLogHandler(logging.Handler):
     """Writes log records to the QGIS message log panel under the tab ``SSM downscaling``."""
 
-    LEVELS = ((logging.ERROR, Qgis.Critical), (logging.WARNING, Qgis.Warning), (logging.NOTSET, Qgis.Info))
+    LEVELS = (
+        (logging.ERROR, Qgis.MessageLevel.Critical),
+        (logging.WARNING, Qgis.MessageLevel.Warning),
+        (logging.NOTSET, Qgis.MessageLevel.Info),
+    )
 
     def emit(self, record: logging.LogRecord) -> None:
         level = next(q for py, q in self.LEVELS if record.levelno >= py)
         try:
             QgsMessageLog.logMessage(self.format(record), TAG, level)
         except Exception:  # pragma: no cover - never let logging break the caller
-            pass
+            self.handleError(record)  # logging's own policy: a traceback on stderr, no exception
 
 
 def install(logger_name: str = "ssm_downscaling") -> QgsMessageLogHandler:

@@ -47,7 +47,7 @@ class SsmDownscalingPlugin:
             self.iface.messageBar().pushMessage(
                 "Soil Moisture Downscaling",
                 describe_missing(self.missing).replace("\n", " | "),
-                Qgis.Warning,
+                Qgis.MessageLevel.Warning,
                 0,
             )
 

@@ -12,7 +12,6 @@ from osgeo import gdal
 from qgis.core import (
     QgsColorRampShader,
     QgsPalettedRasterRenderer,
-    QgsRasterBandStats,
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
@@ -20,6 +19,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from ..processing_provider.outputs import apply_qml, day_qml, style_path
+from .compat import RAMP_INTERPOLATED, STATS_MAX, STATS_MIN
 
 #: (name pattern, QML style kind or None, min, max, colours, unit) for variables recognised
 #: from the folder/file name; ranges and colours of kinds with a QML come from the QML
@@ -101,12 +101,12 @@ def apply_style(layer: QgsRasterLayer, path: str | Path, flags: bool = False) ->
     p = Path(path)
     ramp = _ramp_for(p.parent.name + " " + p.name)
     if ramp is None:
-        stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
+        stats = layer.dataProvider().bandStatistics(1, STATS_MIN | STATS_MAX)
         lo, hi, colours = stats.minimumValue, stats.maximumValue, RAMPS[2][4]
     else:
         _, lo, hi, colours, _ = ramp
     fn = QgsColorRampShader(lo, hi)
-    fn.setColorRampType(QgsColorRampShader.Interpolated)
+    fn.setColorRampType(RAMP_INTERPOLATED)
     n = len(colours)
     fn.setColorRampItemList(
         [QgsColorRampShader.ColorRampItem(lo + (hi - lo) * i / (n - 1), QColor(c), f"{lo + (hi - lo) * i / (n - 1):g}")

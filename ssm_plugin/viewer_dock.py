@@ -42,8 +42,11 @@ except AttributeError:  # pragma: no cover - depends on the QGIS version
 
 try:  # matplotlib ships with QGIS on every platform, but do not fail without it
     import matplotlib.dates as mdates
-    from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
+
+    from .compat import figure_canvas_class
+
+    FigureCanvasQTAgg = figure_canvas_class()
 
     HAVE_MPL = True
 except Exception:  # pragma: no cover - depends on the installation
@@ -234,9 +237,9 @@ class ViewerDock(QDockWidget, FORM_CLASS):
         layer = stations_csv_layer(path, self.tr("Stations"))
         if layer.isValid():
             layer.temporalProperties().setIsActive(False)  # all stations, whatever the day
-            QgsProject.instance().addMapLayer(layer, False)
-            self._group().insertLayer(0, layer)
-            self.stations_layer_id = layer.id()
+            if QgsProject.instance().addMapLayer(layer, False) is not None:
+                self._group().insertLayer(0, layer)
+                self.stations_layer_id = layer.id()
         self._refresh()
         return True
 
@@ -340,7 +343,9 @@ class ViewerDock(QDockWidget, FORM_CLASS):
         if not flags:
             self._kind = kind or "other"
         set_day_range(layer, day)
-        project.addMapLayer(layer, False)
+        if project.addMapLayer(layer, False) is None:
+            self._error(f"{path}: QGIS did not add the layer to the project")
+            return None
         node = self._group().insertLayer(0, layer)
         if flags:  # on demand: the flags would hide the values under them
             node.setItemVisibilityChecked(False)

@@ -585,7 +585,8 @@ class _Writers:
             return
         if failed:
             return
-        assert self.pool is not None and self.day is not None
+        if self.pool is None or self.day is None:
+            raise RuntimeError("end() called before begin() opened a day")
         self._drain(limit=6)
         for key, (dtype, desc) in DAILY_OUTPUTS.items():
             path = self._path(key, self.day)

@@ -162,8 +162,8 @@ def plot_scatter(result: ValidationResult, path: Path) -> Path:
     nr, nc = _panels(len(names))
     fig = _figure(4.2 * nc, 4.0 * nr)
     ref = result.reference
-    allv = [ref[result.comparison.masks[p]] for p in names] + [result.products[p][result.comparison.masks[p]]
-                                                              for p in names]
+    allv = [ref[result.comparison.masks[p]] for p in names]
+    allv += [result.products[p][result.comparison.masks[p]] for p in names]
     cat = np.concatenate([a for a in allv if a.size]) if any(a.size for a in allv) else np.array([0.0, 0.5])
     lo, hi = float(np.nanmin(cat)), float(np.nanmax(cat))
     pad = 0.02 * (hi - lo if hi > lo else 1.0)

@@ -28,7 +28,7 @@ def test_init_gui_registers_the_provider_and_unload_removes_it(plugin, qgis_ifac
         registry.removeProvider(registry.providerById("ssm"))
     plugin.initGui()
     assert _registered()
-    assert qgis_iface.messageBar().get_messages(Qgis.Warning) == []
+    assert qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning) == []
     plugin.unload()
     assert not _registered()
 
@@ -42,6 +42,6 @@ def test_missing_optional_packages_are_named_in_the_message_bar(plugin, qgis_ifa
         registry.removeProvider(registry.providerById("ssm"))
     plugin.initGui()
     assert _registered()  # the plugin still loads
-    (msg,) = qgis_iface.messageBar().get_messages(Qgis.Warning)
+    (msg,) = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
     assert "numba" in msg and "scikit-learn" in msg
     assert "python3-numba python3-sklearn" in msg and "pip install numba scikit-learn" in msg

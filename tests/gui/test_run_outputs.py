@@ -37,8 +37,8 @@ def provider(alg_ready):
 
 def run_and_load(alg_id: str, params: dict) -> dict:
     """Run as the toolbox does: results loaded into the current project by Processing."""
-    import processing
     from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis import processing
     from qgis.core import QgsApplication
 
     context = QgsProcessingContext()
@@ -94,8 +94,8 @@ def test_downscale_outputs_grouped_temporal_styled(provider, scene, qgis_new_pro
 
 
 def test_scene_stations_csv_is_a_point_layer(provider, qgis_new_project, tmp_path):
-    run_and_load("ssm:samplescene", {"SIZE_KM": 72, "DAYS": 3, "STATIONS": 4, "SPINUP_DAYS": 5,
-                                      "OUTPUT": str(tmp_path / "scene")})
+    params = {"SIZE_KM": 72, "DAYS": 3, "STATIONS": 4, "SPINUP_DAYS": 5, "OUTPUT": str(tmp_path / "scene")}
+    run_and_load("ssm:samplescene", params)
     root = QgsProject.instance().layerTreeRoot()
     group = root.findGroup("Sample scene: scene")
     assert group is not None

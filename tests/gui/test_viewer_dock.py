@@ -97,7 +97,7 @@ def test_pixel_time_series(dock, series):
     dock.set_flags_folder(str(flags))
     x, y = g.xy(np.array(3), np.array(7))  # centre of row 3, col 7
     crs = QgsCoordinateReferenceSystem()
-    crs.createFromWkt(g.crs_wkt)
+    assert crs.createFromWkt(g.crs_wkt)
     values = dock.plot_pixel(QgsPointXY(float(x), float(y)), crs)
     assert np.allclose(values, [truth[d][3, 7] for d in DAYS], atol=1e-6)
     assert "5 of 5 days" in dock.pickInfo.text()
@@ -182,7 +182,7 @@ def test_plot_hidden_before_a_pick_and_follows_the_series(dock, series, tmp_path
     dock.set_flags_folder(str(flags))
     assert not dock.canvas.isVisibleTo(dock) and dock.plotHint.isVisibleTo(dock)  # no empty axes
     crs = QgsCoordinateReferenceSystem()
-    crs.createFromWkt(g.crs_wkt)
+    assert crs.createFromWkt(g.crs_wkt)
     pt = QgsPointXY(*map(float, g.xy(np.array(3), np.array(7))))
     dock.plot_pixel(pt, crs)
     assert dock.canvas.isVisibleTo(dock)
@@ -199,7 +199,7 @@ def test_station_observations_plotted_with_the_pixel(dock, series, tmp_path):
     from qgis.core import QgsCoordinateTransform
 
     crs = QgsCoordinateReferenceSystem()
-    crs.createFromWkt(g.crs_wkt)
+    assert crs.createFromWkt(g.crs_wkt)
     pt = QgsPointXY(*map(float, g.xy(np.array(3), np.array(7))))
     ll = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance()).transform(pt)
     csv = tmp_path / "stations.csv"

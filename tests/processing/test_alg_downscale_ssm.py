@@ -55,7 +55,7 @@ def data(tmp_path_factory) -> dict:
 def _run(params: dict, feedback=None) -> dict:
     """processing.run with its own context, whose layers are released before returning
     (layers left to a late garbage collection, after QGIS has shut down, can crash)."""
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext
 
     context = QgsProcessingContext()
@@ -131,7 +131,7 @@ def test_other_methods_run(alg_ready, data, tmp_path):
 
 
 def test_bad_inputs_give_clear_errors_and_write_nothing(alg_ready, data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException
 
     out = tmp_path / "o1"
@@ -155,7 +155,7 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(alg_ready, data, tmp_pat
 
 
 def test_cancel_leaves_no_partial_files(alg_ready, data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
     fb = QgsProcessingFeedback()
@@ -174,13 +174,13 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
               "ANOMALY_DAYS", "RESIDUAL", "SEAM_DAYS", "MIN_SSM", "MAX_SSM", "THREADS", "INPUT_LST_DIFF",
               "OUTPUT_SSM", "OUTPUT_FLAGS", "OUTPUT_UNCERTAINTY", "OUTPUT_COVERAGE"):
         assert n in params
-    from qgis.core import QgsProcessingParameterDefinition
+    from ssm_downscaling.processing_provider.compat import FLAG_ADVANCED, FLAG_OPTIONAL
 
-    assert params["BANDWIDTH_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
-    assert not params["ANOMALY_DAYS"].flags() & QgsProcessingParameterDefinition.FlagOptional  # has a default
+    assert params["BANDWIDTH_KM"].flags() & FLAG_ADVANCED
+    assert not params["ANOMALY_DAYS"].flags() & FLAG_OPTIONAL  # has a default
     assert params["ANOMALY_GAIN"].defaultValue() is None  # empty = estimate, not a raw "-1.000000"
     assert params["MIN_SSM"].metadata()["widget_wrapper"]["decimals"] == 2
-    assert not params["METHOD"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert not params["METHOD"].flags() & FLAG_ADVANCED
     from ssm_downscaling.processing_provider.base import ENUM_KEYS
 
     assert params["METHOD"].metadata()[ENUM_KEYS][0] == "gwr" and "GWR" in params["METHOD"].options()[0]

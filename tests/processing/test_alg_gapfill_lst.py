@@ -36,7 +36,7 @@ def params(scene, out: Path, **kw) -> dict:
 
 
 def test_processing_run_fills_the_scene(alg_ready, scene, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     from ssm_downscaling.core.series import DailySeries, read_raster
@@ -79,16 +79,16 @@ def test_processing_run_fills_the_scene(alg_ready, scene, tmp_path):
 
 
 def test_baseline_without_background(alg_ready, scene, tmp_path):
-    import processing
+    from qgis import processing
 
     res = processing.run("ssm:gapfilllst", params(scene, tmp_path, METHOD="temporal", INPUT_BACKGROUND=None,
-                                                 START_DATE="2019-06-02", END_DATE="2019-06-03", MAX_GAP=2))
+                                                  START_DATE="2019-06-02", END_DATE="2019-06-03", MAX_GAP=2))
     assert res["DAYS"] == 2
     assert sorted(p.name for p in Path(res["OUTPUT_LST"]).glob("*.tif")) == ["lst_2019-06-02.tif", "lst_2019-06-03.tif"]
 
 
 def test_missing_background_day_is_a_warning(alg_ready, scene, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingFeedback
 
     bg = tmp_path / "bg"
@@ -108,7 +108,7 @@ def test_missing_background_day_is_a_warning(alg_ready, scene, tmp_path):
 
 @pytest.mark.parametrize("case", ["far", "dates", "unreadable", "no_background"])
 def test_bad_inputs_give_clear_errors_and_write_nothing(alg_ready, scene, tmp_path, case):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException
 
     from ssm_downscaling.core.grid import Grid, to_wkt
@@ -143,7 +143,7 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(alg_ready, scene, tmp_pa
 
 
 def test_cancel_between_days(alg_ready, scene, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
     fb = QgsProcessingFeedback()
@@ -155,7 +155,7 @@ def test_cancel_between_days(alg_ready, scene, tmp_path):
 
 
 def test_parameters_are_modeler_friendly(alg_ready):
-    from qgis.core import QgsProcessingParameterDefinition
+    from ssm_downscaling.processing_provider.compat import DATETIME_DATE, FLAG_ADVANCED, FLAG_OPTIONAL
 
     alg = alg_ready.algorithmById("ssm:gapfilllst")
     assert alg.displayName() == "Gap-fill land surface temperature"
@@ -167,17 +167,17 @@ def test_parameters_are_modeler_friendly(alg_ready):
     assert basic <= set(params_)
     for name, p in params_.items():
         assert p.type() in {"file", "raster", "datetime", "enum", "number", "boolean", "folderDestination"}, name
-        advanced = bool(p.flags() & QgsProcessingParameterDefinition.FlagAdvanced)
+        advanced = bool(p.flags() & FLAG_ADVANCED)
         assert advanced == (name not in basic), name
         if advanced and p.defaultValue() is not None:  # a default, so no "[optional]" in the dialog
-            assert not p.flags() & QgsProcessingParameterDefinition.FlagOptional, name
+            assert not p.flags() & FLAG_OPTIONAL, name
     from ssm_downscaling.processing_provider.base import ENUM_KEYS
 
     assert params_["METHOD"].metadata()[ENUM_KEYS] == ["anomaly", "temporal", "spatial", "background"]
     assert params_["METHOD"].options()[0] == "Background + anomaly (default)"  # readable labels in the dialog
-    assert params_["START_DATE"].dataType() == params_["START_DATE"].Date
-    assert {o.name() for o in alg.outputDefinitions()} >= {"OUTPUT_LST", "OUTPUT_FLAGS", "DAYS", "SKIPPED_DAYS",
-                                                            "GAP_PERCENT", "FILLED_PERCENT"}
+    assert params_["START_DATE"].dataType() == DATETIME_DATE
+    outputs = {"OUTPUT_LST", "OUTPUT_FLAGS", "DAYS", "SKIPPED_DAYS", "GAP_PERCENT", "FILLED_PERCENT"}
+    assert {o.name() for o in alg.outputDefinitions()} >= outputs
     from ssm_downscaling.processing_provider.base import STYLES
 
     assert (STYLES / "lst.qml").exists() and (STYLES / "lst_flags.qml").exists()

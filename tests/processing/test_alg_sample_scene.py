@@ -12,7 +12,7 @@ SMALL = {"SIZE_KM": 72, "DAYS": 3, "STATIONS": 4, "SPINUP_DAYS": 2, "START_DATE"
 
 
 def test_processing_run_writes_the_scene(alg_ready, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     progress: list[float] = []
@@ -45,7 +45,7 @@ def test_processing_run_writes_the_scene(alg_ready, tmp_path):
 
 
 def test_height_and_place(alg_ready, tmp_path):
-    import processing
+    from qgis import processing
 
     res = processing.run("ssm:samplescene", {**SMALL, "PLACE": "loess", "HEIGHT_KM": 40, "DAYS": 1,
                                              "OUTPUT": str(tmp_path / "loess")})
@@ -65,7 +65,7 @@ def test_height_and_place(alg_ready, tmp_path):
     ],
 )
 def test_nonsense_gives_a_clear_error(alg_ready, tmp_path, bad, message):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException
 
     out = tmp_path / "bad"
@@ -77,7 +77,7 @@ def test_nonsense_gives_a_clear_error(alg_ready, tmp_path, bad, message):
 
 
 def test_non_empty_folder_and_cancel(alg_ready, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
     user = tmp_path / "mine"
@@ -95,7 +95,7 @@ def test_non_empty_folder_and_cancel(alg_ready, tmp_path):
 
 
 def test_help_and_parameters_are_modeler_friendly(alg_ready):
-    from qgis.core import QgsProcessingParameterDefinition
+    from ssm_downscaling.processing_provider.compat import FLAG_ADVANCED
 
     alg = alg_ready.algorithmById("ssm:samplescene")
     assert alg.displayName() == "Create sample scene"
@@ -109,8 +109,8 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
     keys = params["PLACE"].metadata()[ENUM_KEYS]
     assert keys[params["PLACE"].defaultValue()] == "tibet"
     assert {"tibet", "loess", "northeast", "south", "china"} <= set(keys)
-    assert params["HEIGHT_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
-    assert not params["SIZE_KM"].flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert params["HEIGHT_KM"].flags() & FLAG_ADVANCED
+    assert not params["SIZE_KM"].flags() & FLAG_ADVANCED
     assert params["START_DATE"].dataType() == params["START_DATE"].Date
     outs = {o.name() for o in alg.outputDefinitions()}
     assert {"OUTPUT", "SSM_COARSE", "LST", "LST_BACKGROUND", "NDVI", "ALBEDO", "DEM", "STATIONS", "TRUTH_SSM",

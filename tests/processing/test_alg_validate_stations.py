@@ -39,7 +39,7 @@ def data(tmp_path_factory) -> dict:
                   description="0 coarse observed, 1 seam-filled, 2 LST gap-filled under cloud, 3 both")
         for i in range(len(rows)):
             v = float(field[rows[i], cols[i]]) - 0.01 + rng.normal(0, 0.01)
-            lines.append(f"ST{i},{lon[i]!r},{lat[i]!r},{d.isoformat()},{v!r},TEST")
+            lines.append(f"ST{i},{float(lon[i])!r},{float(lat[i])!r},{d.isoformat()},{v!r},TEST")
         lines.append(f"OUT,5.0,45.0,{d.isoformat()},0.2,TEST")
     (root / "stations.csv").write_text("\n".join(lines) + "\n")
     return {"root": root, "fine": root / "fine", "other": root / "other", "flags": root / "flags",
@@ -66,7 +66,7 @@ def _params(data, out: Path, **kw) -> dict:
 
 
 def test_processing_run_writes_layer_table_and_report(alg_ready, data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingFeedback, QgsVectorLayer
 
     class Feedback(QgsProcessingFeedback):
@@ -112,7 +112,7 @@ def test_processing_run_writes_layer_table_and_report(alg_ready, data, tmp_path)
 
 
 def test_processing_bad_input_gives_clear_errors(alg_ready, data, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException
 
     far = tmp_path / "far.csv"

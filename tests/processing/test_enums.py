@@ -58,7 +58,7 @@ def test_index_key_and_label_are_accepted(alg_ready, alg_id):
 
 def test_index_through_processing_run(alg_ready, scene, tmp_path):
     """METHOD=2 (spatial) used to fail with "unknown method '2'"."""
-    import processing
+    from qgis import processing
 
     res = processing.run("ssm:gapfilllst", {
         "INPUT_LST": str(scene["lst"]), "METHOD": 2, "WINDOW": 3,

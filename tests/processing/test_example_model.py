@@ -31,7 +31,7 @@ def test_model_is_valid_and_complete(model):
 
 
 def test_model_runs_with_processing(model, tmp_path):
-    import processing
+    from qgis import processing
 
     dests = {p.name(): p for p in model.destinationParameterDefinitions()}
     report_key = next(k for k in dests if k.endswith("report"))
@@ -87,7 +87,7 @@ def test_model_runs_with_qgis_process(tmp_path):
 def test_model_in_the_toolbox_runs_five_days(alg_ready, tmp_path):
     """The model is listed under our provider, exposes the minimum matched days, and a run
     of 5 days validates (the validation step asked for 10 matched days before)."""
-    import processing
+    from qgis import processing
 
     models = [a for a in alg_ready.providerById("ssm").algorithms() if a.id().startswith("ssm:")
               and a.group() == "5 - Workflows"]
