@@ -81,7 +81,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                                                              type=DATETIME_DATE, optional=True))
         self.addParameter(enum_parameter(self.METHOD, self.tr("Method"),
                                          {m: self.tr(METHOD_TITLES.get(m, m)) for m in METHODS}, "anomaly"))
-        self.addParameter(number(self.WINDOW, self.tr("Window (days, centred on each day)"), number.Integer, 15,
+        self.addParameter(number(self.WINDOW, self.tr("Window (days, centred on each day)"), NUMBER_INTEGER, 15,
                                  minValue=1, maxValue=121))
         advanced = [
             number(self.MAX_GAP, self.tr("temporal: maximum distance to a clear day (days; 0 = half the window)"),

@@ -103,10 +103,10 @@ def day_range(day: dt.date):
 
 def set_day_range(layer, day: dt.date) -> None:
     """Make ``layer`` a temporal layer of ``day`` (see :func:`day_range`)."""
-    from qgis.core import QgsRasterLayerTemporalProperties
+    from .compat import RASTER_TEMPORAL_FIXED
 
     tp = layer.temporalProperties()
-    tp.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    tp.setMode(RASTER_TEMPORAL_FIXED)
     tp.setFixedTemporalRange(day_range(day))
     tp.setIsActive(True)
     layer.setCustomProperty(PROP_DAY, day.isoformat())
@@ -174,14 +174,16 @@ def load_layer_on_completion(context: QgsProcessingContext, layer, group: str, k
 def stations_csv_layer(path: str | Path, name: str):
     """The station CSV (``station_id, lon, lat, date, sm``) as a WGS84 point layer whose
     features are dated (the Temporal Controller shows each day's observations)."""
-    from qgis.core import QgsVectorLayer, QgsVectorLayerTemporalProperties
+    from qgis.core import QgsVectorLayer
+
+    from .compat import VECTOR_TEMPORAL_INSTANT_FIELD
 
     uri = (f"{Path(path).resolve().as_uri()}?type=csv&delimiter=,&xField=lon&yField=lat&crs=EPSG:4326"
            "&detectTypes=yes&geomType=point")
     layer = QgsVectorLayer(uri, name, "delimitedtext")
     if layer.isValid() and layer.fields().indexOf("date") >= 0:
         tp = layer.temporalProperties()
-        tp.setMode(QgsVectorLayerTemporalProperties.ModeFeatureDateTimeInstantFromField)
+        tp.setMode(VECTOR_TEMPORAL_INSTANT_FIELD)
         tp.setStartField("date")
         tp.setIsActive(True)
     return layer

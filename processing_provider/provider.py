@@ -71,5 +71,5 @@ def example_models() -> list[QgsProcessingModelAlgorithm]:
             model.setSourceFilePath(str(path))
             found.append(model)
         else:  # pragma: no cover - a broken file must not hide the tools
-            QgsMessageLog.logMessage(f"Cannot load the model {path.name}", "SSM downscaling", Qgis.Warning)
+            QgsMessageLog.logMessage(f"Cannot load the model {path.name}", "SSM downscaling", Qgis.MessageLevel.Warning)
     return found

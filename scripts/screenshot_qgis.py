@@ -61,7 +61,9 @@ def setup() -> None:
             plugin.temporal._last = None
             plugin.temporal.update()
         if isinstance(nav, QgsTemporalNavigationObject):
-            nav.setNavigationMode(QgsTemporalNavigationObject.Animated)
+            from ssm_downscaling.processing_provider.compat import NAV_ANIMATED
+
+            nav.setNavigationMode(NAV_ANIMATED)
         dock.go_to(day)
         # the dock's own layer would duplicate the run's group: hide it, keep the pick on the run
         root = QgsProject.instance().layerTreeRoot()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from qgis.core import QgsDateTimeRange, QgsInterval, QgsProject, QgsTemporalNavigationObject, QgsUnitTypes
+from qgis.core import QgsDateTimeRange, QgsInterval, QgsProject, QgsTemporalNavigationObject
 from qgis.PyQt.QtCore import QDate, QDateTime, QObject, QTime, QTimer
 
+from ..processing_provider.compat import TEMPORAL_DAYS
 from ..processing_provider.outputs import PROP_DAY
 
 
@@ -55,7 +56,7 @@ class TemporalSync(QObject):
         nav = self.iface.mapCanvas().temporalController() if self.iface is not None else None
         if isinstance(nav, QgsTemporalNavigationObject):
             nav.setTemporalExtents(rng)
-            nav.setFrameDuration(QgsInterval(1, QgsUnitTypes.TemporalUnit.TemporalDays))
+            nav.setFrameDuration(QgsInterval(1, TEMPORAL_DAYS))
         return rng
 
     def disconnect_all(self) -> None:

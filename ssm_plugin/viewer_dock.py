@@ -24,6 +24,7 @@ from qgis.PyQt.QtWidgets import QDockWidget, QLabel
 
 from ..core.errors import SsmError
 from ..core.series import DailySeries
+from ..processing_provider.compat import NAV_OFF as _NAV_OFF
 from ..processing_provider.outputs import set_day_range, stations_csv_layer
 from . import styling
 from .summary import day_summary
@@ -31,14 +32,6 @@ from .summary import day_summary
 log = logging.getLogger("ssm_downscaling.viewer")
 FORM_CLASS, _ = uic.loadUiType(str(Path(__file__).with_name("viewer_dock.ui")))
 GROUP_NAME = "Daily viewer"
-try:  # QGIS >= 3.24 has the scoped enum; 3.22 the one of the navigation object
-    from qgis.core import Qgis
-
-    _NAV_OFF = Qgis.TemporalNavigationMode.Disabled
-except AttributeError:  # pragma: no cover - depends on the QGIS version
-    from qgis.core import QgsTemporalNavigationObject
-
-    _NAV_OFF = QgsTemporalNavigationObject.NavigationOff
 
 try:  # matplotlib ships with QGIS on every platform, but do not fail without it
     import matplotlib.dates as mdates

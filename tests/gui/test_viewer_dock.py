@@ -215,8 +215,10 @@ def test_station_observations_plotted_with_the_pixel(dock, series, tmp_path):
 
 
 def test_follows_and_drives_the_temporal_controller(qgis_iface, qgis_new_project, series):
-    from qgis.core import QgsDateTimeRange, QgsInterval, QgsTemporalNavigationObject, QgsUnitTypes
+    from qgis.core import QgsDateTimeRange, QgsInterval, QgsTemporalNavigationObject
     from qgis.PyQt.QtCore import QDate, QDateTime, QTime
+
+    from ssm_downscaling.processing_provider.compat import NAV_ANIMATED, TEMPORAL_DAYS
 
     ssm, _, _, _ = series
     canvas = qgis_iface.mapCanvas()
@@ -224,8 +226,8 @@ def test_follows_and_drives_the_temporal_controller(qgis_iface, qgis_new_project
     canvas.setTemporalController(nav)
     start = QDateTime(QDate(2019, 6, 1), QTime(0, 0))
     nav.setTemporalExtents(QgsDateTimeRange(start, start.addDays(6)))
-    nav.setFrameDuration(QgsInterval(1, QgsUnitTypes.TemporalDays))
-    nav.setNavigationMode(QgsTemporalNavigationObject.Animated)
+    nav.setFrameDuration(QgsInterval(1, TEMPORAL_DAYS))
+    nav.setNavigationMode(NAV_ANIMATED)
     d = ViewerDock(qgis_iface)
     try:
         d.set_product_folder(str(ssm))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from qgis.core import QgsProcessingContext, QgsProcessingParameterDefinition, QgsProcessingParameterNumber
+from qgis.core import QgsProcessingContext, QgsProcessingParameterNumber
+
+from ssm_downscaling.processing_provider.compat import FLAG_OPTIONAL, NUMBER_DOUBLE
 
 ALGS = ("ssm:samplescene", "ssm:gapfilllst", "ssm:downscalessm", "ssm:validatestations")
 
@@ -26,10 +28,10 @@ def test_help_uses_labels_and_has_a_url(alg_ready, alg_id):
 def test_doubles_have_few_decimals_and_defaults_are_not_optional(alg_ready, alg_id):
     alg = alg_ready.algorithmById(alg_id)
     for d in alg.parameterDefinitions():
-        if isinstance(d, QgsProcessingParameterNumber) and d.dataType() == QgsProcessingParameterNumber.Double:
+        if isinstance(d, QgsProcessingParameterNumber) and d.dataType() == NUMBER_DOUBLE:
             assert 1 <= d.metadata()["widget_wrapper"]["decimals"] <= 3, d.name()
         if d.defaultValue() is not None and not d.isDestination() and d.type() in ("number", "enum", "boolean"):
-            assert not d.flags() & QgsProcessingParameterDefinition.FlagOptional, d.name()
+            assert not d.flags() & FLAG_OPTIONAL, d.name()
 
 
 def test_the_downscaler_still_reads_minus_one_as_estimate(alg_ready):
