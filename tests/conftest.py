@@ -6,7 +6,7 @@ import gc
 from pathlib import Path
 
 import pytest
-from ssm_testing import SHARED_DATA
+from ssm_testing import SHARED_DATA, ensure_provider
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,6 @@ def shared_data() -> Path:
 
 
 ALGORITHMS = ("ssm:samplescene", "ssm:gapfilllst", "ssm:downscalessm", "ssm:validatestations")
-_KEEP: list = []  # the provider's Python object must outlive its use by the registry
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +25,11 @@ def alg_ready(qgis_app, qgis_processing):
     """The processing registry with the plugin's provider and all its algorithms; every layer
     a run asked Processing to load is released before QGIS shuts down (layers
     garbage-collected after ``exitQgis`` crash the interpreter at exit)."""
-    from qgis.core import QgsApplication, QgsProject
+    from qgis.core import QgsProject
 
     from ssm_downscaling.processing_provider.outputs import RunGroupPostProcessor
-    from ssm_downscaling.processing_provider.provider import SsmProvider
 
-    reg = QgsApplication.processingRegistry()
-    if reg.providerById("ssm") is None:
-        _KEEP.append(SsmProvider())
-        assert reg.addProvider(_KEEP[-1])
+    reg = ensure_provider()
     missing = [a for a in ALGORITHMS if reg.algorithmById(a) is None]
     assert not missing, f"algorithms not loaded: {missing}"
     yield reg

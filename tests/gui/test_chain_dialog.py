@@ -32,6 +32,9 @@ def wait(dialog: ChainDialog, timeout: float = 600) -> tuple[bool, str]:
 
 
 def test_runs_the_chain_in_the_background(alg_ready, qgis_iface, qgis_new_project, scene, tmp_path):
+    from ssm_testing import ensure_provider
+
+    ensure_provider()
     d = ChainDialog()
     d.set_inputs(scene_inputs(scene, tmp_path / "chain"))
     d.method.setCurrentIndex(3)  # bilinear: fast

@@ -30,7 +30,9 @@ def scene(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def provider(alg_ready):
-    yield alg_ready
+    from ssm_testing import ensure_provider
+
+    yield ensure_provider()
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()
 
