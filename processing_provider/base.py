@@ -138,9 +138,10 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         labels.update({o.name(): o.description() for o in self.outputDefinitions()})
         if not labels:
             return self.tr(self.HELP)
-        pattern = re.compile(r"(?<![\w/.-])(" + "|".join(sorted(map(re.escape, labels), key=len, reverse=True))
-                             + r")(?![\w/-])")
-        return pattern.sub(lambda m: f"“{labels[m.group(1)]}”", self.tr(self.HELP))
+        names = "|".join(sorted(map(re.escape, labels), key=len, reverse=True))
+        text = re.sub(r"\s*\((?:" + names + r")\)", "", self.tr(self.HELP))  # "<b>Method</b> (METHOD)"
+        pattern = re.compile(r"(?<![\w/.-])(" + names + r")(?![\w/-])")
+        return pattern.sub(lambda m: f"“{labels[m.group(1)]}”", text)
 
     def helpUrl(self) -> str:
         """The tool's section of the README (the dialog's Help button)."""

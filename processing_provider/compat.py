@@ -56,6 +56,7 @@ def field_type(kind: str):
     # Qt5 numbers QVariant::Type as QMetaType::Type; QGIS < 3.38 accepts only the former
     return QVariant.Type(int(types[kind]))  # noqa: QGS402
 
+
 #: temporal modes and units (moved into ``Qgis`` in QGIS 3.24-3.30)
 RASTER_TEMPORAL_FIXED = qgis_enum("Qgis.RasterTemporalMode.FixedTemporalRange",
                                   "QgsRasterLayerTemporalProperties.TemporalMode.ModeFixedTemporalRange")
