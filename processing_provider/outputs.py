@@ -156,6 +156,7 @@ def load_series_on_completion(context: QgsProcessingContext, files: Sequence[str
         day = date_from_name(f.name)
         name = f"{series_name} {day}" if day else f.stem
         details = QgsProcessingContext.LayerDetails(name, context.project(), name)
+        details.forceName = True  # not the file name, whatever Processing's settings say
         details.setPostProcessor(RunGroupPostProcessor.create(group, series_name, kind, day))
         context.addLayerToLoadOnCompletion(str(f), details)
     return len(files)
@@ -167,6 +168,7 @@ def load_layer_on_completion(context: QgsProcessingContext, layer, group: str, k
         return
     context.temporaryLayerStore().addMapLayer(layer)
     details = QgsProcessingContext.LayerDetails(layer.name(), context.project(), layer.name())
+    details.forceName = True
     details.setPostProcessor(RunGroupPostProcessor.create(group, None, kind))
     context.addLayerToLoadOnCompletion(layer.id(), details)
 
@@ -260,5 +262,9 @@ class RunGroupPostProcessor(QgsProcessingLayerPostProcessorInterface):
                 if other is not None and int(other) <= rank:
                     position += 1
             clone.setCustomProperty("ssm_downscaling/rank", rank)
+        if self.day is not None:
+            clone.setExpanded(False)  # days of a series: no legend each
         target.insertChildNode(position, clone)
         node.parent().removeChildNode(node)
+        if self.series:
+            target.setExpanded(False)
