@@ -163,8 +163,10 @@ def load_series_on_completion(context: QgsProcessingContext, files: Sequence[str
 
 
 def load_layer_on_completion(context: QgsProcessingContext, layer, group: str, kind: str) -> None:
-    """Ask Processing to load an already opened layer (not a daily series) into ``group``."""
-    if not layer.isValid():
+    """Ask Processing to load an already opened layer (not a daily series) into ``group``
+    (inside a model, not when it is an intermediate output in the temporary folder)."""
+    source = layer.source().split("?")[0].split("|")[0].replace("file://", "")
+    if not layer.isValid() or (in_model(context) and is_temporary(source)):
         return
     context.temporaryLayerStore().addMapLayer(layer)
     details = QgsProcessingContext.LayerDetails(layer.name(), context.project(), layer.name())

@@ -104,3 +104,33 @@ def test_model_in_the_toolbox_runs_five_days(alg_ready, tmp_path):
     assert Path(res[report_key]).exists()
     layer = QgsVectorLayer(res[stations_key], "stations", "ogr")
     assert layer.isValid() and layer.featureCount() >= 1
+
+
+def test_model_run_loads_only_its_outputs_in_one_group(alg_ready, tmp_path):
+    """A model run used to load six intermediate layers from temporary folders, ungrouped;
+    now only the model's outputs, in a group named after the model, stations on top."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
+
+    model = next(a for a in alg_ready.providerById("ssm").algorithms() if a.group() == "5 - Workflows").create()
+    dests = {p.name() for p in model.destinationParameterDefinitions()}
+    key = {k.rsplit(":", 1)[-1]: k for k in dests}
+    params = {"size_km": 72, "days": 5, "seed": 2, key["ssm_1km"]: str(tmp_path / "ssm"),
+              key["report"]: str(tmp_path / "report.html"),
+              # as the dialog passes it with "Open output file after running" ticked
+              key["stations"]: QgsProcessingOutputLayerDefinition(str(tmp_path / "stations.gpkg"), QgsProject.instance())}
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    try:
+        processing.run(model, params, context=context)
+        loaded = list(context.layersToLoadOnCompletion())
+        assert all(str(tmp_path) in p for p in loaded), loaded  # nothing from temporary folders
+        assert handleAlgorithmResults(model, context, parameters=params)
+        root = QgsProject.instance().layerTreeRoot()
+        group = root.findGroup(model.displayName())
+        assert group is not None
+        assert [c.name() for c in group.children()] == ["stations", "Soil moisture"]
+    finally:
+        QgsProject.instance().removeAllMapLayers()
+        QgsProject.instance().layerTreeRoot().removeAllChildren()
