@@ -5,6 +5,7 @@ project as after a toolbox run (grouped, styled, temporal)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from qgis.core import (
@@ -28,6 +29,7 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
+log = logging.getLogger("ssm_downscaling.chain")
 #: (key, label, storage mode, required) of the inputs, in the order shown
 FIELDS = (
     ("lst", "Clear-sky LST folder (K)", "dir", True),
@@ -122,7 +124,8 @@ class ChainDialog(QDialog):
         layout.addWidget(self.buttons)
         self.resize(620, 420)
         self._steps: list[tuple[str, str, dict]] = []
-        self._current = None  # (task, alg, context, feedback) of the running step
+        self._current = None  # (task, alg, context, feedback, title, parameters) of the running step
+        self._n_done = 0
         self._cancelled = False
 
     # inputs -----------------------------------------------------------------------------
@@ -175,12 +178,37 @@ class ChainDialog(QDialog):
         context = QgsProcessingContext()
         context.setProject(QgsProject.instance())
         feedback = QgsProcessingFeedback()
-        feedback.progressChanged.connect(lambda p: self.progress.setValue(int((100 * n_done + p) / 3)))
+        # progress comes from the task's thread: a bound method of this dialog is called
+        # (queued) in the GUI thread, where widgets may be touched
+        self._n_done = n_done
+        feedback.progressChanged.connect(self._step_progress)
         self.status.setText(self.tr(f"Step {n_done + 1} of 3: {title}…"))
         task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
-        task.executed.connect(lambda ok, results: self._step_done(ok, title, alg, context, feedback, params))
-        self._current = (task, alg, context, feedback)
+        # taskCompleted/taskTerminated carry no arguments: "executed" carries the results map,
+        # which PyQt cannot always convert (an abort on QGIS 3.44)
+        task.taskCompleted.connect(self._task_completed)
+        task.taskTerminated.connect(self._task_terminated)
+        self._current = (task, alg, context, feedback, title, params)
         QgsApplication.taskManager().addTask(task)
+
+    def _step_progress(self, percent: float) -> None:
+        self.progress.setValue(int((100 * self._n_done + percent) / 3))
+
+    def _task_completed(self) -> None:
+        self._task_executed(True)
+
+    def _task_terminated(self) -> None:
+        self._task_executed(False)
+
+    def _task_executed(self, ok: bool) -> None:
+        if self._current is None:
+            return
+        _task, alg, context, feedback, title, params = self._current
+        try:
+            self._step_done(ok, title, alg, context, feedback, params)
+        except Exception as exc:  # a slot must not raise (PyQt aborts)
+            log.exception("after %s", title)
+            self._done(False, self.tr(f"{title}: {exc}"))
 
     def _step_done(self, ok: bool, title: str, alg, context, feedback, params) -> None:
         self._current = None
@@ -194,6 +222,9 @@ class ChainDialog(QDialog):
             handleAlgorithmResults(alg, context, feedback, parameters=params)
         except ImportError:  # pragma: no cover - Processing plugin disabled
             pass
+        except Exception as exc:  # a slot must not raise (PyQt aborts): say it and go on
+            log.exception("loading the results of %s", title)
+            self.status.setText(self.tr(f"{title}: the results could not be opened ({exc})"))
         self._next()
 
     def _done(self, ok: bool, message: str) -> None:

@@ -48,3 +48,17 @@ def ensure_provider():
         _KEEP.append(SsmProvider())
         assert reg.addProvider(_KEEP[-1])
     return reg
+
+
+def handle_results(alg, context, feedback=None, parameters=None) -> bool:
+    """Load a run's results into the project as the toolbox does (Processing's
+    ``handleAlgorithmResults``), without the GUI: QGIS >= 3.32 also hands the results to
+    ``iface.layerTreeView()``, which pytest-qgis's iface stands in for with a mock."""
+    from processing.gui import Postprocessing
+
+    saved = getattr(Postprocessing, "iface", None)
+    Postprocessing.iface = None
+    try:
+        return Postprocessing.handleAlgorithmResults(alg, context, feedback, parameters=parameters or {})
+    finally:
+        Postprocessing.iface = saved

@@ -31,10 +31,12 @@ def wait(dialog: ChainDialog, timeout: float = 600) -> tuple[bool, str]:
     return result[0]
 
 
-def test_runs_the_chain_in_the_background(alg_ready, qgis_iface, qgis_new_project, scene, tmp_path):
+def test_runs_the_chain_in_the_background(alg_ready, qgis_iface, qgis_new_project, scene, tmp_path, monkeypatch):
+    from processing.gui import Postprocessing
     from ssm_testing import ensure_provider
 
     ensure_provider()
+    monkeypatch.setattr(Postprocessing, "iface", None, raising=False)  # pytest-qgis's iface is a mock there
     d = ChainDialog()
     d.set_inputs(scene_inputs(scene, tmp_path / "chain"))
     d.method.setCurrentIndex(3)  # bilinear: fast

@@ -39,16 +39,16 @@ def provider(alg_ready):
 
 def run_and_load(alg_id: str, params: dict) -> dict:
     """Run as the toolbox does: results loaded into the current project by Processing."""
-    from processing.gui.Postprocessing import handleAlgorithmResults
     from qgis import processing
     from qgis.core import QgsApplication
+    from ssm_testing import handle_results
 
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
     feedback = QgsProcessingFeedback()
     res = processing.run(alg_id, params, context=context, feedback=feedback)
     alg = QgsApplication.processingRegistry().algorithmById(alg_id)
-    assert handleAlgorithmResults(alg, context, feedback, parameters=params)
+    assert handle_results(alg, context, feedback, params)
     return res
 
 

@@ -109,9 +109,9 @@ def test_model_in_the_toolbox_runs_five_days(alg_ready, tmp_path):
 def test_model_run_loads_only_its_outputs_in_one_group(alg_ready, tmp_path):
     """A model run used to load six intermediate layers from temporary folders, ungrouped;
     now only the model's outputs, in a group named after the model, stations on top."""
-    from processing.gui.Postprocessing import handleAlgorithmResults
     from qgis import processing
     from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
+    from ssm_testing import handle_results
 
     model = next(a for a in alg_ready.providerById("ssm").algorithms() if a.group() == "5 - Workflows").create()
     dests = {p.name() for p in model.destinationParameterDefinitions()}
@@ -126,7 +126,7 @@ def test_model_run_loads_only_its_outputs_in_one_group(alg_ready, tmp_path):
         processing.run(model, params, context=context)
         loaded = list(context.layersToLoadOnCompletion())
         assert all(str(tmp_path) in p for p in loaded), loaded  # nothing from temporary folders
-        assert handleAlgorithmResults(model, context, parameters=params)
+        assert handle_results(model, context, None, params)
         root = QgsProject.instance().layerTreeRoot()
         group = root.findGroup(model.displayName())
         assert group is not None
