@@ -21,7 +21,7 @@ DEMO_OUT ?= $(BUILD)/demo
 BENCH_OUT ?= $(ROOT)/benchmarks/results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-core test-qgis test-qgis344 lint demo demo-real bench bench-scene bench-lst bench-ssm bench-validation package clean
+.PHONY: setup test test-core test-qgis test-qgis344 lint demo demo-real screenshot bench bench-scene bench-lst bench-ssm bench-validation package clean
 
 setup:
 	@scripts/setup.sh
@@ -54,6 +54,10 @@ demo: setup
 ## the real sample files (../shared/data) imported through ssm:importproduct, the chain where they allow, a map
 demo-real: setup
 	$(PY) scripts/demo_real.py --out $(BUILD)/demo-real
+
+## the desktop under Xvfb with the plugin and the demo project (make demo first): docs/screenshot.png
+screenshot: setup
+	$(PY) scripts/screenshot.py --project $(DEMO_OUT)/demo.qgz --out $(ROOT)/docs/screenshot.png
 
 ## accuracy and speed benchmarks: tables on stdout, JSON/CSV under benchmarks/results
 bench: bench-scene bench-lst bench-ssm bench-validation

@@ -15,12 +15,25 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .base import SsmAlgorithm
-from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, NUMBER_DOUBLE, NUMBER_INTEGER
+from .base import SsmAlgorithm, enum_parameter
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
+from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
-METHODS = ["gwr", "forest", "dispatch", "bilinear"]
-KERNELS = ["gaussian", "bisquare"]
-RESIDUALS = ["auto", "interp", "smooth", "cell", "none"]
+#: enum choices: key (used in scripts and models) -> label shown in the dialog
+METHODS = {
+    "gwr": "Geographically weighted regression (GWR)",
+    "forest": "Random forest",
+    "dispatch": "DisPATCh (soil evaporative efficiency)",
+    "bilinear": "Bilinear interpolation (baseline)",
+}
+KERNELS = {"gaussian": "Gaussian", "bisquare": "Bisquare"}
+RESIDUALS = {
+    "auto": "Automatic (by method)",
+    "interp": "Interpolated between cells, exact cell means",
+    "smooth": "Smooth field, exact cell means",
+    "cell": "Constant per cell",
+    "none": "None (the model alone)",
+}
 
 HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AMSR2 or ESA CCI at 25-36 km, any grid and CRS) to a 1 km daily product, in all weather, with a flag and an uncertainty layer per day.
 
@@ -32,7 +45,7 @@ HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AM
 <li><b>bilinear</b>: the coarse field interpolated bilinearly between cell centres (the baseline). No uncertainty layer, no residual correction.</li>
 </ul>
 <b>Residual correction</b> (gwr, forest, dispatch): the 1 km field is corrected so that, in every coarse cell with a retrieval, the mean of its valid 1 km pixels equals the coarse value. RESIDUAL "interp": the coarse residuals (coarse value minus the cell mean of the model) are interpolated bilinearly between cell centres, then shifted per cell to make the means exact; "smooth": a correction field solved to be smooth across cell edges and exact per cell (it amplifies cell-to-cell noise of the coarse product); "cell": a constant per cell; "none": no correction (the model alone); "auto": interp for gwr and forest, cell for dispatch, none for bilinear.
-<b>Scale transfer</b> (gwr, forest): a relation fitted between 36 km cells is steeper than the one between 1 km pixels of a cell (inside a cell the predictors also vary with terrain, vegetation and noise that soil moisture does not follow), so the 1 km within-cell anomalies of the model are scaled by a gain k in 0..1, keeping cell means. With ANOMALY_GAIN = -1 (default) k is estimated from the coarse data one scale up: the same method is fitted between 2 x 2 blocks of coarse cells and k is the slope of the observed within-block anomalies of the coarse soil moisture on the predicted ones (logged, and listed in the coverage table). 1 keeps the model's anomalies unchanged. The within-cell anomalies are also averaged over the days within +/- ANOMALY_DAYS (default 1; 0 = each day alone): the persistent part of a cell's pattern (soil, terrain, vegetation) adds up, the model's day-to-day noise averages down; each day keeps its own cell means.
+<b>Scale transfer</b> (gwr, forest): a relation fitted between 36 km cells is steeper than the one between 1 km pixels of a cell (inside a cell the predictors also vary with terrain, vegetation and noise that soil moisture does not follow), so the 1 km within-cell anomalies of the model are scaled by a gain k in 0..1, keeping cell means. With ANOMALY_GAIN empty (default; -1 also works) k is estimated from the coarse data one scale up: the same method is fitted between 2 x 2 blocks of coarse cells and k is the slope of the observed within-block anomalies of the coarse soil moisture on the predicted ones (logged, and listed in the coverage table). 1 keeps the model's anomalies unchanged. The within-cell anomalies are also averaged over the days within +/- ANOMALY_DAYS (default 1; 0 = each day alone): the persistent part of a cell's pattern (soil, terrain, vegetation) adds up, the model's day-to-day noise averages down; each day keeps its own cell means.
 <b>Seams</b>: where the coarse value is missing that day (between swaths), the model is applied without the local residual, adding instead the same cell's residual interpolated from the nearest days with a retrieval (within SEAM_DAYS days; none when there is none). dispatch and bilinear use the cell's coarse value interpolated in time, else the nearest observed cell.
 Values are clipped to MIN_SSM..MAX_SSM (the clipped amount is redistributed within the cell, keeping its mean); pixels where a predictor is missing (water, nodata) get no estimate.
 
@@ -44,6 +57,7 @@ Values are clipped to MIN_SSM..MAX_SSM (the clipped amount is redistributed with
 class DownscaleSsmAlgorithm(SsmAlgorithm):
     NAME = "downscalessm"
     DISPLAY_NAME = "Downscale soil moisture"
+    GROUP = "3 - Soil moisture"
     TAGS = "soil moisture,downscaling,GWR,geographically weighted regression,random forest,DisPATCh,SMAP,AMSR2,1 km,seam"
     HELP = HELP
 
@@ -95,24 +109,23 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
                                                              type=DATETIME_DATE, optional=True))
-        method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=METHODS, defaultValue="gwr")
-        method.setUsesStaticStrings(True)
-        self.addParameter(method)
+        self.addParameter(self._enum(self.METHOD, "Method", METHODS, "gwr"))
 
         advanced = [
             QgsProcessingParameterFile(self.INPUT_LST_DIFF, self.tr("Day-night LST difference folder (K, extra GWR/forest predictor)"),
                                        behavior=folder, optional=True),
             self._enum(self.KERNEL, "GWR kernel", KERNELS, "gaussian"),
-            QgsProcessingParameterNumber(self.BANDWIDTH_KM, self.tr("GWR bandwidth (km; 0 = choose by AICc)"),
-                                         NUMBER_DOUBLE, 0.0, minValue=0.0),
+            QgsProcessingParameterNumber(self.BANDWIDTH_KM, self.tr("GWR bandwidth (km; empty = choose by AICc)"),
+                                         NUMBER_DOUBLE, None, optional=True, minValue=0.0),
             QgsProcessingParameterNumber(self.POOL_DAYS, self.tr("Pool +/- days into each fit (gwr, forest)"),
                                          NUMBER_INTEGER, 0, minValue=0, maxValue=15),
             QgsProcessingParameterNumber(self.SEAM_DAYS, self.tr("Borrow seam residuals from up to this many days away"),
                                          NUMBER_INTEGER, 7, minValue=0, maxValue=60),
             self._enum(self.RESIDUAL, "Residual correction", RESIDUALS, "auto"),
             QgsProcessingParameterNumber(self.ANOMALY_GAIN,
-                                         self.tr("Within-cell anomaly gain (gwr, forest; -1 = estimate from the data)"),
-                                         NUMBER_DOUBLE, -1.0, minValue=-1.0, maxValue=2.0),
+                                         self.tr("Within-cell anomaly gain (gwr, forest; empty = estimate from the data)"),
+                                         NUMBER_DOUBLE, None, optional=True, minValue=-1.0,
+                                         maxValue=2.0),
             QgsProcessingParameterNumber(self.ANOMALY_DAYS,
                                          self.tr("Average within-cell patterns over +/- days (gwr, forest)"),
                                          NUMBER_INTEGER, 1, minValue=0, maxValue=15),
@@ -130,8 +143,8 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             QgsProcessingParameterNumber(self.MAX_SSM, self.tr("Maximum soil moisture (m³/m³)"),
                                          NUMBER_DOUBLE, 0.6, minValue=0.0, maxValue=1.0),
         ]
-        for p in advanced:  # optional with defaults: models saved before a new option appeared keep working
-            p.setFlags(p.flags() | FLAG_ADVANCED | FLAG_OPTIONAL)
+        for p in advanced:  # defaults also apply to models saved before a new option appeared
+            p.setFlags(p.flags() | FLAG_ADVANCED)
             self.addParameter(p)
 
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_SSM, self.tr("1 km soil moisture")))
@@ -143,10 +156,8 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SKIPPED_DAYS", self.tr("Days skipped")))
         self.addOutput(QgsProcessingOutputNumber("MEAN_COVERAGE", self.tr("Mean % of land pixels with an estimate")))
 
-    def _enum(self, name: str, label: str, options: list[str], default: str) -> QgsProcessingParameterEnum:
-        p = QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default)
-        p.setUsesStaticStrings(True)
-        return p
+    def _enum(self, name: str, label: str, choices: dict[str, str], default: str) -> QgsProcessingParameterEnum:
+        return enum_parameter(name, self.tr(label), {k: self.tr(v) for k, v in choices.items()}, default)
 
     def _layer_path(self, parameters, name, context) -> str | None:
         return self.raster_path(parameters, name, context)
@@ -163,14 +174,18 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         dem = self._layer_path(parameters, self.INPUT_DEM, context)
         reference = self._layer_path(parameters, self.REFERENCE, context)
         start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
-        method = self.parameterAsEnumString(parameters, self.METHOD, context) or "gwr"
-        kernel = self.parameterAsEnumString(parameters, self.KERNEL, context) or "gaussian"
-        residual = self.parameterAsEnumString(parameters, self.RESIDUAL, context) or "auto"
+        method = self.parameter_enum(parameters, self.METHOD, context)
+        kernel = self.parameter_enum(parameters, self.KERNEL, context)
+        residual = self.parameter_enum(parameters, self.RESIDUAL, context)
         lo = self.parameterAsDouble(parameters, self.MIN_SSM, context)
         hi = self.parameterAsDouble(parameters, self.MAX_SSM, context)
         if not lo < hi:
             raise QgsProcessingException(self.tr(f"MIN_SSM ({lo}) must be below MAX_SSM ({hi})"))
-        gain = self.parameterAsDouble(parameters, self.ANOMALY_GAIN, context)
+        # empty (or the former -1) = estimate the gain; empty (or 0) bandwidth = AICc
+        gain = -1.0 if parameters.get(self.ANOMALY_GAIN) in (None, "") else \
+            self.parameterAsDouble(parameters, self.ANOMALY_GAIN, context)
+        bandwidth = 0.0 if parameters.get(self.BANDWIDTH_KM) in (None, "") else \
+            self.parameterAsDouble(parameters, self.BANDWIDTH_KM, context)
         out_ssm = self.parameterAsString(parameters, self.OUTPUT_SSM, context)
         out_flags = self.parameterAsString(parameters, self.OUTPUT_FLAGS, context)
         out_unc = self.parameterAsString(parameters, self.OUTPUT_UNCERTAINTY, context)
@@ -181,7 +196,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             summary = downscale_series(
                 ssm, lst, ndvi, albedo, out_ssm, out_flags, out_unc,
                 dem=dem, lst_flags=lst_flags, lst_diff=lst_diff, reference=reference, start=start, end=end,
-                method=method, kernel=kernel, bandwidth_km=self.parameterAsDouble(parameters, self.BANDWIDTH_KM, context),
+                method=method, kernel=kernel, bandwidth_km=bandwidth,
                 pool_days=self.parameterAsInt(parameters, self.POOL_DAYS, context),
                 seam_days=self.parameterAsInt(parameters, self.SEAM_DAYS, context),
                 n_trees=self.parameterAsInt(parameters, self.TREES, context),
@@ -196,10 +211,13 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         feedback.pushInfo(self.tr(
             f"{len(summary.days)} day(s) written to {out_ssm}; mean coverage of land pixels "
             f"{summary.mean_estimated_pct:.2f} %"))
-        if summary.days:
-            last = summary.days[-1]
-            self.load_raster_on_completion(context, summary.files["ssm"][-1], f"SSM {last}", "ssm")
-            self.load_raster_on_completion(context, summary.files["flags"][-1], f"SSM flags {last}", "ssm_flags")
+        group = run_group_name(context, self.tr("1 km soil moisture"), out_ssm)
+        for key, kind, title in (("ssm", "ssm", self.tr("Soil moisture")),
+                                 ("uncertainty", "ssm_uncertainty", self.tr("Uncertainty")),
+                                 ("flags", "ssm_flags", self.tr("Flags"))):
+            files = summary.files.get(key, [])
+            write_sidecars(files, kind)
+            load_series_on_completion(context, files, kind, group, title)
         return {
             self.OUTPUT_SSM: out_ssm,
             self.OUTPUT_FLAGS: out_flags,

@@ -6,16 +6,16 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.lst.options import METHODS
-from .base import SsmAlgorithm
-from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, NUMBER_DOUBLE, NUMBER_INTEGER
+from ..core.lst.options import METHOD_TITLES, METHODS
+from .base import SsmAlgorithm, enum_key, enum_parameter
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
+from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
 HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, K; no data under cloud), such as MODIS MOD11A1/MYD11A1, into an all-weather daily series, with a flag layer per day. Observed pixels are copied unchanged; filled values are clipped to MIN_LST..MAX_LST.
 
@@ -36,6 +36,8 @@ anomaly and background need the background folder; the window reads days before 
 class GapfillLstAlgorithm(SsmAlgorithm):
     NAME = "gapfilllst"
     DISPLAY_NAME = "Gap-fill land surface temperature"
+    GROUP = "2 - Land surface temperature"
+    GROUP_ID = "lst"
     TAGS = "LST,land surface temperature,gap filling,cloud,all-weather,MODIS,MOD11A1,ERA5,reanalysis,1 km"
     HELP = HELP
 
@@ -76,10 +78,8 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
                                                              type=DATETIME_DATE, optional=True))
-        method = QgsProcessingParameterEnum(self.METHOD, self.tr("Method"), options=list(METHODS),
-                                            defaultValue="anomaly")
-        method.setUsesStaticStrings(True)
-        self.addParameter(method)
+        self.addParameter(enum_parameter(self.METHOD, self.tr("Method"),
+                                         {m: self.tr(METHOD_TITLES.get(m, m)) for m in METHODS}, "anomaly"))
         self.addParameter(number(self.WINDOW, self.tr("Window (days, centred on each day)"), NUMBER_INTEGER, 15,
                                  minValue=1, maxValue=121))
         advanced = [
@@ -110,8 +110,8 @@ class GapfillLstAlgorithm(SsmAlgorithm):
             number(self.MAX_LST, self.tr("Maximum filled LST (K)"), NUMBER_DOUBLE, 350.0, minValue=0.0),
         ]
         for p in advanced:
-            # optional with defaults: saved models stay valid when options are added
-            p.setFlags(p.flags() | FLAG_ADVANCED | FLAG_OPTIONAL)
+            # not "optional": they have defaults, which also apply to saved models that lack them
+            p.setFlags(p.flags() | FLAG_ADVANCED)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_LST, self.tr("All-weather LST")))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FLAGS, self.tr("LST flags")))
@@ -122,13 +122,9 @@ class GapfillLstAlgorithm(SsmAlgorithm):
 
     # -------------------------------------------------------------------------------
     def checkParameterValues(self, parameters, context):
-        method = parameters.get(self.METHOD)
-        if isinstance(method, int) and 0 <= method < len(METHODS):
-            method = METHODS[method]
-        if method in (None, ""):
-            method = "anomaly"
-        if method not in METHODS:
-            return False, self.tr(f"METHOD: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        method = enum_key(self.parameterDefinition(self.METHOD), parameters.get(self.METHOD))
+        if method is None:
+            return False, self._enum_error(self.parameterDefinition(self.METHOD), parameters.get(self.METHOD))
         if method in ("anomaly", "background") and parameters.get(self.INPUT_BACKGROUND) in (None, ""):
             return False, self.tr(f"INPUT_BACKGROUND: the {method} method needs an all-weather background LST folder")
         lo, hi = parameters.get(self.MIN_LST), parameters.get(self.MAX_LST)
@@ -152,7 +148,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         ndvi = self.parameter_path(parameters, self.INPUT_NDVI, context, optional=True)
         dem = self.raster_path(parameters, self.INPUT_DEM, context)
         start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
-        method = self.parameterAsEnumString(parameters, self.METHOD, context) or "anomaly"
+        method = self.parameter_enum(parameters, self.METHOD, context)
         max_gap = self.parameterAsInt(parameters, self.MAX_GAP, context)
         lapse = self._optional_number(parameters, self.LAPSE_RATE, context)
         cloudy_lapse = self.parameterAsDouble(parameters, self.CLOUDY_LAPSE_RATE, context)
@@ -179,11 +175,11 @@ class GapfillLstAlgorithm(SsmAlgorithm):
             feedback.pushInfo(self.tr(f"Method {method}, window {options.window} day(s); output grid: the LST's"))
             summary = gapfill_series(lst, background, out_lst, out_flags, dem=dem, ndvi=ndvi, start=start, end=end,
                                      options=options, **self.progress_args(feedback))
-        if summary.lst_files:
-            last = summary.lst_files[-1]
-            day = last.stem.rsplit("_", 1)[-1]
-            self.load_raster_on_completion(context, last, f"LST {day}", "lst")
-            self.load_raster_on_completion(context, summary.flag_files[-1], f"LST flags {day}", "lst_flags")
+        write_sidecars(summary.lst_files, "lst")
+        write_sidecars(summary.flag_files, "lst_flags")
+        group = run_group_name(context, self.tr("All-weather LST"), out_lst)
+        load_series_on_completion(context, summary.lst_files, "lst", group, self.tr("LST"))
+        load_series_on_completion(context, summary.flag_files, "lst_flags", group, self.tr("LST flags"))
         return {
             self.OUTPUT_LST: out_lst,
             self.OUTPUT_FLAGS: out_flags,

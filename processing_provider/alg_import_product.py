@@ -23,7 +23,7 @@ from qgis.core import (
 
 from ..core.readers.products import PLATFORM_RULES, PRODUCTS, RESAMPLINGS
 from .base import SsmAlgorithm
-from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, SOURCE_FILE
+from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_FILE
 
 PRODUCT_KEYS = list(PRODUCTS)
 GRID_MODES = ["native", "reference", "extent"]
@@ -67,7 +67,7 @@ MODIS tiles of one day are mosaicked; Terra and Aqua files are kept apart or com
 class ImportProductAlgorithm(SsmAlgorithm):
     NAME = "importproduct"
     DISPLAY_NAME = "Import satellite or reanalysis product"
-    GROUP = "Inputs"
+    GROUP = "1 - Inputs"
     GROUP_ID = "inputs"
     TAGS = ("import,AMSR2,AMSR-E,LPRM,JAXA,SMAP,ESA CCI,C3S,MODIS,MOD11A1,MYD11A1,MOD13A2,MCD43A3,MOD09GA,"
             "ERA5,ERA-Interim,GLDAS,netCDF,HDF,GRIB,soil moisture,LST,NDVI,albedo")
@@ -105,30 +105,30 @@ class ImportProductAlgorithm(SsmAlgorithm):
                                                     optional=True))
         number = QgsProcessingParameterNumber
         self.addParameter(number(self.RESOLUTION, self.tr("Resolution in the target CRS's units (grid = extent)"),
-                                 number.Double, None, optional=True, minValue=0.0))
+                                 NUMBER_DOUBLE, None, optional=True, minValue=0.0))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label),
                                                              type=DATETIME_DATE, optional=True))
         advanced = [
             self._enum("LPRM_BAND", "LPRM: band (c1 6.9 GHz, c2 7.3 GHz, x 10.7 GHz)", LPRM_BANDS, "c1"),
             self._enum("PASS", "LPRM/JAXA: pass (any: descending first; D 01:30 night; A 13:30 day)", PASSES, "any"),
-            number("MAX_ERROR", self.tr("LPRM: maximum retrieval error (m3/m3; empty = keep all)"), number.Double,
+            number("MAX_ERROR", self.tr("LPRM: maximum retrieval error (m3/m3; empty = keep all)"), NUMBER_DOUBLE,
                    None, optional=True, minValue=0.0),
             QgsProcessingParameterBoolean("ESA_FLAG_ZERO_ONLY", self.tr("ESA CCI: only pixels with flag 0"), True),
             number("MAX_UNCERTAINTY", self.tr("ESA CCI: maximum sm_uncertainty (m3/m3; empty = keep all)"),
-                   number.Double, None, optional=True, minValue=0.0),
+                   NUMBER_DOUBLE, None, optional=True, minValue=0.0),
             self._enum("SMAP_OVERPASS", "SMAP: overpass (AM 06:00, PM 18:00)", SMAP_PASSES, "AM"),
             QgsProcessingParameterBoolean("SMAP_RECOMMENDED_ONLY", self.tr("SMAP: recommended quality only"), True),
             self._enum("GENERIC_UNITS", "Generic raster: units of its values", GENERIC_UNITS, "m3/m3"),
             QgsProcessingParameterBoolean("LST_NIGHT", self.tr("MODIS LST: night instead of day"), False),
             self._enum("LST_QC", "MODIS LST: quality (good only, or LST error at most 1/2/3 K)", LST_QC, "error_2k"),
             number("NDVI_MAX_RELIABILITY", self.tr("MOD13: worst pixel reliability kept (0 good, 1 marginal)"),
-                   number.Integer, 1, minValue=0, maxValue=1),
+                   NUMBER_INTEGER, 1, minValue=0, maxValue=1),
             QgsProcessingParameterBoolean("COMPOSITE_AS_DAILY",
                                           self.tr("MOD13: write each 16-day composite for every day it covers"), True),
             self._enum("ALBEDO_KIND", "MCD43A3: albedo (blue-sky blend, white-sky, black-sky)", ALBEDO_KINDS, "blue"),
             number("DIFFUSE_FRACTION", self.tr("MCD43A3: diffuse share of the irradiance for blue-sky albedo"),
-                   number.Double, 0.2, minValue=0.0, maxValue=1.0),
+                   NUMBER_DOUBLE, 0.2, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterBoolean("FULL_INVERSION_ONLY", self.tr("MCD43A3: full BRDF inversions only"), False),
             self._enum("MOD09_OUTPUT", "MOD09: output (NDVI or Liang 2001 shortwave albedo)", MOD09_OUTPUTS, "ndvi"),
             QgsProcessingParameterBoolean("CLOUD_MASK", self.tr("MOD09: keep clear pixels only (state bits)"), True),
@@ -137,11 +137,11 @@ class ImportProductAlgorithm(SsmAlgorithm):
             self._enum("REANALYSIS_VARIABLE", "Reanalysis: variable", REANALYSIS_VARIABLES, "skt"),
             self._enum("OVERPASS", "Reanalysis: overpass (Terra 10:30, Aqua 13:30 local solar time, or custom)",
                        OVERPASSES, "terra"),
-            number("OVERPASS_HOURS", self.tr("Reanalysis: custom overpass (local solar time, hours)"), number.Double,
+            number("OVERPASS_HOURS", self.tr("Reanalysis: custom overpass (local solar time, hours)"), NUMBER_DOUBLE,
                    10.5, minValue=0.0, maxValue=23.99),
             self._enum("TIME_METHOD", "Reanalysis: nearest step or linear in time", TIME_METHODS, "nearest"),
             number("MAX_GAP_HOURS", self.tr("Reanalysis: largest distance from the overpass to a step (hours)"),
-                   number.Double, 6.0, minValue=0.1, maxValue=48.0),
+                   NUMBER_DOUBLE, 6.0, minValue=0.1, maxValue=48.0),
             self._enum("RESAMPLING", "Resampling onto the target grid", list(RESAMPLINGS), "auto"),
             QgsProcessingParameterString("PREFIX", self.tr("Output file prefix (empty = the product's)"), "",
                                          optional=True),

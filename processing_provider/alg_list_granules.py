@@ -28,7 +28,7 @@ Products are given by name or number (PRODUCTS, several)."""
 class ListGranulesAlgorithm(SsmAlgorithm):
     NAME = "listgranules"
     DISPLAY_NAME = "List the product files for an extent and dates"
-    GROUP = "Inputs"
+    GROUP = "1 - Inputs"
     GROUP_ID = "inputs"
     TAGS = "download,granules,tiles,MODIS,h v,LPRM,ESA CCI,SMAP,ERA5,GLDAS,file list"
     HELP = HELP

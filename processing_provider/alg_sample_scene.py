@@ -12,17 +12,32 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QDate
 
 from ..core.scene import PLACES, SceneConfig, SceneError
-from .base import SsmAlgorithm
+from .base import SsmAlgorithm, enum_key, enum_parameter
 from .compat import DATETIME_DATE, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
+from .outputs import (
+    load_layer_on_completion,
+    load_series_on_completion,
+    run_group_name,
+    stations_csv_layer,
+    write_sidecars,
+)
 
 PLACE_NAMES = list(PLACES)
+#: labels of the places in the dialog (the keys are used in scripts and models)
+PLACE_TITLES = {
+    "tibet": "Tibetan Plateau (real terrain)",
+    "loess": "Loess Plateau",
+    "northeast": "Northeast China plain",
+    "south": "South China hills",
+    "china": "China-sized world",
+}
 
 HELP = """Creates a synthetic but physically reasoned sample scene with a known 1 km truth, written as the folders a real user would have, to try, test and benchmark the other tools (LST gap filling, soil-moisture downscaling, validation against stations).
 
@@ -39,7 +54,7 @@ inputs/ssm_coarse/ssm_coarse_YYYY-MM-DD.tif (m³/m³), inputs/lst/lst_YYYY-MM-DD
 class SampleSceneAlgorithm(SsmAlgorithm):
     NAME = "samplescene"
     DISPLAY_NAME = "Create sample scene"
-    GROUP = "Sample data"
+    GROUP = "1 - Sample data"
     GROUP_ID = "sampledata"
     TAGS = "sample,synthetic,test data,scene,soil moisture,LST,NDVI,stations,Tibet,benchmark"
     HELP = HELP
@@ -67,9 +82,8 @@ class SampleSceneAlgorithm(SsmAlgorithm):
     }
 
     def initAlgorithm(self, config=None) -> None:
-        place = QgsProcessingParameterEnum(self.PLACE, self.tr("Place"), options=PLACE_NAMES, defaultValue="tibet")
-        place.setUsesStaticStrings(True)
-        self.addParameter(place)
+        self.addParameter(enum_parameter(self.PLACE, self.tr("Place"),
+                                         {k: self.tr(PLACE_TITLES.get(k, k)) for k in PLACE_NAMES}, "tibet"))
         self.addParameter(QgsProcessingParameterNumber(self.SIZE_KM, self.tr("Size (km, width)"),
                                                        NUMBER_INTEGER, 360, minValue=1,
                                                        maxValue=20000))
@@ -108,7 +122,7 @@ class SampleSceneAlgorithm(SsmAlgorithm):
     def checkParameterValues(self, parameters, context):
         """Clear messages for nonsense values (before the generic range checks)."""
         place = parameters.get(self.PLACE)
-        if isinstance(place, str) and place.strip() and place.strip().lower() not in PLACES:
+        if place not in (None, "") and enum_key(self.parameterDefinition(self.PLACE), place) is None:
             return False, self.tr(f"PLACE: unknown place {place!r}; choose one of: {', '.join(PLACE_NAMES)}")
         for name, lo, what in ((self.SIZE_KM, 1, "the scene width must be at least 1 km"),
                                (self.DAYS, 1, "at least one day is needed"),
@@ -132,7 +146,7 @@ class SampleSceneAlgorithm(SsmAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         from ..core.scene import generate_scene
 
-        place = self.parameterAsEnumString(parameters, self.PLACE, context) or "tibet"
+        place = self.parameter_enum(parameters, self.PLACE, context)
         start = self.parameter_date(parameters, self.START_DATE, context) or dt.date(2019, 6, 1)
         out = self.parameterAsString(parameters, self.OUTPUT, context)
         if not out:
@@ -158,10 +172,16 @@ class SampleSceneAlgorithm(SsmAlgorithm):
             f"cloudiness {cfg.cloudiness:g}, {cfg.n_stations} station(s), seed {cfg.seed}"))
         with self.core_call(feedback):
             info = generate_scene(cfg, out, **self.progress_args(feedback))
-        first = info.dates[0]
-        self.load_raster_on_completion(context, info.paths["dem"], "Sample scene elevation")
-        self.load_raster_on_completion(context, Path(info.paths["truth_ssm"]) / f"ssm_{first.isoformat()}.tif",
-                                       f"True soil moisture {first}", "ssm")
+        series = {key: sorted(Path(info.paths[key]).glob("*.tif"))
+                  for key in ("ssm_coarse", "truth_ssm", "lst", "truth_lst")}
+        for key, kind in (("ssm_coarse", "ssm"), ("truth_ssm", "ssm"), ("lst", "lst"), ("truth_lst", "lst")):
+            write_sidecars(series[key], kind)
+        group = run_group_name(context, self.tr("Sample scene"), out)
+        load_layer_on_completion(context, stations_csv_layer(info.paths["stations"], self.tr("Stations (CSV)")),
+                                 group, "stations_csv")
+        load_series_on_completion(context, series["ssm_coarse"], "ssm", group, self.tr("Coarse soil moisture (36 km)"))
+        load_series_on_completion(context, series["truth_ssm"], "ssm", group, self.tr("True soil moisture (1 km)"))
+        load_layer_on_completion(context, QgsRasterLayer(str(info.paths["dem"]), self.tr("Elevation")), group, "dem")
         feedback.pushInfo(self.tr(
             f"Written to {info.out_dir}: mean cloud cover {info.scene['mean_cloud_cover']:.2f}, "
             f"{len(info.scene['seam_days'])} day(s) with swath seams, land {100 * info.scene['land_fraction']:.1f} %"))

@@ -16,7 +16,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -24,7 +23,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import STYLES, SsmAlgorithm, StylePostProcessor
+from .base import SsmAlgorithm, enum_parameter
 from .compat import (
     DATETIME_DATE,
     FAST_INSERT,
@@ -36,10 +35,15 @@ from .compat import (
     WKB_POINT,
     field_type,
 )
+from .outputs import RunGroupPostProcessor, run_group_name
 
 #: extra product slots after the main product
 EXTRA_PRODUCTS = 3
-FLAG_TYPES = ["auto", "ssm", "lst"]
+FLAG_TYPES = {
+    "auto": "Automatic (from the legend)",
+    "ssm": "Soil moisture flags (0/1 clear, 2/3 cloudy)",
+    "lst": "LST flags or cloud mask (0 clear, 1 cloudy)",
+}
 
 HELP = """Validates one to four daily soil moisture products against in-situ stations and reports, per station and product, the metrics of pytesmo (the QA4SM validation service): R (Pearson) with its p-value p_R, BIAS = mean(product) - mean(station), RMSD, urmsd (ubRMSD = sqrt(RMSD² - BIAS²)) and n_obs, with analytical 95 % confidence intervals for R (Fisher z), BIAS (Student t) and urmsd (chi-square), as pytesmo computes them; then their station mean and median, for all days and, when a flag folder is given, for clear-sky and cloudy days separately.
 
@@ -57,7 +61,7 @@ HELP = """Validates one to four daily soil moisture products against in-situ sta
 class ValidateStationsAlgorithm(SsmAlgorithm):
     NAME = "validatestations"
     DISPLAY_NAME = "Validate against stations"
-    GROUP = "Validation"
+    GROUP = "4 - Validation"
     GROUP_ID = "validation"
     TAGS = "validation,in-situ,ISMN,station,ubRMSD,RMSD,bias,correlation,pytesmo,QA4SM,soil moisture"
     HELP = HELP
@@ -86,7 +90,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
                                                      behavior=folder))
         self.addParameter(QgsProcessingParameterString(self.PRODUCT_NAME, self.tr("Product name"), optional=True))
         for k in range(2, EXTRA_PRODUCTS + 2):
-            self.addParameter(QgsProcessingParameterFile(f"PRODUCT_{k}", self.tr(f"Product {k} folder (optional)"),
+            self.addParameter(QgsProcessingParameterFile(f"PRODUCT_{k}", self.tr(f"Product {k} folder"),
                                                          behavior=folder, optional=True))
             self.addParameter(QgsProcessingParameterString(f"PRODUCT_{k}_NAME", self.tr(f"Product {k} name"),
                                                            optional=True))
@@ -98,11 +102,8 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
                                                      behavior=folder, optional=True))
         self.addParameter(QgsProcessingParameterFile(self.FLAGS, self.tr("Flag folder for clear-sky / cloudy split"),
                                                      behavior=folder, optional=True))
-        ft = QgsProcessingParameterEnum(self.FLAG_TYPE, self.tr("Flag type (auto, ssm: 0/1 clear 2/3 cloudy, "
-                                                                "lst: 0 clear 1 cloudy)"),
-                                        options=FLAG_TYPES, defaultValue="auto")
-        ft.setUsesStaticStrings(True)
-        self.addParameter(ft)
+        self.addParameter(enum_parameter(self.FLAG_TYPE, self.tr("Flag type"),
+                                         {k: self.tr(v) for k, v in FLAG_TYPES.items()}, "auto"))
         for name, label in ((self.START_DATE, "Start date"), (self.END_DATE, "End date")):
             self.addParameter(QgsProcessingParameterDateTime(name, self.tr(label), type=DATETIME_DATE,
                                                              optional=True))
@@ -187,7 +188,7 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
         products = self._products(parameters, context)
         stations = self._stations(parameters, context)
         flags = self.parameterAsFile(parameters, self.FLAGS, context) or None
-        flag_type = self.parameterAsEnumString(parameters, self.FLAG_TYPE, context) or "auto"
+        flag_type = self.parameter_enum(parameters, self.FLAG_TYPE, context)
         start, end = self.date_range(parameters, self.START_DATE, self.END_DATE, context)
         dmin = self.parameterAsDouble(parameters, self.DEPTH_MIN, context)
         dmax = self.parameterAsDouble(parameters, self.DEPTH_MAX, context)
@@ -233,7 +234,8 @@ class ValidateStationsAlgorithm(SsmAlgorithm):
         del sink
         if context.willLoadLayerOnCompletion(dest_id):
             details = context.layerToLoadOnCompletionDetails(dest_id)
-            details.setPostProcessor(StylePostProcessor.create(STYLES / "validation_stations.qml"))
+            group = run_group_name(context, self.tr("Validation"), Path(html_path).stem)
+            details.setPostProcessor(RunGroupPostProcessor.create(group, None, "validation_stations"))
         feedback.setProgress(100)
 
         main = result.comparison.average(result.main)

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import re
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,17 +21,68 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingLayerPostProcessorInterface,
-    QgsRasterLayer,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, SsmError
+from .compat import NUMBER_DOUBLE
 
 LOGGER_NAME = "ssm_downscaling"
 ICON = Path(__file__).resolve().parent.parent / "ssm_plugin" / "icons" / "icon.svg"
 STYLES = Path(__file__).resolve().parent / "styles"
+#: metadata key of an enum parameter holding its option keys (the names used in scripts)
+ENUM_KEYS = "ssm_enum_keys"
+HOMEPAGE = "https://github.com/ssm-downscaling/qgis-ssm-downscaling"
+
+
+def decimals_for(value: float | None, minimum: float | None = None) -> int:
+    """Decimals a dialog shows for a double parameter: those of its default (or minimum),
+    at least 1 and at most 3 (not QGIS's six)."""
+    for v in (value, minimum):
+        if v is None:
+            continue
+        text = f"{float(v):.6f}".rstrip("0")
+        return min(3, max(1, len(text.split(".")[1]) if "." in text else 1))
+    return 2
+
+
+def enum_parameter(name: str, label: str, choices: dict[str, str], default: str) -> QgsProcessingParameterEnum:
+    """An enum parameter whose drop-down shows readable ``choices`` labels (``{key: label}``)
+    and that accepts, in ``processing.run``, ``qgis_process`` and saved models, the option's
+    index (``2``, ``"2"``), its key (``"dispatch"``) or its label (see :func:`enum_key`)."""
+    keys = list(choices)
+    p = QgsProcessingParameterEnum(name, label, options=list(choices.values()), defaultValue=keys.index(default))
+    p.setMetadata({ENUM_KEYS: keys})
+    return p
+
+
+def enum_key(definition: QgsProcessingParameterEnum, value: Any) -> str | None:
+    """The key of an enum ``value`` given as an index (int or digit string), a key or a label
+    (case-insensitive); the default's key when empty; None when it matches nothing."""
+    keys = list(definition.metadata().get(ENUM_KEYS) or definition.options())
+    labels = [o.lower() for o in definition.options()]
+    if value in (None, "") or (isinstance(value, list) and not value):
+        value = definition.defaultValue()
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, int):
+        return keys[value] if 0 <= value < len(keys) else None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for i, key in enumerate(keys):
+            if text in (key.lower(), labels[i]):
+                return key
+    return None
 
 
 def _not_a_finite_number(value: Any) -> str | None:
@@ -75,34 +127,15 @@ class FeedbackLogHandler(logging.Handler):
             self.feedback.pushDebugInfo(msg)
 
 
-class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Applies a QML style (and optionally a name) to an output layer once it is loaded."""
-
-    _keep: list[StylePostProcessor] = []  # Processing holds a raw pointer: keep ours alive
-
-    def __init__(self, qml: Path):
-        super().__init__()
-        self.qml = str(qml)
-
-    def postProcessLayer(self, layer, context, feedback) -> None:
-        if layer is not None and Path(self.qml).exists():
-            layer.loadNamedStyle(self.qml)
-            layer.triggerRepaint()
-
-    @classmethod
-    def create(cls, qml: Path) -> StylePostProcessor:
-        pp = cls(qml)
-        cls._keep.append(pp)
-        return pp
-
-
 class SsmAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, GROUP_ID, HELP and implement
-    ``initAlgorithm`` and ``processAlgorithm``."""
+    ``initAlgorithm`` and ``processAlgorithm``. Group names start with the step's number,
+    so that the toolbox (which sorts alphabetically) lists the tools in workflow order:
+    1 sample data, 2 LST, 3 soil moisture, 4 validation, 5 workflows (the shipped models)."""
 
     NAME = ""
     DISPLAY_NAME = ""
-    GROUP = "Soil moisture"
+    GROUP = "3 - Soil moisture"
     GROUP_ID = "soilmoisture"
     HELP = ""
     TAGS = ""
@@ -121,7 +154,34 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         return self.GROUP_ID
 
     def shortHelpString(self) -> str:
-        return self.tr(self.HELP)
+        """The help, with parameter and output ids (``MIN_LST``) replaced by the labels a
+        dialog user sees (“Minimum filled LST (K)”)."""
+        labels = {d.name(): d.description() for d in self.parameterDefinitions()}
+        labels.update({o.name(): o.description() for o in self.outputDefinitions()})
+        if not labels:
+            return self.tr(self.HELP)
+        names = "|".join(sorted(map(re.escape, labels), key=len, reverse=True))
+        text = re.sub(r"\s*\((?:" + names + r")\)", "", self.tr(self.HELP))  # "<b>Method</b> (METHOD)"
+        pattern = re.compile(r"(?<![\w/.-])(" + names + r")(?![\w/-])")
+        return pattern.sub(lambda m: f"“{labels[m.group(1)]}”", text)
+
+    def helpUrl(self) -> str:
+        """The tool's section of the README (the dialog's Help button)."""
+        heading = f"{self.DISPLAY_NAME} (ssm:{self.NAME})".lower()
+        return f"{HOMEPAGE}#" + re.sub(r"[^\w\- ]", "", heading).replace(" ", "-")
+
+    def addParameter(self, definition: QgsProcessingParameterDefinition, createOutput: bool = True) -> bool:
+        """Doubles show the decimals of their default (not six); the rest as QGIS does."""
+        if isinstance(definition, QgsProcessingParameterNumber) \
+                and definition.dataType() == NUMBER_DOUBLE:
+            meta = dict(definition.metadata())
+            wrapper = dict(meta.get("widget_wrapper") or {})
+            if "decimals" not in wrapper:
+                lo = definition.minimum() if definition.minimum() > -1e300 else None
+                wrapper["decimals"] = decimals_for(definition.defaultValue(), lo)
+                meta["widget_wrapper"] = wrapper
+                definition.setMetadata(meta)
+        return super().addParameter(definition, createOutput)
 
     def tags(self) -> list[str]:
         return [t.strip() for t in self.TAGS.split(",") if t.strip()]
@@ -134,6 +194,45 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("SsmAlgorithm", text)
+
+    # enums: index, key or label -----------------------------------------------------
+    def checkParameterValues(self, parameters, context):
+        """QGIS's checks, plus: number parameters must be numbers and finite (QGIS reads
+        ``abc`` as 0 and accepts ``nan``, which would silently change the method); enum
+        values given as keys or labels are mapped to their index before QGIS's own checks
+        (which accept indices only); an unknown value gets a message listing the choices."""
+        for d in self.parameterDefinitions():
+            if d.type() != "number" or d.name() not in parameters:
+                continue
+            bad = _not_a_finite_number(parameters[d.name()])
+            if bad:
+                return False, self.tr(f"{d.name()}: {bad}")
+        fixed = dict(parameters)
+        for d in self.parameterDefinitions():
+            if not isinstance(d, QgsProcessingParameterEnum) or ENUM_KEYS not in d.metadata():
+                continue
+            value = parameters.get(d.name())
+            if value in (None, ""):
+                continue
+            key = enum_key(d, value)
+            if key is None:
+                return False, self._enum_error(d, value)
+            fixed[d.name()] = d.metadata()[ENUM_KEYS].index(key)
+        return super().checkParameterValues(fixed, context)
+
+    def _enum_error(self, definition: QgsProcessingParameterEnum, value: Any) -> str:
+        keys = definition.metadata().get(ENUM_KEYS) or definition.options()
+        choices = ", ".join(f"{i} or {k}" for i, k in enumerate(keys))
+        return self.tr(f"{definition.description()}: unknown choice {value!r}; use one of {choices}")
+
+    def parameter_enum(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
+        """The key of an enum parameter (given as index, key or label; empty = its default)."""
+        d = self.parameterDefinition(name)
+        value = parameters.get(name)
+        key = enum_key(d, value)
+        if key is None:
+            raise QgsProcessingException(self._enum_error(d, value))
+        return key
 
     # helpers for subclasses ---------------------------------------------------------
     @contextlib.contextmanager
@@ -174,17 +273,6 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         finally:
             logger.removeHandler(handler)
             logger.setLevel(old_level)
-
-    def checkParameterValues(self, parameters, context):
-        """QGIS's checks, plus: number parameters must be numbers and finite (QGIS reads
-        ``abc`` as 0 and accepts ``nan``, which would silently change the method)."""
-        for d in self.parameterDefinitions():
-            if d.type() != "number" or d.name() not in parameters:
-                continue
-            bad = _not_a_finite_number(parameters[d.name()])
-            if bad:
-                return False, self.tr(f"{d.name()}: {bad}")
-        return super().checkParameterValues(parameters, context)
 
     @staticmethod
     def progress_args(feedback: QgsProcessingFeedback) -> dict[str, Any]:
@@ -238,17 +326,3 @@ class SsmAlgorithm(QgsProcessingAlgorithm):
         if a is not None and b is not None and b < a:
             raise QgsProcessingException(self.tr(f"The end date {b} is before the start date {a}."))
         return a, b
-
-    @staticmethod
-    def load_raster_on_completion(
-        context: QgsProcessingContext, path: str | Path, name: str, style: str | None = None
-    ) -> None:
-        """Ask Processing to load a raster when the algorithm finishes, styled with ``styles/<style>.qml``."""
-        layer = QgsRasterLayer(str(path), name, "gdal")
-        if not layer.isValid():
-            return
-        context.temporaryLayerStore().addMapLayer(layer)
-        details = QgsProcessingContext.LayerDetails(name, context.project(), name)
-        if style:
-            details.setPostProcessor(StylePostProcessor.create(STYLES / f"{style}.qml"))
-        context.addLayerToLoadOnCompletion(layer.id(), details)

@@ -56,3 +56,13 @@ def field_type(kind: str):
 
     # Qt5 numbers QVariant::Type as QMetaType::Type; QGIS < 3.38 accepts only the former
     return QVariant.Type(int(types[kind]))  # noqa: QGS402
+
+
+#: temporal modes and units (moved into ``Qgis`` in QGIS 3.24-3.30)
+RASTER_TEMPORAL_FIXED = qgis_enum("Qgis.RasterTemporalMode.FixedTemporalRange",
+                                  "QgsRasterLayerTemporalProperties.TemporalMode.ModeFixedTemporalRange")
+VECTOR_TEMPORAL_INSTANT_FIELD = qgis_enum("Qgis.VectorTemporalMode.FeatureDateTimeInstantFromField",
+                                          "QgsVectorLayerTemporalProperties.TemporalMode.ModeFeatureDateTimeInstantFromField")
+NAV_OFF = qgis_enum("Qgis.TemporalNavigationMode.Disabled", "QgsTemporalNavigationObject.NavigationMode.NavigationOff")
+NAV_ANIMATED = qgis_enum("Qgis.TemporalNavigationMode.Animated", "QgsTemporalNavigationObject.NavigationMode.Animated")
+TEMPORAL_DAYS = qgis_enum("Qgis.TemporalUnit.Days", "QgsUnitTypes.TemporalUnit.TemporalDays")

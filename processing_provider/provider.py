@@ -7,12 +7,13 @@ import inspect
 import pkgutil
 from pathlib import Path
 
-from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import SsmAlgorithm
 
 ICON = Path(__file__).resolve().parent.parent / "ssm_plugin" / "icons" / "icon.svg"
+MODELS = Path(__file__).resolve().parent / "models"
 
 
 def algorithm_classes() -> list[type[SsmAlgorithm]]:
@@ -56,3 +57,19 @@ class SsmProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:
         for cls in algorithm_classes():
             self.addAlgorithm(cls())
+        for model in example_models():
+            self.addAlgorithm(model)
+
+
+def example_models() -> list[QgsProcessingModelAlgorithm]:
+    """The Graphical Modeler workflows shipped in ``models/*.model3`` (listed in the toolbox
+    under this provider, id ``ssm:<model name>``)."""
+    found = []
+    for path in sorted(MODELS.glob("*.model3")):
+        model = QgsProcessingModelAlgorithm()
+        if model.fromFile(str(path)):
+            model.setSourceFilePath(str(path))
+            found.append(model)
+        else:  # pragma: no cover - a broken file must not hide the tools
+            QgsMessageLog.logMessage(f"Cannot load the model {path.name}", "SSM downscaling", Qgis.MessageLevel.Warning)
+    return found

@@ -31,9 +31,7 @@ def build():
 
     from ssm_downscaling.processing_provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
 
-    model = QgsProcessingModelAlgorithm(
-        "Sample scene to validated 1 km soil moisture", "Soil moisture downscaling", "ssm_example_chain"
-    )
+    model = QgsProcessingModelAlgorithm("Sample scene to validated 1 km soil moisture", "5 - Workflows", "workflows")
     model.setHelpContent({
         "ALG_DESC": "Creates the sample scene, fills its LST cloud gaps, downscales the coarse soil moisture to "
                     "1 km by GWR and validates the result, the coarse input and the truth against the scene's "
@@ -52,6 +50,7 @@ def build():
     number("size_km", "Scene size (km)", 144, 36, integer=False, y=60)
     number("days", "Number of days", 20, 1, y=120)
     number("seed", "Random seed", 1, 0, y=180)
+    number("min_obs", "Minimum matched days per station (at most the number of days)", 10, 3, y=240)
 
     def child(alg: str, description: str, x: float, y: float) -> QgsProcessingModelChildAlgorithm:
         c = QgsProcessingModelChildAlgorithm(alg)
@@ -84,7 +83,7 @@ def build():
         return [QgsProcessingModelChildParameterSource.fromChildOutput(child_alg.childId(), name)]
 
     scene = child("ssm:samplescene", "Create the sample scene", 420, 120)
-    scene.addParameterSources("PLACE", static("tibet"))
+    scene.addParameterSources("PLACE", static(0))  # tibet
     scene.addParameterSources("SIZE_KM", param("size_km"))
     scene.addParameterSources("DAYS", param("days"))
     scene.addParameterSources("SEED", param("seed"))
@@ -105,7 +104,7 @@ def build():
     ssm.addParameterSources("INPUT_ALBEDO", out(scene, "ALBEDO"))
     ssm.addParameterSources("INPUT_DEM", out(scene, "DEM"))
     ssm.addParameterSources("REFERENCE", out(scene, "DEM"))
-    ssm.addParameterSources("METHOD", static("gwr"))
+    ssm.addParameterSources("METHOD", static(0))  # gwr
     ssm_out = QgsProcessingModelOutput("ssm_1km", "1 km soil moisture")
     ssm_out.setChildOutputName("OUTPUT_SSM")
     ssm.setModelOutputs({"ssm_1km": ssm_out})
@@ -120,6 +119,9 @@ def build():
     val.addParameterSources("PRODUCT_3_NAME", static("truth"))
     val.addParameterSources("STATIONS", out(scene, "STATIONS"))
     val.addParameterSources("FLAGS", out(ssm, "OUTPUT_FLAGS"))
+    # a short run still validates: never ask for more matched days than the run has
+    val.addParameterSources("MIN_OBS", [QgsProcessingModelChildParameterSource.fromExpression(
+        "max(3, min(@min_obs, @days))")])
     outputs = {}
     for name, child_output, label in (("report", "OUTPUT_HTML", "Validation report"),
                                       ("stations", "OUTPUT", "Stations with metrics")):

@@ -121,8 +121,9 @@ def validation_table(summary: Path) -> list[str]:
         table[(r["product"], r.get("subset", "all"))] = r
     out = [f"  {'product':<26s} {'subset':<8s} {'ubRMSD':>7s} {'R':>6s} {'bias':>7s} {'n':>4s}"]
     for (prod, subset), r in table.items():
+        r = {k: (float("nan") if r.get(k) is None else r[k]) for k in ("urmsd", "R", "BIAS", "n_stations")}
         out.append(f"  {prod:<26s} {subset:<8s} {r['urmsd']:7.4f} {r['R']:6.3f} {r['BIAS']:+7.4f} "
-                   f"{int(r.get('n_stations', 0)):4d}")
+                   f"{int(r['n_stations'] if r['n_stations'] == r['n_stations'] else 0):4d}")
     return out
 
 
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             params["FLAGS"] = scene / "truth" / "cloud"
         val = out / "validation"
         params.update({"STATIONS": scene / "stations.csv", "OUTPUT": val / "stations.gpkg",
+                       "MIN_OBS": max(3, min(10, args.days)),
                        "OUTPUT_TABLE": val / "metrics.csv", "OUTPUT_HTML": val / "report.html"})
         val.mkdir(exist_ok=True)
         res, t = run("ssm:validatestations", params)
@@ -224,6 +226,15 @@ def main(argv: list[str] | None = None) -> int:
                      f"scene: {info['station_noise_sd']:.3f} m3/m3), station means, m3/m3:")
         lines += validation_table(Path(res["OUTPUT_SUMMARY"]))
         lines.append(f"report: {res['OUTPUT_HTML']}")
+
+    # the demo as a QGIS project (make screenshot opens it) --------------------------------
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_project.py"), str(out)],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        lines.append(f"QGIS project: {out / 'demo.qgz'}")
+    else:
+        sys.stderr.write(r.stdout[-2000:] + r.stderr[-2000:])
+        lines.append("QGIS project: not written (see the messages above)")
 
     # summary ----------------------------------------------------------------------------
     print()

@@ -26,7 +26,9 @@ class SsmDownscalingPlugin:
         self.log_handler = None
         self.missing = []
         self.action: QAction | None = None
+        self.chain_action: QAction | None = None
         self.dock = None
+        self.temporal = None
 
     # Processing (also called by qgis_process, without a GUI) ------------------------------
     def initProcessing(self) -> None:
@@ -56,6 +58,23 @@ class SsmDownscalingPlugin:
         self.action.toggled.connect(self.toggle_dock)
         self.iface.addRasterToolBarIcon(self.action)
         self.iface.addPluginToRasterMenu(MENU, self.action)
+        self.chain_action = QAction(QIcon(str(ICON)), "Run the whole chain…", self.iface.mainWindow())
+        self.chain_action.setObjectName("ssmRunChainAction")
+        self.chain_action.setToolTip("Gap-fill LST, downscale soil moisture and validate on your folders, in the background")
+        self.chain_action.triggered.connect(self.open_chain_dialog)
+        self.iface.addPluginToRasterMenu(MENU, self.chain_action)
+
+        from .temporal import TemporalSync
+
+        self.temporal = TemporalSync(self.iface)
+
+    def open_chain_dialog(self) -> None:
+        from .chain_dialog import ChainDialog
+
+        if getattr(self, "chain_dialog", None) is None:
+            self.chain_dialog = ChainDialog(self.iface.mainWindow())
+        self.chain_dialog.show()
+        self.chain_dialog.raise_()
 
     def toggle_dock(self, show: bool) -> None:
         if show and self.dock is None:
@@ -72,7 +91,18 @@ class SsmDownscalingPlugin:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeRasterToolBarIcon(self.action)
             self.action = None
+        if self.chain_action is not None:
+            self.iface.removePluginRasterMenu(MENU, self.chain_action)
+            self.chain_action = None
+        if getattr(self, "chain_dialog", None) is not None:
+            self.chain_dialog.cancel()
+            self.chain_dialog.deleteLater()
+            self.chain_dialog = None
+        if self.temporal is not None:
+            self.temporal.disconnect_all()
+            self.temporal = None
         if self.dock is not None:
+            self.dock.remove_marker()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+_KEEP: list = []  # the provider's Python object must outlive its use by the registry
 
 
 def qgis_process_env(**extra: str) -> dict[str, str]:
@@ -33,3 +34,31 @@ def run_qgis_process(args: list[str], timeout: float = 600, **env_extra: str):
     return subprocess.run(
         ["qgis_process.bin", *args], capture_output=True, text=True, timeout=timeout, env=qgis_process_env(**env_extra)
     )
+
+
+def ensure_provider():
+    """The processing registry with the plugin's provider (added again when a test of the
+    plugin's unload removed it)."""
+    from qgis.core import QgsApplication
+
+    from ssm_downscaling.processing_provider.provider import SsmProvider
+
+    reg = QgsApplication.processingRegistry()
+    if reg.providerById("ssm") is None:
+        _KEEP.append(SsmProvider())
+        assert reg.addProvider(_KEEP[-1])
+    return reg
+
+
+def handle_results(alg, context, feedback=None, parameters=None) -> bool:
+    """Load a run's results into the project as the toolbox does (Processing's
+    ``handleAlgorithmResults``), without the GUI: QGIS >= 3.32 also hands the results to
+    ``iface.layerTreeView()``, which pytest-qgis's iface stands in for with a mock."""
+    from processing.gui import Postprocessing
+
+    saved = getattr(Postprocessing, "iface", None)
+    Postprocessing.iface = None
+    try:
+        return Postprocessing.handleAlgorithmResults(alg, context, feedback, parameters=parameters or {})
+    finally:
+        Postprocessing.iface = saved

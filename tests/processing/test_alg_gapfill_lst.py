@@ -75,7 +75,7 @@ def test_processing_run_fills_the_scene(alg_ready, scene, tmp_path):
     rmse = float(np.sqrt(np.nanmean(np.concatenate(errs) ** 2)))
     assert rmse < 3.0
     assert progress and progress == sorted(progress) and progress[-1] == pytest.approx(100.0)
-    assert len(context.layersToLoadOnCompletion()) == 2
+    assert len(context.layersToLoadOnCompletion()) == 2 * len(days)  # every day of LST and flags (temporal)
 
 
 def test_baseline_without_background(alg_ready, scene, tmp_path):
@@ -159,7 +159,7 @@ def test_parameters_are_modeler_friendly(alg_ready):
 
     alg = alg_ready.algorithmById("ssm:gapfilllst")
     assert alg.displayName() == "Gap-fill land surface temperature"
-    assert alg.group() == "Soil moisture" and alg.groupId() == "soilmoisture"
+    assert alg.group() == "2 - Land surface temperature" and alg.groupId() == "lst"
     assert "anomaly" in alg.shortHelpString() and "lst_flag_YYYY-MM-DD.tif" in alg.shortHelpString()
     params_ = {p.name(): p for p in alg.parameterDefinitions()}
     basic = {"INPUT_LST", "INPUT_BACKGROUND", "INPUT_DEM", "INPUT_NDVI", "START_DATE", "END_DATE", "METHOD", "WINDOW",
@@ -169,10 +169,12 @@ def test_parameters_are_modeler_friendly(alg_ready):
         assert p.type() in {"file", "raster", "datetime", "enum", "number", "boolean", "folderDestination"}, name
         advanced = bool(p.flags() & FLAG_ADVANCED)
         assert advanced == (name not in basic), name
-        if advanced:  # saved models stay valid when options are added
-            assert p.flags() & FLAG_OPTIONAL, name
-    assert params_["METHOD"].usesStaticStrings() and params_["METHOD"].options() == [
-        "anomaly", "temporal", "spatial", "background"]
+        if advanced and p.defaultValue() is not None:  # a default, so no "[optional]" in the dialog
+            assert not p.flags() & FLAG_OPTIONAL, name
+    from ssm_downscaling.processing_provider.base import ENUM_KEYS
+
+    assert params_["METHOD"].metadata()[ENUM_KEYS] == ["anomaly", "temporal", "spatial", "background"]
+    assert params_["METHOD"].options()[0] == "Background + anomaly (default)"  # readable labels in the dialog
     assert params_["START_DATE"].dataType() == DATETIME_DATE
     outputs = {"OUTPUT_LST", "OUTPUT_FLAGS", "DAYS", "SKIPPED_DAYS", "GAP_PERCENT", "FILLED_PERCENT"}
     assert {o.name() for o in alg.outputDefinitions()} >= outputs

@@ -30,7 +30,9 @@ def test_processing_run_writes_the_scene(alg_ready, tmp_path):
     days = ["2019-07-01", "2019-07-02", "2019-07-03"]
     for key, prefix in (("SSM_COARSE", "ssm_coarse"), ("LST", "lst"), ("LST_BACKGROUND", "lst_background"),
                         ("ALBEDO", "albedo"), ("TRUTH_SSM", "ssm"), ("TRUTH_LST", "lst"), ("TRUTH_CLOUD", "cloud")):
-        assert sorted(p.name for p in Path(res[key]).iterdir()) == [f"{prefix}_{d}.tif" for d in days], key
+        assert sorted(p.name for p in Path(res[key]).glob("*.tif")) == [f"{prefix}_{d}.tif" for d in days], key
+        # the folders QGIS shows get .qml sidecars (styled from the Browser); the others do not need them
+        assert {p.suffix for p in Path(res[key]).iterdir()} <= {".tif", ".qml"}
     assert Path(res["NDVI"]) == out / "inputs" / "ndvi" and any(Path(res["NDVI"]).iterdir())
     assert Path(res["DEM"]) == out / "inputs" / "dem.tif" and Path(res["DEM"]).exists()
     assert Path(res["STATIONS"]).read_text().startswith("station_id,lon,lat,date,sm,depth,network")
@@ -38,7 +40,8 @@ def test_processing_run_writes_the_scene(alg_ready, tmp_path):
     assert (scene["seed"], scene["width_km"], scene["days"], scene["start_date"]) == (3, 72, 3, "2019-07-01")
     assert 0.0 <= res["MEAN_CLOUD_COVER"] <= 1.0 and res["SEAM_DAYS"] == len(scene["seam_days"])
     assert progress and progress == sorted(progress) and progress[-1] == pytest.approx(100.0)
-    assert len(context.layersToLoadOnCompletion()) == 2
+    # stations, elevation, and every day of the coarse and the true soil moisture
+    assert len(context.layersToLoadOnCompletion()) == 2 + 2 * len(days)
 
 
 def test_height_and_place(alg_ready, tmp_path):
@@ -96,13 +99,16 @@ def test_help_and_parameters_are_modeler_friendly(alg_ready):
 
     alg = alg_ready.algorithmById("ssm:samplescene")
     assert alg.displayName() == "Create sample scene"
-    assert alg.group() == "Sample data" and alg.groupId() == "sampledata"
+    assert alg.group() == "1 - Sample data" and alg.groupId() == "sampledata"
     assert "EASE-Grid 2.0" in alg.shortHelpString() and "scene.json" in alg.shortHelpString()
     params = {p.name(): p for p in alg.parameterDefinitions()}
     assert set(params) == {"PLACE", "SIZE_KM", "HEIGHT_KM", "DAYS", "START_DATE", "CLOUDINESS", "STATIONS", "SEED",
                            "SPINUP_DAYS", "OUTPUT"}
-    assert params["PLACE"].usesStaticStrings() and params["PLACE"].defaultValue() == "tibet"
-    assert {"tibet", "loess", "northeast", "south", "china"} <= set(params["PLACE"].options())
+    from ssm_downscaling.processing_provider.base import ENUM_KEYS
+
+    keys = params["PLACE"].metadata()[ENUM_KEYS]
+    assert keys[params["PLACE"].defaultValue()] == "tibet"
+    assert {"tibet", "loess", "northeast", "south", "china"} <= set(keys)
     assert params["HEIGHT_KM"].flags() & FLAG_ADVANCED
     assert not params["SIZE_KM"].flags() & FLAG_ADVANCED
     assert params["START_DATE"].dataType() == params["START_DATE"].Date

@@ -134,7 +134,7 @@ def test_processing_bad_input_gives_clear_errors(alg_ready, data, tmp_path):
 
 def test_help_and_parameters_are_modeler_friendly(alg_ready):
     alg = alg_ready.algorithmById("ssm:validatestations")
-    assert alg.group() == "Validation" and "pytesmo" in alg.shortHelpString()
+    assert alg.group() == "4 - Validation" and "pytesmo" in alg.shortHelpString()
     names = [p.name() for p in alg.parameterDefinitions()]
     for n in ("PRODUCT", "PRODUCT_2", "PRODUCT_4", "STATIONS", "ISMN", "FLAGS", "FLAG_TYPE", "START_DATE", "END_DATE",
               "DEPTH_MIN", "DEPTH_MAX", "WINDOW", "MIN_OBS", "OUTPUT", "OUTPUT_TABLE", "OUTPUT_HTML"):

@@ -82,3 +82,55 @@ def test_model_runs_with_qgis_process(tmp_path):
     assert Path(report).exists()
     assert len(list((tmp_path / "ssm").glob("ssm_*.tif"))) == 12
     assert (tmp_path / "stations.gpkg").exists()
+
+
+def test_model_in_the_toolbox_runs_five_days(alg_ready, tmp_path):
+    """The model is listed under our provider, exposes the minimum matched days, and a run
+    of 5 days validates (the validation step asked for 10 matched days before)."""
+    from qgis import processing
+
+    models = [a for a in alg_ready.providerById("ssm").algorithms() if a.id().startswith("ssm:")
+              and a.group() == "5 - Workflows"]
+    assert len(models) == 1
+    model = models[0].create()  # as the toolbox's dialog does
+    assert "min_obs" in {p.name() for p in model.parameterDefinitions()}
+    dests = {p.name() for p in model.destinationParameterDefinitions()}
+    report_key = next(k for k in dests if k.endswith("report"))
+    stations_key = next(k for k in dests if k.endswith("stations"))
+    ssm_key = next(k for k in dests if k.endswith("ssm_1km"))
+    res = processing.run(model.id(), {"size_km": 72, "days": 5, "seed": 2, ssm_key: str(tmp_path / "ssm"),
+                                      report_key: str(tmp_path / "report.html"),
+                                      stations_key: str(tmp_path / "stations.gpkg")})
+    assert Path(res[report_key]).exists()
+    layer = QgsVectorLayer(res[stations_key], "stations", "ogr")
+    assert layer.isValid() and layer.featureCount() >= 1
+
+
+def test_model_run_loads_only_its_outputs_in_one_group(alg_ready, tmp_path):
+    """A model run used to load six intermediate layers from temporary folders, ungrouped;
+    now only the model's outputs, in a group named after the model, stations on top."""
+    from qgis import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
+    from ssm_testing import handle_results
+
+    model = next(a for a in alg_ready.providerById("ssm").algorithms() if a.group() == "5 - Workflows").create()
+    dests = {p.name() for p in model.destinationParameterDefinitions()}
+    key = {k.rsplit(":", 1)[-1]: k for k in dests}
+    params = {"size_km": 72, "days": 5, "seed": 2, key["ssm_1km"]: str(tmp_path / "ssm"),
+              key["report"]: str(tmp_path / "report.html"),
+              # as the dialog passes it with "Open output file after running" ticked
+              key["stations"]: QgsProcessingOutputLayerDefinition(str(tmp_path / "stations.gpkg"), QgsProject.instance())}
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    try:
+        processing.run(model, params, context=context)
+        loaded = list(context.layersToLoadOnCompletion())
+        assert all(str(tmp_path) in p for p in loaded), loaded  # nothing from temporary folders
+        assert handle_results(model, context, None, params)
+        root = QgsProject.instance().layerTreeRoot()
+        group = root.findGroup(model.displayName())
+        assert group is not None
+        assert [c.name() for c in group.children()] == ["stations", "Soil moisture"]
+    finally:
+        QgsProject.instance().removeAllMapLayers()
+        QgsProject.instance().layerTreeRoot().removeAllChildren()
