@@ -23,6 +23,7 @@ from qgis.core import (
 
 from ..core.readers.products import PLATFORM_RULES, PRODUCTS, RESAMPLINGS
 from .base import SsmAlgorithm
+from .outputs import load_series_on_completion, run_group_name, write_sidecars
 from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_FILE
 
 PRODUCT_KEYS = list(PRODUCTS)
@@ -62,6 +63,11 @@ MODIS tiles of one day are mosaicked; Terra and Aqua files are kept apart or com
 <b>Target grid</b> (GRID_MODE): <b>native</b> (the product's own grid, cropped to EXTENT when one is given - the coarse cells stay as they are, which is what ssm:downscalessm wants of a coarse product; MODIS: the union of the tiles given), <b>reference</b> (the grid of REFERENCE, e.g. your 1 km DEM), or <b>extent</b> (EXTENT in TARGET_CRS at RESOLUTION in that CRS's units). Resampling (RESAMPLING auto): average when the target is much coarser than a MODIS/reanalysis product, nearest for retrievals and MODIS, bilinear for reanalysis.
 
 <b>Bad input</b>: a file of another product, all fill, outside the target or truncated is skipped with its reason; the rest imports. DAYS, FILES_READ and FILES_SKIPPED count them; SUMMARY lists the skipped files and why."""
+
+
+#: the style (processing_provider/styles/<kind>.qml) of each product's series
+STYLE_OF_PRODUCT = {"lprm": "ssm", "esa_cci": "ssm", "jaxa": "ssm", "smap": "ssm", "ts_cells": "ssm", "generic": "ssm",
+                    "mod11_lst": "lst"}
 
 
 class ImportProductAlgorithm(SsmAlgorithm):
@@ -293,8 +299,10 @@ class ImportProductAlgorithm(SsmAlgorithm):
         for f, why in summary.skipped:
             feedback.reportError(self.tr(f"skipped {Path(f).name}: {why}"), fatalError=False)
         if summary.written:
-            last = summary.written[-1]
-            self.load_raster_on_completion(context, last, f"{options.out_prefix} {last.stem.rsplit('_', 1)[-1]}")
+            kind = STYLE_OF_PRODUCT.get(options.product, options.out_prefix)
+            group = run_group_name(context, self.tr("Imported"), out)
+            write_sidecars(summary.written, kind)
+            load_series_on_completion(context, summary.written, kind, group, options.out_prefix)
         return {
             self.OUTPUT: out,
             "DAYS": len(summary.written),
