@@ -169,3 +169,46 @@ def combine_anomalies(
         vals = blk[ok].astype(np.float64)
         vals[good] = m[good] + k * (acc[good] / n[good])
         blk[ok] = vals.astype(np.float32)
+
+
+def smooth_means(mean: np.ndarray, fr: np.ndarray, fc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The cell means ``(n_cells,)`` interpolated bilinearly between cell centres at the
+    positions ``fr, fc`` (cells without a mean take the nearest cell's): a large-scale
+    field without cell edges."""
+    from .interp import interpolate
+    from .residual import _fill_nodes
+
+    return interpolate(_fill_nodes(np.asarray(mean, dtype=np.float64), shape), fr, fc, shape)
+
+
+def combine_anomalies_smooth(
+    pred: np.ndarray,
+    mean: np.ndarray,
+    others: Sequence[tuple[np.ndarray, np.ndarray]],
+    fr: np.ndarray,
+    fc: np.ndarray,
+    shape: tuple[int, int],
+    k: float,
+    block_rows: int | None = None,
+) -> None:
+    """In place, like :func:`combine_anomalies` but relative to the smooth large-scale
+    field ``F_t`` (the day's cell means interpolated between cell centres, see
+    :func:`smooth_means`) instead of the cell means: ``pred = F + k mean_t(pred_t - F_t)``.
+    No term is constant per cell, so the result has no cell edges."""
+    H, W = pred.shape
+    step = block_rows or max(1, 1_000_000 // max(W, 1))
+    for r0 in range(0, H, step):
+        blk = pred[r0 : r0 + step]
+        ok = np.isfinite(blk)
+        if not ok.any():
+            continue
+        pr, pc = fr[r0 : r0 + step][ok], fc[r0 : r0 + step][ok]
+        F = smooth_means(mean, pr, pc, shape)
+        acc = blk[ok].astype(np.float64) - F
+        n = np.ones(acc.size)
+        for p_o, m_o in others:
+            a = p_o[r0 : r0 + step][ok].astype(np.float64) - smooth_means(m_o, pr, pc, shape)
+            fin = np.isfinite(a)
+            acc[fin] += a[fin]
+            n[fin] += 1
+        blk[ok] = (F + k * (acc / n)).astype(np.float32)
