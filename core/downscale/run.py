@@ -50,7 +50,7 @@ from .predictors import (
     common_days,
 )
 from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
-from .scale import anomaly_gain, combine_anomalies, combine_anomalies_smooth
+from .scale import anomaly_gain, anomaly_gains, combine_anomalies, combine_anomalies_smooth, smooth_anomaly
 from .seams import borrow_in_time, fill_coarse
 from .stfilter import Covariance, estimate_covariance, krige
 
@@ -71,10 +71,15 @@ RESIDUAL_MODES = ("filter", "coherent", "smooth", "cell", "none")
 RESIDUAL_ALIASES = {"interp": "coherent"}
 #: width (m3/m3) of the soft margin inside MIN_SSM..MAX_SSM in the ``filter`` mode
 SOFT_MARGIN = 0.02
+#: memory (bytes) for day predictions kept from the first pass of the static/dynamic split
+KEEP_BYTES = 512 * 1024 * 1024
+#: share of pixel-days outside MIN_SSM..MAX_SSM above which the run warns
+CLIPPED_WARN = 0.001
 PREFIX_SSM, PREFIX_FLAGS, PREFIX_UNC = "ssm", "ssm_flags", "ssm_uncertainty"
 COVERAGE_FIELDS = (
     "date", "method", "coarse_cells", "coarse_observed", "coarse_seam", "land_pixels", "estimated_pct",
-    "seam_filled_pct", "lst_gapfilled_pct", "clipped_pixels", "max_shift", "anomaly_gain", "bandwidth_km",
+    "seam_filled_pct", "lst_gapfilled_pct", "clipped_pixels", "max_shift", "anomaly_gain", "anomaly_gain_static",
+    "bandwidth_km",
     "sigma_coarse", "retrieval_error", "mean_abs_departure",
 )
 
@@ -179,6 +184,10 @@ class Engine:
         self.covariance: Covariance | None = None
         self.filtered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.coarse_pred: dict[int, np.ndarray] = {}
+        #: static/dynamic split of the anomaly gain (filter mode, gain estimated): the gain of
+        #: the persistent pattern and each pixel's run-mean anomaly (pass 1)
+        self.gain_static: float | None = None
+        self.static: np.ndarray | None = None
         self.min_fit_coverage = float(min_fit_coverage)
         if anomaly_gain != "auto" and not (isinstance(anomaly_gain, (int, float)) and 0 <= anomaly_gain <= 2):
             raise SsmError(f"The anomaly gain must be 'auto' or a number in 0..2, got {anomaly_gain!r}")
@@ -294,9 +303,9 @@ class Engine:
         pd = predicted if predicted is not None else self.predict_day(day, est, prog or Progress(len(self.blocks)))
         pred, unc, lstf, land_n = pd["pred"].copy(), pd["unc"], pd["lstf"], pd["land_n"]
         if self.residual == "filter":
-            if self.gain != 1.0 or window:
+            if self.gain != 1.0 or window or self.static is not None:
                 combine_anomalies_smooth(pred, pd["mean"], [(w["pred"], w["mean"]) for w in window], self.fr, self.fc,
-                                         self.shape, self.gain)
+                                         self.shape, self.gain, static=self.static, k_static=self.gain_static)
         elif self.gain != 1.0 or window:
             combine_anomalies(pred, pd["mean"], [(w["pred"], w["mean"]) for w in window], self.index, self.gain)
         observed = np.isfinite(data.y) & (count > 0)
@@ -349,6 +358,7 @@ class Engine:
             "clipped_pixels": info.clipped,
             "max_shift": info.max_shift,
             "anomaly_gain": self.gain,
+            "anomaly_gain_static": self.gain_static if self.gain_static is not None else self.gain,
             "targets_out_of_range": info.targets_out_of_range,
             "bandwidth_km": s.get("bandwidth_km", math.nan),
             "sigma_coarse": s.get("sigma_coarse", math.nan),
@@ -394,6 +404,41 @@ class Engine:
         borrowed = int((~(np.isfinite(data.y) & (count > 0)) & (count > 0)).sum())
         return field_, fvar, borrowed
 
+    def _static_pass(self, fitted: Sequence[dt.date], coarse: dict, w: int, prog: Progress) -> dict[dt.date, dict]:
+        """Pass 1 of the static/dynamic split: ``self.static`` = each pixel's within-cell
+        anomaly (relative to the smooth large-scale field, averaged over the anomaly window)
+        averaged over the run. Returns the day predictions it could keep within
+        :data:`KEEP_BYTES` (the rest are predicted again in pass 2)."""
+        H, W = self.fine.shape
+        acc = np.zeros((H, W))
+        cnt = np.zeros((H, W), dtype=np.int32)
+        cache: dict[dt.date, dict] = {}
+        kept: dict[dt.date, dict] = {}
+        budget = KEEP_BYTES // max(1, 8 * H * W)  # predictions (pred + unc, float32) that fit
+        for d in fitted:
+            near = [o for o in fitted if abs((o - d).days) <= w]
+            for o in list(cache):
+                if o not in near:
+                    if len(kept) < budget:
+                        kept[o] = cache[o]
+                    del cache[o]
+            for o in near:
+                if o not in cache:
+                    cache[o] = self.predict_day(o, coarse[o][0], prog)
+            pd = cache[d]
+            _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
+                                  self.fr, self.fc, self.shape)
+            ok = np.isfinite(A)
+            acc[ok] += A[ok]
+            cnt[ok] += 1
+            prog.advance()
+        for o, v in cache.items():
+            if len(kept) < budget:
+                kept[o] = v
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.static = np.where(cnt > 0, acc / cnt, np.nan).astype(np.float32)
+        return kept
+
     def _filter_residuals(self, resid_series: dict[int, np.ndarray], fitted: Sequence[dt.date],
                           check: Callable[[], None]) -> None:
         """Estimate the residuals' space-time covariance and krige their signal for the
@@ -429,7 +474,14 @@ class Engine:
         y_series = {d.toordinal(): np.where(c[2] > 0, c[1].y, np.nan) for d, c in coarse.items()}
         pb = prog.sub(0.1, total=max(len(days), 1) + 1)
         if self.gain_option == "auto":
-            if self.template.scale_gain:
+            if self.template.scale_gain and self.residual == "filter":
+                g = anomaly_gains(self.template, [(c[1], c[2]) for c in coarse.values()],
+                                  window=self.anomaly_days, check=prog.check)
+                self.gain, self.gain_static = g.dynamic, g.static
+                log.info("Within-cell anomaly gains (estimated one scale up from %d coarse cell-days): %.2f for the "
+                         "persistent pattern, %.2f for its day-to-day changes (%.2f pooled)", g.pairs, g.static,
+                         g.dynamic, g.pooled)
+            elif self.template.scale_gain:
                 self.gain, pairs = anomaly_gain(self.template, [(c[1], c[2]) for c in coarse.values()],
                                                 window=self.anomaly_days, check=prog.check)
                 log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cell-days)",
@@ -463,10 +515,15 @@ class Engine:
                 log.warning("%s skipped: %s", d, why)
         if self.residual == "filter" and fitted:
             self._filter_residuals(resid_series, fitted, prog.check)
-        pc = prog.sub(0.6, total=max(len(fitted) * (nb + 1), 1))
-        out_of_range = 0
-        cache: dict[dt.date, dict] = {}  # predictions of the days in the anomaly window
         w = self.anomaly_days if self.template.scale_gain else 0
+        kept: dict[dt.date, dict] = {}
+        split = self.gain_static is not None and self.residual == "filter"
+        if split:  # pass 1: each pixel's within-cell anomaly averaged over the run
+            pp = prog.sub(0.25, total=max(len(fitted) * (nb + 1), 1))
+            kept = self._static_pass(fitted, coarse, w, pp)
+        pc = prog.sub(0.6 if not split else 0.35, total=max(len(fitted) * (nb + 1), 1))
+        out_of_range = clipped_px = valid_px = 0
+        cache: dict[dt.date, dict] = {}  # predictions of the days in the anomaly window
         for d in fitted:
             near = [o for o in fitted if abs((o - d).days) <= w]
             for o in list(cache):
@@ -474,14 +531,20 @@ class Engine:
                     del cache[o]
             for o in near:
                 if o not in cache:
-                    cache[o] = self.predict_day(o, coarse[o][0], pc)
+                    cache[o] = kept.pop(o, None) or self.predict_day(o, coarse[o][0], pc)
             est, data, count = coarse[d]
             others = {k: v for k, v in resid_series.items() if k != data.day}
             res = self.apply(d, est, data, count, others, predicted=cache[d],
                              window=[cache[o] for o in near if o != d])
             out_of_range += res.stats["targets_out_of_range"]
+            clipped_px += res.stats["clipped_pixels"]
+            valid_px += int(np.isfinite(res.ssm).sum())
             sink(res)
             pc.advance()
+        if valid_px and clipped_px > CLIPPED_WARN * valid_px:
+            log.warning("%.2f %% of the pixel-days (%d) were outside %.3f-%.3f m3/m3 and were %s: check the inputs' "
+                        "units and the MIN_SSM / MAX_SSM range", 100.0 * clipped_px / valid_px, clipped_px, self.lo,
+                        self.hi, "compressed to the bounds" if self.residual == "filter" else "clipped")
         if out_of_range:
             log.warning("%d coarse cell-day(s) had soil moisture outside %.3f-%.3f m3/m3: their 1 km pixels were "
                         "clipped, so their means sit at the bound", out_of_range, self.lo, self.hi)

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 #: fewest residual pairs behind an empirical covariance
 MIN_PAIRS = 30
+#: fewest pairs (all lags together) to estimate the retrieval error from the data
+MIN_PAIRS_ESTIMATE = 500
+#: the smallest share of the residual variance taken as retrieval error
+MIN_NOISE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,12 @@ def estimate_covariance(
     if noise_sd is not None:
         nv = float(noise_sd) ** 2
         s2 = max(c0 - nv, 1e-3 * c0)
-    else:
-        s2 = float(np.clip(s2, 1e-3 * c0, c0))
+    elif pairs < MIN_PAIRS_ESTIMATE:  # too few cells and days for the lags to say anything
+        log.info("Only %d residual pairs: the retrieval error cannot be estimated; half the residual variance is "
+                 "taken as retrieval error (set it with the retrieval error option)", pairs)
+        s2 = nv = 0.5 * c0
+    else:  # no retrieval is perfect: at least MIN_NOISE_SHARE of the variance is error
+        s2 = float(np.clip(s2, 1e-3 * c0, (1.0 - MIN_NOISE_SHARE) * c0))
         nv = c0 - s2
 
     def efold(c1: float, unit: float, default: float) -> float:
