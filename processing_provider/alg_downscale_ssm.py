@@ -19,35 +19,40 @@ from .base import SsmAlgorithm, enum_parameter
 from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
 from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
-#: enum choices: key (used in scripts and models) -> label shown in the dialog
+#: enum choices: key (used in scripts and models) -> label shown in the dialog; new keys are
+#: appended, so saved models that pass an index keep their meaning
 METHODS = {
     "gwr": "Geographically weighted regression (GWR)",
     "forest": "Random forest",
     "dispatch": "DisPATCh (soil evaporative efficiency)",
     "bilinear": "Bilinear interpolation (baseline)",
+    "nearest": "Coarse value in every pixel (the input at 1 km)",
 }
 KERNELS = {"gaussian": "Gaussian", "bisquare": "Bisquare"}
 RESIDUALS = {
     "auto": "Automatic (by method)",
-    "interp": "Interpolated between cells, exact cell means",
+    "interp": "Exact cell means, interpolated residual (former name of coherent)",
     "smooth": "Smooth field, exact cell means",
     "cell": "Constant per cell",
     "none": "None (the model alone)",
+    "filter": "Filter the retrieval error in space and time (no cell edges)",
+    "coherent": "Exact cell means, interpolated residual",
 }
 
 HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AMSR2 or ESA CCI at 25-36 km, any grid and CRS) to a 1 km daily product, in all weather, with a flag and an uncertainty layer per day.
 
 <b>Method</b> (METHOD):
 <ul>
-<li><b>gwr</b> (default): geographically weighted regression at the coarse scale, SSM = b0(u) + sum bk(u) Xk with the predictors aggregated (area-weighted) to the coarse cells: all-weather LST, NDVI, albedo, and the DEM and day-night LST difference when given. Gaussian or bisquare kernel on the distances between coarse cell centres; the bandwidth is chosen by AICc (golden-section search) unless BANDWIDTH_KM is set. POOL_DAYS pools the coarse data of +/- n neighbouring days into each day's fit. The coefficient fields are interpolated bilinearly to 1 km and applied to the 1 km predictors. Uncertainty: the GWR prediction standard error sqrt(sigma² + x' Cov(b) x), with sigma² the coarse residual variance.</li>
-<li><b>forest</b>: a random forest (scikit-learn, TREES trees, seeded by SEED, THREADS threads) trained on the coarse aggregates and applied at 1 km. Uncertainty: the standard deviation of the trees' predictions.</li>
+<li><b>gwr</b> (default): geographically weighted regression at the coarse scale, SSM = b0(u) + sum bk(u) Xk with the predictors aggregated (area-weighted) to the coarse cells: all-weather LST, NDVI, albedo, and the DEM and day-night LST difference when given. Gaussian or bisquare kernel on the distances between coarse cell centres; the bandwidth is chosen by AICc (golden-section search) unless BANDWIDTH_KM is set. POOL_DAYS pools the coarse data of +/- n neighbouring days into each day's fit. The coefficient fields are interpolated bilinearly to 1 km and applied to the 1 km predictors. Uncertainty: the GWR prediction standard error sqrt(sigma² + x' Cov(b) x), with sigma² the coarse residual variance, combined with the kriging variance of the filtered residual. Where a predictor is locally constant (a flat DEM over a delta) the local slopes are ridge-penalised (the penalty is in the hat matrix and the AICc). Distances are in metres whatever the grids' CRS (cell centres in an equal-area projection when the 1 km grid is geographic).</li>
+<li><b>forest</b>: a random forest (scikit-learn, TREES trees, seeded by SEED, THREADS threads) trained on the coarse aggregates and applied at 1 km. Uncertainty: the standard deviation of the trees' predictions combined with the forest's out-of-bag error at the coarse scale (and the kriging variance); the residual filter uses the out-of-bag coarse predictions.</li>
 <li><b>dispatch</b>: DisPATCh. The soil evaporative efficiency SEE = (Ts_max - Ts)/(Ts_max - Ts_min) from the day's LST-NDVI trapezoid (soil temperature Ts = (LST - fv Tv)/(1 - fv); with a DEM, LST is first brought to the mean elevation with 6.5 K/km), and SM_1km = SM_c + (dSM/dSEE)_c (SEE_1km - &lt;SEE&gt;_c) with SEE = 1/2 - 1/2 cos(pi SM/SMp). No uncertainty layer.</li>
 <li><b>bilinear</b>: the coarse field interpolated bilinearly between cell centres (the baseline). No uncertainty layer, no residual correction.</li>
+<li><b>nearest</b>: the coarse value copied into every 1 km pixel of its cell (the coarse input read at 1 km, for comparison). No uncertainty layer.</li>
 </ul>
-<b>Residual correction</b> (gwr, forest, dispatch): the 1 km field is corrected so that, in every coarse cell with a retrieval, the mean of its valid 1 km pixels equals the coarse value. RESIDUAL "interp": the coarse residuals (coarse value minus the cell mean of the model) are interpolated bilinearly between cell centres, then shifted per cell to make the means exact; "smooth": a correction field solved to be smooth across cell edges and exact per cell (it amplifies cell-to-cell noise of the coarse product); "cell": a constant per cell; "none": no correction (the model alone); "auto": interp for gwr and forest, cell for dispatch, none for bilinear.
-<b>Scale transfer</b> (gwr, forest): a relation fitted between 36 km cells is steeper than the one between 1 km pixels of a cell (inside a cell the predictors also vary with terrain, vegetation and noise that soil moisture does not follow), so the 1 km within-cell anomalies of the model are scaled by a gain k in 0..1, keeping cell means. With ANOMALY_GAIN empty (default; -1 also works) k is estimated from the coarse data one scale up: the same method is fitted between 2 x 2 blocks of coarse cells and k is the slope of the observed within-block anomalies of the coarse soil moisture on the predicted ones (logged, and listed in the coverage table). 1 keeps the model's anomalies unchanged. The within-cell anomalies are also averaged over the days within +/- ANOMALY_DAYS (default 1; 0 = each day alone): the persistent part of a cell's pattern (soil, terrain, vegetation) adds up, the model's day-to-day noise averages down; each day keeps its own cell means.
+<b>Residual correction</b> (gwr, forest, dispatch). A coarse retrieval is a noisy observation of the cell mean (a retrieval error of 0.02-0.04 m³/m³ is normal). RESIDUAL "filter" (the default of gwr and forest): the coarse residuals (coarse value minus the model's cell mean) are split into a signal that is correlated in space and time and a white retrieval error, whose size is estimated from the data (the residuals' covariance at one cell and one day apart carries no retrieval error; RETRIEVAL_ERROR sets it instead); the signal is estimated at every cell centre and day by kriging from the cells within 3 cells and a few days (regression kriging with a nugget), interpolated smoothly to 1 km and added. The 1 km field has no cell edges and each pixel's time series carries a fraction of the retrieval error instead of all of it; cell means stay within about the retrieval error of the coarse values (the coverage table lists the mean departure next to the estimated error), and seams get the kriged residual of the neighbouring cells and days. "coherent": every observed cell's 1 km mean equals its coarse value exactly (residuals interpolated between cell centres, then a constant shift per cell): each pixel then carries the cell's full retrieval error day after day and the cells can show as blocks - choose it when the coarse product must be reproduced exactly. "smooth": exact and smooth across cell edges (it amplifies cell-to-cell noise); "cell": a constant per cell; "none": the model alone; "auto": filter for gwr and forest, cell for dispatch, none for bilinear and nearest. ("interp" is the former name of "coherent".)
+<b>Scale transfer</b> (gwr, forest): a relation fitted between 36 km cells is steeper than the one between 1 km pixels of a cell (inside a cell the predictors also vary with terrain, vegetation and noise that soil moisture does not follow), so the 1 km within-cell anomalies of the model are scaled by a gain k in 0..1, keeping cell means. With ANOMALY_GAIN empty (default; -1 also works) k is estimated from the coarse data one scale up: the same method is fitted between 2 x 2 blocks of coarse cells and k is the slope of the observed within-block anomalies of the coarse soil moisture on the predicted ones (logged, and listed in the coverage table). With the filter, two gains are estimated the same way: one for each cell's anomaly averaged over the run (the persistent pattern of soil, terrain and vegetation) and one for the day-to-day departures from it (what a station's time series sees); where the model's day-to-day within-cell changes do not follow the observed ones, that gain is near 0 and the model's noise stays out of the time series. 1 keeps the model's anomalies unchanged. The within-cell anomalies are also averaged over the days within +/- ANOMALY_DAYS (default 1; 0 = each day alone): the persistent part of a cell's pattern (soil, terrain, vegetation) adds up, the model's day-to-day noise averages down; each day keeps its own cell means.
 <b>Seams</b>: where the coarse value is missing that day (between swaths), the model is applied without the local residual, adding instead the same cell's residual interpolated from the nearest days with a retrieval (within SEAM_DAYS days; none when there is none). dispatch and bilinear use the cell's coarse value interpolated in time, else the nearest observed cell.
-Values are clipped to MIN_SSM..MAX_SSM (the clipped amount is redistributed within the cell, keeping its mean); pixels where a predictor is missing (water, nodata) get no estimate.
+Values are kept within MIN_SSM..MAX_SSM: with "filter", values within 0.02 m³/m³ of a bound are compressed smoothly towards it (no pile-up at the bound); with the exact corrections they are clipped and the clipped amount is redistributed within the cell, keeping its mean. A warning is logged when more than 0.1 % of the pixel-days were outside the range. Pixels where a predictor is missing (water, nodata) get no estimate.
 
 <b>Inputs</b>: folders of single-band rasters with the date in each file name (YYYY-MM-DD, YYYYMMDD or YYYYDDD). The coarse SSM in m³/m³; the all-weather LST in K (e.g. the output of "Gap-fill land surface temperature"); NDVI and albedo as folders (16-day NDVI composites serve the 16 days from their date, albedo files the 8 days from theirs) or as single rasters (type the file's path); optional DEM (m); optional LST gap-fill flags (0 observed, 1 gap-filled), used for the flags. Inputs on other grids are warped onto the 1 km grid. The 1 km grid is that of the reference layer, or of the LST. A day is processed when the coarse SSM, the LST, and NDVI and albedo within their age all exist; other days are skipped with a warning.
 
@@ -77,6 +82,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
     POOL_DAYS = "POOL_DAYS"
     SEAM_DAYS = "SEAM_DAYS"
     RESIDUAL = "RESIDUAL"
+    RETRIEVAL_ERROR = "RETRIEVAL_ERROR"
     ANOMALY_GAIN = "ANOMALY_GAIN"
     ANOMALY_DAYS = "ANOMALY_DAYS"
     TREES = "TREES"
@@ -122,6 +128,9 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             QgsProcessingParameterNumber(self.SEAM_DAYS, self.tr("Borrow seam residuals from up to this many days away"),
                                          NUMBER_INTEGER, 7, minValue=0, maxValue=60),
             self._enum(self.RESIDUAL, "Residual correction", RESIDUALS, "auto"),
+            QgsProcessingParameterNumber(self.RETRIEVAL_ERROR,
+                                         self.tr("Coarse retrieval error (m³/m³, filter; empty = estimate from the data)"),
+                                         NUMBER_DOUBLE, None, optional=True, minValue=-1.0, maxValue=0.5),
             QgsProcessingParameterNumber(self.ANOMALY_GAIN,
                                          self.tr("Within-cell anomaly gain (gwr, forest; empty = estimate from the data)"),
                                          NUMBER_DOUBLE, None, optional=True, minValue=-1.0,
@@ -186,6 +195,8 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
             self.parameterAsDouble(parameters, self.ANOMALY_GAIN, context)
         bandwidth = 0.0 if parameters.get(self.BANDWIDTH_KM) in (None, "") else \
             self.parameterAsDouble(parameters, self.BANDWIDTH_KM, context)
+        noise = -1.0 if parameters.get(self.RETRIEVAL_ERROR) in (None, "") else \
+            self.parameterAsDouble(parameters, self.RETRIEVAL_ERROR, context)
         out_ssm = self.parameterAsString(parameters, self.OUTPUT_SSM, context)
         out_flags = self.parameterAsString(parameters, self.OUTPUT_FLAGS, context)
         out_unc = self.parameterAsString(parameters, self.OUTPUT_UNCERTAINTY, context)
@@ -205,6 +216,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                 residual=None if residual == "auto" else residual, ssm_range=(lo, hi),
                 anomaly_gain=gain if gain >= 0 else "auto",
                 anomaly_days=self.parameterAsInt(parameters, self.ANOMALY_DAYS, context),
+                noise_sd=noise if noise >= 0 else None,
                 coverage_csv=coverage, ssm_percent=self.parameterAsBool(parameters, self.SSM_PERCENT, context),
                 **self.progress_args(feedback),
             )

@@ -13,6 +13,7 @@ from .dispatch import DispatchDownscaler
 from .forest import ForestDownscaler
 from .gwr import GWRDownscaler, GWRFit, gwr_aicc, gwr_fit, select_bandwidth
 from .methods import METHODS, make_downscaler
+from .nearest import NearestDownscaler
 from .run import (
     FLAG_LEGEND,
     DayResult,
@@ -38,6 +39,7 @@ __all__ = [
     "ForestDownscaler",
     "GWRDownscaler",
     "GWRFit",
+    "NearestDownscaler",
     "anomaly_gain",
     "build_membership",
     "downscale_arrays",

@@ -92,7 +92,7 @@ class Downscaler:
     #: method name used by :func:`make_downscaler`
     method = ""
     #: residual correction the driver applies after ``predict``
-    residual = "interp"
+    residual = "filter"
     #: whether ``predict`` returns a meaningful uncertainty
     has_uncertainty = False
     #: raw predictors the method needs (checked by the driver)

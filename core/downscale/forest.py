@@ -14,15 +14,17 @@ from .base import CoarseData, Downscaler, FineBlock
 class ForestDownscaler(Downscaler):
     """scikit-learn ``RandomForestRegressor`` on the coarse cells (plus pooled days).
 
-    The uncertainty is the spread (standard deviation) of the individual trees'
-    predictions. Seeded (``random_state``) and with ``n_jobs`` worker threads (default 1:
+    The uncertainty combines the spread (standard deviation) of the individual trees'
+    predictions with the forest's out-of-bag error at the coarse scale (the spread alone
+    says how much the trees disagree, not how far they all are from the truth). Seeded (``random_state``) and with ``n_jobs`` worker threads (default 1:
     Processing runs in a background thread next to other work).
 
-    Fitted attributes: ``forest_``, ``n_train_``, ``oob_score_`` (when ``oob_score``).
+    Fitted attributes: ``forest_``, ``n_train_``, ``sigma2_`` (out-of-bag residual variance
+    of the fitted day, (m3/m3)^2), ``oob_day_ (n_cells,)`` out-of-bag coarse predictions.
     """
 
     method = "forest"
-    residual = "interp"
+    residual = "filter"
     has_uncertainty = True
     scale_gain = True
 
@@ -63,7 +65,26 @@ class ForestDownscaler(Downscaler):
             max_features=self.max_features,
             random_state=int(self.random_state),
             n_jobs=int(self.n_jobs),
-        ).fit(X, y)
+            oob_score=y.size >= 10,
+        )
+        import warnings
+
+        with warnings.catch_warnings():  # few rows: some have no out-of-bag trees (handled below)
+            warnings.simplefilter("ignore", UserWarning)
+            self.forest_.fit(X, y)
+        # out-of-bag predictions of the fitted day's cells: the coarse residuals of a forest
+        # on its own training rows are near 0 (it fits them); out of bag they are honest
+        n_day = int(day.train_mask.sum())
+        oob = getattr(self.forest_, "oob_prediction_", None)
+        fitted_in = self._trees(X[:n_day])[0]
+        if oob is not None:
+            o = np.asarray(oob[:n_day], dtype=np.float64)
+            fitted_in = np.where(np.isfinite(o) & (o != 0), o, fitted_in)
+        self.oob_day_ = np.full(day.n_cells, np.nan)
+        self.oob_day_[day.train_mask] = fitted_in
+        r = y[:n_day] - fitted_in
+        #: model error variance (out of bag; includes the coarse retrieval error)
+        self.sigma2_ = float(np.mean(r[np.isfinite(r)] ** 2)) if np.isfinite(r).any() else 0.0
         self.n_train_ = int(y.size)
         return self
 
@@ -86,11 +107,18 @@ class ForestDownscaler(Downscaler):
 
     def predict(self, block: FineBlock) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted("forest_")
-        return self._trees(np.asarray(block.X, dtype=np.float64))
+        mean, sd = self._trees(np.asarray(block.X, dtype=np.float64))
+        return mean, np.sqrt(sd * sd + self.sigma2_)
 
     def predict_coarse(self, day: CoarseData) -> np.ndarray:
+        """The forest at every cell; on the fitted day's training cells, the out-of-bag
+        prediction (so the residuals are not shrunk by the fit)."""
         self._check_fitted("forest_")
-        return self._trees(day.X)[0]
+        pred = self._trees(day.X)[0]
+        if getattr(self, "oob_day_", None) is not None and self.oob_day_.size == pred.size:
+            ok = np.isfinite(self.oob_day_)
+            pred[ok] = self.oob_day_[ok]
+        return pred
 
     def summary(self) -> dict:
         return {"n_train": self.n_train_} if hasattr(self, "n_train_") else {}

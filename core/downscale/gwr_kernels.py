@@ -4,8 +4,10 @@ One local fit per regression point ``i`` (coarse cell centre):
 ``beta_i = (X' W_i X)^-1 X' W_i y`` with ``W_i = diag(K(d_ij / bw))``, where ``K`` is the
 Gaussian kernel ``exp(-z^2/2)`` or the bisquare ``(1 - z^2)^2`` (0 for ``z >= 1``) and
 ``bw = inf`` gives equal weights (global least squares). Matrices are inverted through a
-Cholesky factorisation; a local fit whose matrix is not positive definite (too few
-neighbours for the number of parameters) returns NaN.
+Cholesky factorisation; where a local matrix is singular (a predictor locally constant,
+e.g. a flat DEM over a delta, or collinear) the slopes are ridge-penalised
+(``X'WX + RIDGE sum(w) I`` without the intercept) and the fit retried; only what is still
+singular (fewer neighbours with a weight than parameters) returns NaN.
 
 Each kernel comes as a numba implementation (one ``prange`` loop over regression points)
 and a numpy fallback (chunks of regression points, batched linear algebra) that give the
@@ -25,6 +27,15 @@ BISQUARE = 1
 GAUSS_CUT2 = 2.0 * 27.631021115928547  # -2 ln(1e-12)
 #: relative pivot below which a local matrix counts as singular
 PIVOT_TOL = 1e-10
+#: ridge added to the slopes' diagonal of a singular local matrix, relative to the sum of
+#: the local weights (the predictors are standardised: a prior sd of ~30 standard units
+#: on a coefficient, negligible where the data determine it). It enters ``(X'WX)^-1`` and
+#: so the hat matrix, the AICc and the standard errors.
+RIDGE = 1e-3
+#: relative pivot below which a local matrix is treated as collinear and ridge-penalised
+#: (1 - local R^2 of a standardised predictor on the others; well above rounding, far
+#: below any fit that the data determine, so well-posed fits equal mgwr's)
+RIDGE_PIVOT = 1e-7
 
 
 def kernel_code(name: str) -> int:
@@ -42,7 +53,7 @@ def kernel_code(name: str) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def _chol_inverse_nb(M, out):  # pragma: no cover - compiled
+def _chol_inverse_nb(M, out, tol):  # pragma: no cover - compiled
     """Inverse of a small SPD matrix via Cholesky into ``out``; False when singular."""
     p = M.shape[0]
     L = np.zeros((p, p))
@@ -50,7 +61,7 @@ def _chol_inverse_nb(M, out):  # pragma: no cover - compiled
         s = M[j, j]
         for k in range(j):
             s -= L[j, k] * L[j, k]
-        if not (s > PIVOT_TOL * abs(M[j, j])) or not (M[j, j] > 0):
+        if not (s > tol * abs(M[j, j])) or not (M[j, j] > 0):
             return False
         L[j, j] = np.sqrt(s)
         for i in range(j + 1, p):
@@ -100,12 +111,14 @@ def _local_fits_nb(obs_xy, y, X, at_xy, bw, kern, want_cov):  # pragma: no cover
         M = np.zeros((p, p))
         M2 = np.zeros((p, p))
         b = np.zeros(p)
+        support = 0
         for j in range(n):
             dx = obs_xy[j, 0] - at_xy[i, 0]
             dy = obs_xy[j, 1] - at_xy[i, 1]
             w = _weight(dx * dx + dy * dy, bw, kern)
             if w == 0.0:
                 continue
+            support += 1
             for a in range(p):
                 xa = X[j, a] * w
                 b[a] += xa * y[j]
@@ -118,8 +131,13 @@ def _local_fits_nb(obs_xy, y, X, at_xy, bw, kern, want_cov):  # pragma: no cover
                 M[c, a] = M[a, c]
                 M2[c, a] = M2[a, c]
         Mi = np.empty((p, p))
-        if not _chol_inverse(M, Mi):
-            continue
+        if not _chol_inverse(M, Mi, RIDGE_PIVOT):
+            if support >= p:  # a locally constant or collinear predictor: ridge-penalise the slopes
+                lam = RIDGE * M[0, 0]
+                for a in range(1, p):
+                    M[a, a] += lam
+            if not _chol_inverse(M, Mi, PIVOT_TOL):  # fewer neighbours than parameters: no fit
+                continue
         for a in range(p):
             t = 0.0
             for c in range(p):
@@ -168,15 +186,15 @@ def weights_np(d2: np.ndarray, bw: float, kern: int) -> np.ndarray:
     return t * t
 
 
-def chol_inverse_batch(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def chol_inverse_batch(M: np.ndarray, tol: float = PIVOT_TOL) -> tuple[np.ndarray, np.ndarray]:
     """Inverses of a stack of SPD matrices ``(m, p, p)`` by Cholesky, and an ``ok`` mask
-    (False where a pivot falls below ``PIVOT_TOL`` relative to the diagonal)."""
+    (False where a pivot falls below ``tol`` relative to the diagonal)."""
     m, p, _ = M.shape
     L = np.zeros_like(M)
     ok = np.ones(m, dtype=bool)
     for j in range(p):
         s = M[:, j, j] - np.einsum("ik,ik->i", L[:, j, :j], L[:, j, :j])
-        good = (s > PIVOT_TOL * np.abs(M[:, j, j])) & (M[:, j, j] > 0)
+        good = (s > tol * np.abs(M[:, j, j])) & (M[:, j, j] > 0)
         ok &= good
         L[:, j, j] = np.sqrt(np.where(good, s, 1.0))
         for i in range(j + 1, p):
@@ -206,7 +224,17 @@ def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, chunk_bytes=64_00
         W = weights_np(d2, bw, kern)
         M = np.einsum("in,na,nb->iab", W, X, X)
         b = np.einsum("in,na,n->ia", W, X, y)
-        Mi, ok = chol_inverse_batch(M)
+        Mi, ok = chol_inverse_batch(M, RIDGE_PIVOT)
+        if not ok.all():
+            # a locally constant or collinear predictor (at least p neighbours): ridge
+            bad = ~ok
+            Mr = M[bad].copy()
+            lam = np.where((W[bad] > 0).sum(axis=1) >= p, RIDGE * Mr[:, 0, 0], 0.0)
+            for a in range(1, p):
+                Mr[:, a, a] += lam
+            Mi_r, ok_r = chol_inverse_batch(Mr, PIVOT_TOL)
+            Mi[bad] = Mi_r
+            ok[bad] = ok_r
         beta[s:e] = np.einsum("iab,ib->ia", Mi, b)
         minv[s:e] = Mi
         if want_cov:

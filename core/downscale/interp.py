@@ -89,3 +89,39 @@ def interpolate(values: np.ndarray, fr: np.ndarray, fc: np.ndarray, shape: tuple
     out = (flat[idx] * w).sum(axis=1)
     out[~(np.isfinite(np.ravel(fr)) & np.isfinite(np.ravel(fc)))] = np.nan
     return out.reshape(np.shape(fr))
+
+
+def node_xy_metres(membership) -> np.ndarray:
+    """Coarse cell centres ``(n_cells, 2)`` in metres, whatever the grids' CRSs: the fine
+    grid's coordinates when it is projected (scaled by its linear unit), else a Lambert
+    azimuthal equal-area projection centred on the fine grid (distances within a few
+    thousand km are true to a fraction of a per cent)."""
+    from osgeo import osr
+
+    from ..grid import to_srs
+
+    fine = membership.fine
+    x, y = membership.coarse.centres()
+    srs = to_srs(fine.crs_wkt)
+    if srs.IsProjected():
+        fx, fy = transform_points(x, y, membership.coarse.crs_wkt, fine.crs_wkt)
+        unit = srs.GetLinearUnits() or 1.0
+        return np.column_stack([np.ravel(fx) * unit, np.ravel(fy) * unit])
+    # a geographic grid: its coordinates are longitude, latitude (GIS axis order)
+    lon, lat = fine.xy(np.array([fine.height / 2.0]), np.array([fine.width / 2.0]), offset=0.0)
+    laea = osr.SpatialReference()
+    laea.ImportFromProj4(f"+proj=laea +lat_0={float(np.ravel(lat)[0]):.6f} +lon_0={float(np.ravel(lon)[0]):.6f} "
+                         "+x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs")
+    fx, fy = transform_points(x, y, membership.coarse.crs_wkt, laea.ExportToWkt())
+    return np.column_stack([np.ravel(fx), np.ravel(fy)])
+
+
+def node_spacing(node_xy: np.ndarray) -> float:
+    """Median nearest-neighbour distance between distinct cell centres (m)."""
+    from scipy.spatial import cKDTree
+
+    pts = np.unique(node_xy[np.isfinite(node_xy).all(axis=1)], axis=0)
+    if pts.shape[0] < 2:
+        return 1.0
+    d, _ = cKDTree(pts).query(pts, k=2)
+    return float(np.median(d[:, 1]))

@@ -10,6 +10,7 @@ from .bilinear import BilinearDownscaler
 from .dispatch import DispatchDownscaler
 from .forest import ForestDownscaler
 from .gwr import GWRDownscaler
+from .nearest import NearestDownscaler
 
 #: method name -> estimator class; the first is the default
 METHODS: dict[str, type[Downscaler]] = {
@@ -17,6 +18,7 @@ METHODS: dict[str, type[Downscaler]] = {
     "forest": ForestDownscaler,
     "dispatch": DispatchDownscaler,
     "bilinear": BilinearDownscaler,
+    "nearest": NearestDownscaler,
 }
 
 

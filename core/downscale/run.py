@@ -40,8 +40,8 @@ from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..series import FLAG_NODATA, DailySeries, LayerSource, RasterWriter, day_filename
 from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
-from .interp import node_positions
-from .methods import make_downscaler
+from .interp import interpolate, node_positions, node_spacing, node_xy_metres
+from .methods import METHODS, make_downscaler
 from .predictors import (
     ArrayCoarse,
     ArrayPredictors,
@@ -52,8 +52,9 @@ from .predictors import (
     common_days,
 )
 from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
-from .scale import anomaly_gain, combine_anomalies
+from .scale import anomaly_gain, anomaly_gains, combine_anomalies, combine_anomalies_smooth, smooth_anomaly
 from .seams import borrow_in_time, fill_coarse
+from .stfilter import Covariance, estimate_covariance, krige
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,25 @@ FLAG_LEGEND = (
     "SSM flags: 0 coarse SSM observed; 1 seam-filled (coarse SSM missing that day); "
     "2 LST gap-filled under cloud (coarse observed); 3 seam-filled and LST gap-filled; 255 no estimate"
 )
+#: residual corrections: ``filter`` (default of the model-based methods) treats the coarse
+#: value as a noisy observation and spreads its space-time filtered residual smoothly;
+#: ``coherent`` makes every observed cell's 1 km mean equal its coarse value exactly
+#: (interpolated residual, then a constant shift per cell); ``smooth`` is exact and
+#: smooth across cell edges; ``cell`` a constant per cell; ``none`` the model alone
+RESIDUAL_MODES = ("filter", "coherent", "smooth", "cell", "none")
+RESIDUAL_ALIASES = {"interp": "coherent"}
+#: width (m3/m3) of the soft margin inside MIN_SSM..MAX_SSM in the ``filter`` mode
+SOFT_MARGIN = 0.02
+#: memory (bytes) for day predictions kept from the first pass of the static/dynamic split
+KEEP_BYTES = 512 * 1024 * 1024
+#: share of pixel-days outside MIN_SSM..MAX_SSM above which the run warns
+CLIPPED_WARN = 0.001
 PREFIX_SSM, PREFIX_FLAGS, PREFIX_UNC = "ssm", "ssm_flags", "ssm_uncertainty"
 COVERAGE_FIELDS = (
     "date", "method", "coarse_cells", "coarse_observed", "coarse_seam", "land_pixels", "estimated_pct",
-    "seam_filled_pct", "lst_gapfilled_pct", "clipped_pixels", "max_shift", "anomaly_gain", "bandwidth_km",
-    "sigma_coarse",
+    "seam_filled_pct", "lst_gapfilled_pct", "clipped_pixels", "max_shift", "anomaly_gain", "anomaly_gain_static",
+    "bandwidth_km",
+    "sigma_coarse", "retrieval_error", "mean_abs_departure",
 )
 
 
@@ -107,6 +122,27 @@ def _blocks(grid: Grid, block_pixels: int) -> list[tuple[int, int]]:
     return grid.row_blocks(max(1, block_pixels // max(grid.width, 1)))
 
 
+def soft_bounds(field_: np.ndarray, lo: float, hi: float, info: CorrectionInfo | None = None,
+                margin: float = SOFT_MARGIN) -> np.ndarray:
+    """In place: values within ``margin`` of a bound (or beyond it) are compressed
+    exponentially towards it, ``lo + m exp((x - lo - m) / m)`` below ``lo + m`` (and the
+    mirror image above ``hi - m``): continuous with slope 1 at the margin, strictly inside
+    the range, so the product never piles up at MIN_SSM or MAX_SSM. ``info.clipped``
+    counts the pixels that were beyond a bound."""
+    m = min(margin, (hi - lo) / 4.0)
+    x = field_
+    ok = np.isfinite(x)
+    if info is not None:
+        info.clipped += int((ok & ((x < lo) | (x > hi))).sum())
+    low = ok & (x < lo + m)
+    if low.any():
+        x[low] = (lo + m * np.exp((x[low].astype(np.float64) - lo - m) / m)).astype(np.float32)
+    high = ok & (x > hi - m)
+    if high.any():
+        x[high] = (hi - m * np.exp((hi - m - x[high].astype(np.float64)) / m)).astype(np.float32)
+    return x
+
+
 class Engine:
     """Runs stages A-C for one estimator over given days (see the module docstring)."""
 
@@ -125,6 +161,7 @@ class Engine:
         block_pixels: int = 1_000_000,
         anomaly_gain: float | str = "auto",
         anomaly_days: int = 1,
+        noise_sd: float | None = None,
     ):
         self.template = template
         self.fine_source = fine_source
@@ -139,8 +176,20 @@ class Engine:
             raise SsmError(f"The physical range of soil moisture must have min < max, got {lo} and {hi}")
         self.lo, self.hi = lo, hi
         self.residual = residual or template.residual
-        if self.residual not in ("smooth", "interp", "cell", "none"):
-            raise SsmError(f"Unknown residual correction {self.residual!r}; choose smooth, interp, cell or none")
+        self.residual = RESIDUAL_ALIASES.get(self.residual, self.residual)
+        if self.residual not in RESIDUAL_MODES:
+            raise SsmError(f"Unknown residual correction {self.residual!r}; choose {', '.join(RESIDUAL_MODES)}")
+        if noise_sd is not None and not (isinstance(noise_sd, (int, float)) and 0 <= noise_sd < 1
+                                         and math.isfinite(noise_sd)):
+            raise SsmError(f"The retrieval error must be a number in 0..1 m3/m3 (or None to estimate it), got {noise_sd!r}")
+        self.noise_sd = None if noise_sd is None else float(noise_sd)
+        self.covariance: Covariance | None = None
+        self.filtered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.coarse_pred: dict[int, np.ndarray] = {}
+        #: static/dynamic split of the anomaly gain (filter mode, gain estimated): the gain of
+        #: the persistent pattern and each pixel's run-mean anomaly (pass 1)
+        self.gain_static: float | None = None
+        self.static: np.ndarray | None = None
         self.min_fit_coverage = float(min_fit_coverage)
         if anomaly_gain != "auto" and not (isinstance(anomaly_gain, (int, float)) and 0 <= anomaly_gain <= 2):
             raise SsmError(f"The anomaly gain must be 'auto' or a number in 0..2, got {anomaly_gain!r}")
@@ -153,11 +202,11 @@ class Engine:
         self.block_pixels = block_pixels
         self.n = self.coarse.size
         self.shape = self.coarse.shape
-        x, y = membership.cell_centres_in_fine_crs()
-        self.node_xy = np.column_stack([x.ravel(), y.ravel()])
+        self.node_xy = node_xy_metres(membership)
         if not np.isfinite(self.node_xy).all():  # cells whose centre cannot be transformed
             ok = np.isfinite(self.node_xy).all(axis=1)
             self.node_xy[~ok] = self.node_xy[ok].mean(axis=0)
+        self.spacing = node_spacing(self.node_xy)
         self.index = membership.index
         self.weights = membership.weights
         self.cover = np.nan_to_num(membership.coverage().ravel(), nan=0.0)
@@ -255,21 +304,35 @@ class Engine:
         H, W = self.fine.shape
         pd = predicted if predicted is not None else self.predict_day(day, est, prog or Progress(len(self.blocks)))
         pred, unc, lstf, land_n = pd["pred"].copy(), pd["unc"], pd["lstf"], pd["land_n"]
-        if self.gain != 1.0 or window:
+        if self.residual == "filter":
+            if self.gain != 1.0 or window or self.static is not None:
+                combine_anomalies_smooth(pred, pd["mean"], [(w["pred"], w["mean"]) for w in window], self.fr, self.fc,
+                                         self.shape, self.gain, static=self.static, k_static=self.gain_static)
+        elif self.gain != 1.0 or window:
             combine_anomalies(pred, pd["mean"], [(w["pred"], w["mean"]) for w in window], self.index, self.gain)
         observed = np.isfinite(data.y) & (count > 0)
         info = CorrectionInfo()
-        if self.residual != "none":
+        filt_var = None
+        if self.residual == "filter":
+            mean_now, _ = cell_means(pred, self.index, self.weights, self.n)
+            field_, filt_var, borrowed_cells = self._apply_filter(pred, mean_now, data, count)
+        elif self.residual != "none":
             mean_pred, _ = cell_means(pred, self.index, self.weights, self.n)
             borrowed = borrow_in_time(resid_series, data.day, self.seam_days) if resid_series else np.full(self.n, np.nan)
             delta = np.where(observed, data.y - mean_pred, borrowed)
-            field_, info = correct(pred, self.index, self.weights, self.fr, self.fc, self.shape, delta, self.residual)
+            mode = "interp" if self.residual == "coherent" else self.residual
+            field_, info = correct(pred, self.index, self.weights, self.fr, self.fc, self.shape, delta, mode)
             borrowed_cells = int((~observed & (count > 0) & np.isfinite(borrowed)).sum())
         else:
             field_ = pred
             borrowed_cells = 0
         field_[self.index < 0] = np.nan  # outside the coarse grid: no estimate (not extrapolated, not flagged)
-        clip_preserving_means(field_, self.index, self.weights, self.n, self.lo, self.hi, info)
+        if self.residual == "filter":
+            soft_bounds(field_, self.lo, self.hi, info)
+            if filt_var is not None:
+                unc = np.sqrt(unc.astype(np.float64) ** 2 + filt_var).astype(np.float32)
+        else:
+            clip_preserving_means(field_, self.index, self.weights, self.n, self.lo, self.hi, info)
         # flags
         valid = np.isfinite(field_)
         obs_px = np.zeros((H, W), dtype=bool)
@@ -298,11 +361,99 @@ class Engine:
             "clipped_pixels": info.clipped,
             "max_shift": info.max_shift,
             "anomaly_gain": self.gain,
+            "anomaly_gain_static": self.gain_static if self.gain_static is not None else self.gain,
             "targets_out_of_range": info.targets_out_of_range,
             "bandwidth_km": s.get("bandwidth_km", math.nan),
             "sigma_coarse": s.get("sigma_coarse", math.nan),
+            "retrieval_error": self.covariance.noise_sd if self.covariance is not None else math.nan,
+            "mean_abs_departure": self._departure(field_, data.y, observed),
         }
         return DayResult(day, field_, flags, unc, stats)
+
+    def _departure(self, field_: np.ndarray, y: np.ndarray, observed: np.ndarray) -> float:
+        """Mean over observed cells of |1 km cell mean - coarse value| (m3/m3)."""
+        if not observed.any():
+            return math.nan
+        mean, _ = cell_means(field_, self.index, self.weights, self.n)
+        d = np.abs(mean - y)[observed & np.isfinite(mean)]
+        return float(d.mean()) if d.size else math.nan
+
+    def _apply_filter(self, pred: np.ndarray, mean_pred: np.ndarray, data: CoarseData, count: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The ``filter`` correction: node values ``v = s + yc - m`` (filtered residual
+        signal ``s``, the model's coarse prediction ``yc`` and the cell mean ``m`` of its
+        1 km prediction), interpolated bilinearly and added; returns the field, the
+        interpolated kriging variance and the number of cells without a retrieval whose
+        residual came from neighbouring cells and days."""
+        sig, var = self.filtered.get(data.day, (np.zeros(self.n), np.full(self.n, np.nan)))
+        yc = self.coarse_pred.get(data.day)
+        v = sig.copy()
+        if yc is not None:
+            adj = yc - mean_pred
+            ok = np.isfinite(adj)
+            v[ok] += adj[ok]
+        field_ = pred.copy()
+        fvar = np.full(pred.shape, np.nan, dtype=np.float32)
+        H, W = pred.shape
+        vv = np.nan_to_num(var, nan=float(np.nanmax(var)) if np.isfinite(var).any() else 0.0)
+        for r0, nr in _blocks(self.fine, self.block_pixels):
+            blk = field_[r0 : r0 + nr]
+            ok = np.isfinite(blk)
+            fr = self.fr[r0 : r0 + nr][ok]
+            fc = self.fc[r0 : r0 + nr][ok]
+            blk[ok] = (blk[ok] + interpolate(v, fr, fc, self.shape)).astype(np.float32)
+            fb = fvar[r0 : r0 + nr]
+            fb[ok] = interpolate(vv, fr, fc, self.shape).astype(np.float32)
+        borrowed = int((~(np.isfinite(data.y) & (count > 0)) & (count > 0)).sum())
+        return field_, fvar, borrowed
+
+    def _static_pass(self, fitted: Sequence[dt.date], coarse: dict, w: int, prog: Progress) -> dict[dt.date, dict]:
+        """Pass 1 of the static/dynamic split: ``self.static`` = each pixel's within-cell
+        anomaly (relative to the smooth large-scale field, averaged over the anomaly window)
+        averaged over the run. Returns the day predictions it could keep within
+        :data:`KEEP_BYTES` (the rest are predicted again in pass 2)."""
+        H, W = self.fine.shape
+        acc = np.zeros((H, W))
+        cnt = np.zeros((H, W), dtype=np.int32)
+        cache: dict[dt.date, dict] = {}
+        kept: dict[dt.date, dict] = {}
+        budget = KEEP_BYTES // max(1, 8 * H * W)  # predictions (pred + unc, float32) that fit
+        for d in fitted:
+            near = [o for o in fitted if abs((o - d).days) <= w]
+            for o in list(cache):
+                if o not in near:
+                    if len(kept) < budget:
+                        kept[o] = cache[o]
+                    del cache[o]
+            for o in near:
+                if o not in cache:
+                    cache[o] = self.predict_day(o, coarse[o][0], prog)
+            pd = cache[d]
+            _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
+                                  self.fr, self.fc, self.shape)
+            ok = np.isfinite(A)
+            acc[ok] += A[ok]
+            cnt[ok] += 1
+            prog.advance()
+        for o, v in cache.items():
+            if len(kept) < budget:
+                kept[o] = v
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.static = np.where(cnt > 0, acc / cnt, np.nan).astype(np.float32)
+        return kept
+
+    def _filter_residuals(self, resid_series: dict[int, np.ndarray], fitted: Sequence[dt.date],
+                          check: Callable[[], None]) -> None:
+        """Estimate the residuals' space-time covariance and krige their signal for the
+        fitted days (:mod:`.stfilter`)."""
+        ords = sorted(resid_series)
+        stack = np.vstack([resid_series[o] for o in ords])
+        self.covariance = cov = estimate_covariance(stack, self.node_xy, np.array(ords), self.spacing, self.noise_sd)
+        log.info("Coarse residuals: retrieval error %.3f m3/m3 (%s), signal %.3f m3/m3 correlated over %.0f km and "
+                 "%.1f days", cov.noise_sd, "given" if self.noise_sd is not None else "estimated from the data",
+                 cov.signal_sd, cov.length_m / 1000.0, cov.time_days)
+        self.filtered = krige(resid_series, self.node_xy, [d.toordinal() for d in fitted], cov, self.spacing,
+                              grid_shape=self.shape, check=check)
 
     # -- all stages --------------------------------------------------------------------------
     def run(
@@ -326,7 +477,14 @@ class Engine:
         y_series = {d.toordinal(): np.where(c[2] > 0, c[1].y, np.nan) for d, c in coarse.items()}
         pb = prog.sub(0.1, total=max(len(days), 1) + 1)
         if self.gain_option == "auto":
-            if self.template.scale_gain:
+            if self.template.scale_gain and self.residual == "filter":
+                g = anomaly_gains(self.template, [(c[1], c[2]) for c in coarse.values()],
+                                  window=self.anomaly_days, check=prog.check)
+                self.gain, self.gain_static = g.dynamic, g.static
+                log.info("Within-cell anomaly gains (estimated one scale up from %d coarse cell-days): %.2f for the "
+                         "persistent pattern, %.2f for its day-to-day changes (%.2f pooled)", g.pairs, g.static,
+                         g.dynamic, g.pooled)
+            elif self.template.scale_gain:
                 self.gain, pairs = anomaly_gain(self.template, [(c[1], c[2]) for c in coarse.values()],
                                                 window=self.anomaly_days, check=prog.check)
                 log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cell-days)",
@@ -355,16 +513,24 @@ class Engine:
                 pb.advance()
                 continue
             yc = est.predict_coarse(data)
+            self.coarse_pred[data.day] = yc
             resid_series[data.day] = np.where(np.isfinite(data.y) & (count > 0), data.y - yc, np.nan)
             fitted.append(d)
             pb.advance()
         for d, why in skipped.items():
             if d in coarse:
                 log.warning("%s skipped: %s", d, why)
-        pc = prog.sub(0.6, total=max(len(fitted) * (nb + 1), 1))
-        out_of_range = 0
-        cache: dict[dt.date, dict] = {}  # predictions of the days in the anomaly window
+        if self.residual == "filter" and fitted:
+            self._filter_residuals(resid_series, fitted, prog.check)
         w = self.anomaly_days if self.template.scale_gain else 0
+        kept: dict[dt.date, dict] = {}
+        split = self.gain_static is not None and self.residual == "filter"
+        if split:  # pass 1: each pixel's within-cell anomaly averaged over the run
+            pp = prog.sub(0.25, total=max(len(fitted) * (nb + 1), 1))
+            kept = self._static_pass(fitted, coarse, w, pp)
+        pc = prog.sub(0.6 if not split else 0.35, total=max(len(fitted) * (nb + 1), 1))
+        out_of_range = clipped_px = valid_px = 0
+        cache: dict[dt.date, dict] = {}  # predictions of the days in the anomaly window
         for d in fitted:
             near = [o for o in fitted if abs((o - d).days) <= w]
             for o in list(cache):
@@ -372,14 +538,20 @@ class Engine:
                     del cache[o]
             for o in near:
                 if o not in cache:
-                    cache[o] = self.predict_day(o, coarse[o][0], pc)
+                    cache[o] = kept.pop(o, None) or self.predict_day(o, coarse[o][0], pc)
             est, data, count = coarse[d]
             others = {k: v for k, v in resid_series.items() if k != data.day}
             res = self.apply(d, est, data, count, others, predicted=cache[d],
                              window=[cache[o] for o in near if o != d])
             out_of_range += res.stats["targets_out_of_range"]
+            clipped_px += res.stats["clipped_pixels"]
+            valid_px += int(np.isfinite(res.ssm).sum())
             sink(res)
             pc.advance()
+        if valid_px and clipped_px > CLIPPED_WARN * valid_px:
+            log.warning("%.2f %% of the pixel-days (%d) were outside %.3f-%.3f m3/m3 and were %s: check the inputs' "
+                        "units and the MIN_SSM / MAX_SSM range", 100.0 * clipped_px / valid_px, clipped_px, self.lo,
+                        self.hi, "compressed to the bounds" if self.residual == "filter" else "clipped")
         if out_of_range:
             log.warning("%d coarse cell-day(s) had soil moisture outside %.3f-%.3f m3/m3: their 1 km pixels were "
                         "clipped, so their means sit at the bound", out_of_range, self.lo, self.hi)
@@ -441,7 +613,7 @@ def downscale_arrays(
         r0, c0, nr, nc = win
         coarse_ssm = {d: np.asarray(a)[r0 : r0 + nr, c0 : c0 + nc] for d, a in coarse_ssm.items()}
     engine_keys = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels", "anomaly_gain",
-                   "anomaly_days")
+                   "anomaly_days", "noise_sd")
     eng_opts = {k: options.pop(k) for k in engine_keys if k in options}
     names = tuple(p for p in PREDICTOR_ORDER if p in predictors)
     est = method if isinstance(method, Downscaler) else make_downscaler(method, names, **options)
@@ -487,6 +659,7 @@ def downscale_series(
     residual: str | None = None,
     anomaly_gain: float | str = "auto",
     anomaly_days: int = 1,
+    noise_sd: float | None = None,
     ssm_range: tuple[float, float] = (0.01, 0.6),
     ndvi_max_age: int = 16,
     albedo_max_age: int = 8,
@@ -514,8 +687,8 @@ def downscale_series(
     ssm_dir, lst_dir = Path(ssm_dir), Path(lst_dir)
     out_ssm, out_flags = Path(out_ssm), Path(out_flags)
     out_unc = Path(out_uncertainty) if out_uncertainty else None
-    if method not in ("gwr", "forest", "dispatch", "bilinear"):
-        raise SsmError(f"Unknown downscaling method {method!r}; choose gwr, forest, dispatch or bilinear")
+    if method not in METHODS:
+        raise SsmError(f"Unknown downscaling method {method!r}; choose {', '.join(METHODS)}")
     ssm_series = DailySeries.from_folder(ssm_dir)
     layers: dict[str, LayerSource] = {
         "lst": LayerSource.open(lst_dir),
@@ -568,7 +741,7 @@ def downscale_series(
         raise SsmError(f"The {method} method needs {', '.join(missing)}")
     engine = Engine(est, fine_src, coarse_src, membership, pool_days=pool_days, seam_days=seam_days,
                     ssm_range=ssm_range, residual=residual, block_pixels=block_pixels, anomaly_gain=anomaly_gain,
-                    anomaly_days=anomaly_days)
+                    anomaly_days=anomaly_days, noise_sd=noise_sd)
     summary = DownscaleSummary(method=method, skipped=skipped, fine=fine, coarse=membership.coarse)
     if out_unc is not None and not est.has_uncertainty:
         log.warning("The %s method has no uncertainty estimate: the uncertainty rasters hold no data", method)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 MIN_PAIRS = 20
 #: the largest gain (averaged anomalies may need more than 1)
 MAX_GAIN = 2.0
+#: fewest days of a coarse cell behind its run-mean anomaly (static/dynamic split)
+MIN_DAYS_STATIC = 5
 
 
 def super_cells(data: CoarseData, count: np.ndarray, offset: tuple[int, int], block: int = 2
@@ -87,6 +90,73 @@ def anomaly_gain(
     the predicted anomalies are first averaged over the days within +/- ``window`` (as
     :func:`combine_anomalies` does at 1 km), so ``k`` fits the averaged anomalies.
     ``check`` is called once per day (to raise on cancellation)."""
+    per = _anomaly_pairs(template, days, offsets, block, check)
+    k, pairs = _pooled_slope(per, window)
+    return k, pairs
+
+
+@dataclass(frozen=True)
+class Gains:
+    """Anomaly gains estimated one scale up: ``pooled`` (all within-cell anomalies),
+    ``static`` (each cell's anomaly averaged over the run: soil, terrain, vegetation) and
+    ``dynamic`` (the day-to-day departures from it: what a station's time series sees);
+    ``pairs`` super-cell anomaly pairs behind them."""
+
+    pooled: float
+    static: float
+    dynamic: float
+    pairs: int
+
+
+def anomaly_gains(
+    template: Downscaler,
+    days: Sequence[tuple[CoarseData, np.ndarray]],
+    offsets: Sequence[tuple[int, int]] = ((0, 0), (1, 1)),
+    block: int = 2,
+    window: int = 0,
+    check: Callable[[], None] | None = None,
+) -> Gains:
+    """Like :func:`anomaly_gain`, and split: the slope of the observed on the predicted
+    within-super-cell anomalies for their run means per cell (``static``) and for the
+    daily departures from those means (``dynamic``). Predictors that follow soil moisture
+    from day to day (LST under a changing sky) give a dynamic gain near the static one; a
+    model whose day-to-day within-cell changes are noise gets a dynamic gain near 0, so
+    its noise stays out of each pixel's time series. Retrieval noise in the observed
+    anomalies does not bias a slope."""
+    per = _anomaly_pairs(template, days, offsets, block, check)
+    k, pairs = _pooled_slope(per, window)
+    if pairs < MIN_PAIRS:
+        return Gains(k, k, k, pairs)
+    sn = sd_ = dn = dd = 0.0
+    for by_day in per.values():
+        if not by_day:
+            continue
+        ords = sorted(by_day)
+        AP = np.vstack([_window_mean(by_day, o, window) for o in ords])
+        AO = np.vstack([by_day[o][1] for o in ords])
+        W = np.vstack([by_day[o][2] for o in ords])
+        ok = np.isfinite(AP) & np.isfinite(AO) & (W > 0)
+        n = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mp = np.where(n > 0, np.where(ok, AP, 0.0).sum(axis=0) / n, np.nan)
+            mo = np.where(n > 0, np.where(ok, AO, 0.0).sum(axis=0) / n, np.nan)
+        cells = n >= MIN_DAYS_STATIC
+        sn += float((n * mo * mp)[cells].sum())
+        sd_ += float((n * mp * mp)[cells].sum())
+        sel = ok & cells[None, :]
+        dp = np.where(sel, AP - mp[None, :], 0.0)
+        do = np.where(sel, AO - mo[None, :], 0.0)
+        dn += float((W * do * dp)[sel].sum())
+        dd += float((W * dp * dp)[sel].sum())
+    ks = float(np.clip(sn / sd_, 0.0, MAX_GAIN)) if sd_ > 0 else k
+    kd = float(np.clip(dn / dd, 0.0, MAX_GAIN)) if dd > 0 else k
+    return Gains(k, ks, kd, pairs)
+
+
+def _anomaly_pairs(template: Downscaler, days: Sequence[tuple[CoarseData, np.ndarray]],
+                   offsets: Sequence[tuple[int, int]], block: int, check: Callable[[], None] | None) -> dict:
+    """Per block offset and day, the predicted and observed within-super-cell anomalies of
+    the coarse cells and their weights ``(ap, ao, w)``, each ``(n_cells,)``."""
     per: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {o: {} for o in offsets}
     for data, count in days:
         if check is not None:
@@ -116,6 +186,21 @@ def anomaly_gain(
             ap = np.where(sel, pred - mp[sidx], np.nan)
             ao = np.where(sel, data.y - mo[sidx], np.nan)
             per[off][data.day] = (ap, ao, np.where(sel, w, 0.0))
+    return per
+
+
+def _window_mean(by_day: dict, day: int, window: int) -> np.ndarray:
+    ap = by_day[day][0]
+    if window <= 0:
+        return ap
+    stack = np.vstack([by_day[o][0] for o in by_day if abs(o - day) <= window])
+    cnt = np.isfinite(stack).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(cnt > 0, np.nansum(stack, axis=0) / cnt, np.nan)
+    return np.where(np.isfinite(ap), avg, np.nan)
+
+
+def _pooled_slope(per: dict, window: int) -> tuple[float, int]:
     num = den = 0.0
     pairs = 0
     for by_day in per.values():
@@ -169,3 +254,77 @@ def combine_anomalies(
         vals = blk[ok].astype(np.float64)
         vals[good] = m[good] + k * (acc[good] / n[good])
         blk[ok] = vals.astype(np.float32)
+
+
+def smooth_means(mean: np.ndarray, fr: np.ndarray, fc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The cell means ``(n_cells,)`` interpolated bilinearly between cell centres at the
+    positions ``fr, fc`` (cells without a mean take the nearest cell's): a large-scale
+    field without cell edges."""
+    from .interp import interpolate
+    from .residual import _fill_nodes
+
+    return interpolate(_fill_nodes(np.asarray(mean, dtype=np.float64), shape), fr, fc, shape)
+
+
+def smooth_anomaly(
+    pred: np.ndarray,
+    mean: np.ndarray,
+    others: Sequence[tuple[np.ndarray, np.ndarray]],
+    fr: np.ndarray,
+    fc: np.ndarray,
+    shape: tuple[int, int],
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The smooth large-scale field ``F`` of a day's 1 km prediction (its cell means
+    interpolated between cell centres, see :func:`smooth_means`) and its within-cell
+    anomaly ``A = mean_t(pred_t - F_t)`` averaged over today and the ``others`` days
+    (``(pred, cell means)`` pairs) that have a value at the pixel; float32 ``(H, W)``
+    each, NaN where ``pred`` is NaN."""
+    H, W = pred.shape
+    F = np.full((H, W), np.nan, dtype=np.float32)
+    A = np.full((H, W), np.nan, dtype=np.float32)
+    step = block_rows or max(1, 1_000_000 // max(W, 1))
+    for r0 in range(0, H, step):
+        blk = pred[r0 : r0 + step]
+        ok = np.isfinite(blk)
+        if not ok.any():
+            continue
+        pr, pc = fr[r0 : r0 + step][ok], fc[r0 : r0 + step][ok]
+        f = smooth_means(mean, pr, pc, shape)
+        acc = blk[ok].astype(np.float64) - f
+        n = np.ones(acc.size)
+        for p_o, m_o in others:
+            a = p_o[r0 : r0 + step][ok].astype(np.float64) - smooth_means(m_o, pr, pc, shape)
+            fin = np.isfinite(a)
+            acc[fin] += a[fin]
+            n[fin] += 1
+        F[r0 : r0 + step][ok] = f
+        A[r0 : r0 + step][ok] = acc / n
+    return F, A
+
+
+def combine_anomalies_smooth(
+    pred: np.ndarray,
+    mean: np.ndarray,
+    others: Sequence[tuple[np.ndarray, np.ndarray]],
+    fr: np.ndarray,
+    fc: np.ndarray,
+    shape: tuple[int, int],
+    k: float,
+    block_rows: int | None = None,
+    static: np.ndarray | None = None,
+    k_static: float | None = None,
+) -> None:
+    """In place, like :func:`combine_anomalies` but relative to the smooth large-scale
+    field ``F_t`` (:func:`smooth_anomaly`) instead of the cell means: ``pred = F + k A``.
+    With a ``static (H, W)`` anomaly (the pixel's anomaly averaged over the run),
+    ``pred = F + k_static S + k (A - S)``: the persistent pattern and the day-to-day
+    departures get their own gains. No term is constant per cell, so the result has no
+    cell edges."""
+    F, A = smooth_anomaly(pred, mean, others, fr, fc, shape, block_rows)
+    ok = np.isfinite(F)
+    if static is None or k_static is None:
+        pred[ok] = (F[ok] + k * A[ok]).astype(np.float32)
+        return
+    S = np.where(np.isfinite(static), static, A)
+    pred[ok] = (F[ok] + k_static * S[ok] + k * (A[ok] - S[ok])).astype(np.float32)

@@ -10,6 +10,9 @@ from typing import Any
 from ..errors import SsmError
 from .places import PLACES
 
+#: the coarse grids a scene can simulate its coarse product on
+COARSE_GRIDS = ("ease2_36km", "geo_0.25deg")
+
 #: generator version written to scene.json; bump when the same seed gives other numbers
 GENERATOR_VERSION = "1.0"
 
@@ -40,6 +43,9 @@ class SceneConfig:
     #: override the place's centre (degrees)
     centre_lon: float | None = None
     centre_lat: float | None = None
+    #: the coarse product's grid: ``"ease2_36km"`` (SMAP-like EASE-Grid 2.0, 36 km) or
+    #: ``"geo_0.25deg"`` (AMSR2 LPRM / ESA CCI-like geographic 0.25 degree)
+    coarse_grid: str = "ease2_36km"
     #: rows per processing block for large scenes (memory bound; 64 = a quarter of a
     #: GeoTIFF tile, so blocks complete tiles); small scenes are one block
     block_rows: int = 64
@@ -149,6 +155,8 @@ class SceneConfig:
         lon = self.centre_lon if self.centre_lon is None else number("centre_lon", self.centre_lon, -180, 180)
         lat = self.centre_lat if self.centre_lat is None else number("centre_lat", self.centre_lat, -80, 80)
         block_rows = integer("block_rows", self.block_rows, 8)
+        if self.coarse_grid not in COARSE_GRIDS:
+            raise SceneError(f"Unknown coarse grid {self.coarse_grid!r}; choose one of: {', '.join(COARSE_GRIDS)}")
         errs = {}
         for f in fields(self):
             if f.name.endswith(("_sd", "_sd_k", "_fraction", "_cells")) and f.name != "station_missing_fraction":

@@ -9,7 +9,7 @@ Layout under the output folder::
     scene.json                          every parameter, the grids, the stated errors
     stations.csv                        station_id,lon,lat,date,sm,depth,network
     inputs/dem.tif                      1 km elevation (m): the 1 km target grid
-    inputs/ssm_coarse/ssm_coarse_YYYY-MM-DD.tif      36 km EASE-Grid 2.0 SSM (m3/m3)
+    inputs/ssm_coarse/ssm_coarse_YYYY-MM-DD.tif      coarse SSM (m3/m3; 36 km EASE-Grid 2.0 or 0.25 degree)
     inputs/lst/lst_YYYY-MM-DD.tif                    clear-sky 1 km LST (K)
     inputs/lst_background/lst_background_YYYY-MM-DD.tif   0.1 degree all-weather LST (K)
     inputs/ndvi/ndvi_YYYY-MM-DD.tif                  16-day composites (MOD13 calendar)
@@ -415,7 +415,7 @@ def _cleanup(written: list[Path], created_dirs: list[Path]) -> None:
 
 def _run(cfg: SceneConfig, place: Place, out: Path, paths: dict[str, Path], prog: Progress,
          written: list[Path]) -> SceneInfo:
-    g = scene_grids(cfg.lon, cfg.lat, cfg.width, cfg.height)
+    g = scene_grids(cfg.lon, cfg.lat, cfg.width, cfg.height, cfg.coarse_grid)
     log.info("Sample scene %s: %d x %d km at %.2fE %.2fN, %d days from %s (%d spin-up days), padded grid %d x %d",
              cfg.place, cfg.width, cfg.height, cfg.lon, cfg.lat, cfg.days, cfg.start, cfg.spinup_days,
              g.padded.width, g.padded.height)
@@ -491,7 +491,7 @@ def _day_loop(world: _World, writers: _Writers, sim_days: list[dt.date], station
                                        sensors.day_seed_rng(cfg.seed, "coarse-ssm", day))
             coarse_valid.append(float(np.isfinite(ssm_c[touch]).mean()))
             written.append(write_day(paths["ssm_coarse"], LAYOUT["ssm_coarse"][1], day, ssm_c, g.coarse,
-                                     description="surface soil moisture (m3/m3), 36 km retrieval"))
+                                     description="surface soil moisture (m3/m3), coarse retrieval"))
             bg = sensors.background_lst(acc.bg_sum.reshape(g.background.shape), acc.bg_count.reshape(g.background.shape),
                                         bg_whole, cfg.background_smoothing_cells, cfg.background_bias_k, bias_field,
                                         cfg.background_noise_sd_k, sensors.day_seed_rng(cfg.seed, "background", day))

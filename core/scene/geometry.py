@@ -22,6 +22,8 @@ FINE_RES_M = 1000.0
 #: authalic radius of WGS84 (km), for the closed-form spherical inverse projection
 R_KM = 6371.0072
 #: global 0.1 degree grid with cell centres on multiples of 0.1 degree (as ERA5-Land)
+#: the 0.25 degree global geographic grid of AMSR2 LPRM and ESA CCI products
+GEO025_GLOBAL = Grid(to_wkt(4326), (-180.0, 0.25, 0.0, 90.0, 0.0, -0.25), 1440, 720)
 BACKGROUND_GLOBAL = Grid(to_wkt(4326), (-180.05, 0.1, 0.0, 90.05, 0.0, -0.1), 3601, 1801)
 
 
@@ -63,8 +65,17 @@ class SceneGrids:
         return slice(self.col0, self.col0 + self.fine.width)
 
 
-def scene_grids(lon: float, lat: float, width_km: int, height_km: int) -> SceneGrids:
-    """The grids of a ``width_km x height_km`` scene centred at (lon, lat)."""
+def coarse_global(name: str = "ease2_36km") -> Grid:
+    """The global coarse grid a scene's coarse product is simulated on (see
+    :data:`~.config.COARSE_GRIDS`)."""
+    if name == "geo_0.25deg":
+        return GEO025_GLOBAL
+    return ease2_global(36)
+
+
+def scene_grids(lon: float, lat: float, width_km: int, height_km: int, coarse_grid: str = "ease2_36km") -> SceneGrids:
+    """The grids of a ``width_km x height_km`` scene centred at (lon, lat), with the coarse
+    product on ``coarse_grid``."""
     srs = to_srs(laea_proj4(lon, lat))
     ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
     srs.SetProjCS(f"WGS 84 / Lambert Azimuthal Equal Area {abs(lat):g}{ns} {abs(lon):g}{ew}")
@@ -73,7 +84,7 @@ def scene_grids(lon: float, lat: float, width_km: int, height_km: int) -> SceneG
     x0 = -(w // 2) * FINE_RES_M
     y0 = (h - h // 2) * FINE_RES_M
     fine = Grid(wkt, (x0, FINE_RES_M, 0.0, y0, 0.0, -FINE_RES_M), w, h)
-    coarse = ease2_global(36).covering(fine, margin=0)
+    coarse = coarse_global(coarse_grid).covering(fine, margin=0)
     background = BACKGROUND_GLOBAL.covering(fine, margin=1)
     # the padded grid holds every coarse cell touching the scene and every background
     # cell touching it plus one ring (so bilinear use of the background has neighbours)

@@ -21,10 +21,11 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..grid import Grid, transform_points
+from ..grid import Grid, same_crs, to_wkt, transform_points
 from .noise import fbm_points, stable_seed
 from .weather import rng_for
 
+EASE2_WKT = to_wkt(6933)
 SEAM_PERIOD_KM = 1200.0
 SEAM_REPEAT_DAYS = 4
 SEAM_TILT_DEG = 12.0
@@ -49,7 +50,7 @@ def whole_cells(cells: Grid, padded: Grid, margin_m: float = 500.0) -> np.ndarra
 
 
 def seam_mask(coarse: Grid, day: dt.date, seed: int) -> np.ndarray:
-    """Cells of ``coarse`` (EASE-Grid 2.0 metres) that a swath seam crosses on ``day``."""
+    """Cells of ``coarse`` (any CRS; laid out in EASE-Grid 2.0 metres) that a swath seam crosses on ``day``."""
     period = SEAM_PERIOD_KM * 1000.0
     origin = rng_for(seed, "seam-origin").uniform(0.0, period)
     rng = rng_for(seed, "seam", day.toordinal())
@@ -58,6 +59,8 @@ def seam_mask(coarse: Grid, day: dt.date, seed: int) -> np.ndarray:
     jitter = rng.uniform(-20e3, 20e3)
     width = rng.uniform(*SEAM_WIDTH_KM) * 1000.0
     x, y = coarse.centres()
+    if not same_crs(coarse.crs_wkt, EASE2_WKT):  # seams are laid out in metres (EASE-Grid 2.0)
+        x, y = transform_points(x, y, coarse.crs_wkt, EASE2_WKT)
     tilt = math.radians(SEAM_TILT_DEG)
     line_x = origin + phase * period + jitter + math.tan(tilt) * y
     d = np.mod(x - line_x + period / 2.0, period) - period / 2.0

@@ -187,3 +187,29 @@ def test_downscaler_rejects_unknown_kernel_and_needs_fit():
         GWRDownscaler().predict_coarse(_coarse_data(coords, y, X, (5, 5)))
     est = GWRDownscaler(kernel="bisquare", bandwidth=5e4)
     assert est.clone().get_params() == est.get_params()
+
+
+def test_locally_constant_predictor_is_ridge_penalised_and_the_search_finds_an_optimum():
+    """A flat region (the DEM constant over the left half, like a delta): small bandwidths
+    make local fits singular; the ridge keeps them finite, so the AICc is finite and the
+    search ends at a real optimum, not at the edge of the singular range."""
+    coords, y, X = coarse_sample(12, seed=5)
+    dem = X[:, 1].copy()
+    flat = coords[:, 0] < np.median(coords[:, 0])
+    dem[flat] = 2.0  # metres, everywhere in the flat part
+    X2 = np.column_stack([X[:, 0], dem])
+    rng = np.random.default_rng(7)
+    y2 = 0.25 + 0.004 * (X[:, 0] - 300) + rng.normal(0, 0.01, len(y))
+    D = np.column_stack([np.ones(len(y)), (X2 - X2.mean(0)) / X2.std(0)])
+    beta, minv, cov = local_fits(coords, y2, D, coords, 40e3, 0, True)
+    assert np.isfinite(beta).all() and np.isfinite(cov).all()
+    with numba_disabled():
+        beta_np, _, _ = local_fits(coords, y2, D, coords, 40e3, 0, True)
+    np.testing.assert_allclose(beta, beta_np, rtol=1e-6, atol=1e-8)  # ridge: rounding differs
+    fit = gwr_fit(coords, y2, X2, 40e3)
+    assert np.isfinite(fit.aicc) and (fit.bse > 0).all()
+    bw, aicc, hist = select_bandwidth(coords, y2, X2)
+    finite = [h for h in hist if math.isfinite(h[1])]
+    assert math.isfinite(aicc) and len(finite) == len(hist)
+    lo = min(h[0] for h in hist)
+    assert bw > lo * 1.05  # an interior optimum (or the global fit), not the lower edge

@@ -92,8 +92,10 @@ def test_anomaly_window_averages_patterns_in_the_pipeline(fine_grid, coarse_full
     lsts = {d: world["lst"] + rng.normal(0, 1.0, world["lst"].shape).astype(np.float32) for d in days}
     ssm = {d: 0.9 - 0.002 * m.aggregate(lsts[d])[0] for d in days}
     preds = dict(world, lst=lsts)
-    one = downscale_arrays(ssm, preds, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0, anomaly_days=0)
-    three = downscale_arrays(ssm, preds, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0, anomaly_days=1)
+    one = downscale_arrays(ssm, preds, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0, anomaly_days=0,
+                           residual="coherent")
+    three = downscale_arrays(ssm, preds, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0, anomaly_days=1,
+                             residual="coherent")
     d = days[1]
     anom = {k: r[d].ssm - m.expand(m.aggregate(r[d].ssm)[0]) for k, r in (("one", one), ("three", three))}
     a_days = [one[o].ssm - m.expand(m.aggregate(one[o].ssm)[0]) for o in days]
@@ -106,9 +108,11 @@ def test_fixed_gain_in_the_pipeline(fine_grid, coarse_full, world):
     m = build_membership(fine_grid, coarse_full)
     lst_c, _ = m.aggregate(world["lst"])
     y = 0.9 - 0.002 * lst_c
-    full = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0).values()))
-    half = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=0.5).values()))
-    auto = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7).values()))
+    full = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0,
+                                               residual="coherent").values()))
+    half = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=0.5,
+                                               residual="coherent").values()))
+    auto = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, residual="coherent").values()))
     assert half.stats["anomaly_gain"] == 0.5 and auto.stats["anomaly_gain"] == pytest.approx(1.0)
     a_full = full.ssm - m.expand(m.aggregate(full.ssm)[0])
     a_half = half.ssm - m.expand(m.aggregate(half.ssm)[0])

@@ -49,7 +49,7 @@ def _check_means(summary, out, ssm_dir):
 
 def test_cell_means_equal_the_coarse_product_on_the_scene(scene, tmp_path):
     out = tmp_path / "gwr"
-    s = _run(scene, out)
+    s = _run(scene, out, residual="coherent")
     assert len(s.days) == 8 and min(r["estimated_pct"] for r in s.coverage) >= 99.0
     m, checked = _check_means(s, out, scene / "inputs" / "ssm_coarse")
     assert checked > 8 * 4
@@ -87,7 +87,45 @@ def test_cell_means_exact_on_a_reprojected_rotated_coarse_grid(scene, tmp_path):
         write_day(folder, "sm", d, arr, rot)
     assert g0 != rot
     out = tmp_path / "out"
-    s = _run(scene, out, ssm_dir=folder)
+    s = _run(scene, out, ssm_dir=folder, residual="coherent")
     assert not s.coarse.north_up
     _, checked = _check_means(s, out, folder)
     assert checked > 8 * 4
+
+
+def _edge_ratio(field: np.ndarray, index: np.ndarray) -> float:
+    """Mean |jump| between neighbouring pixels across coarse-cell edges / inside cells."""
+    sums = np.zeros(4)
+    for a, b in ((np.s_[:, 1:], np.s_[:, :-1]), (np.s_[1:, :], np.s_[:-1, :])):
+        ia, ib = index[a], index[b]
+        d = np.abs(field[a] - field[b])
+        ok = np.isfinite(d) & (ia >= 0) & (ib >= 0)
+        cross, inside = ok & (ia != ib), ok & (ia == ib)
+        sums += [d[cross].sum(), cross.sum(), d[inside].sum(), inside.sum()]
+    return (sums[0] / sums[1]) / (sums[2] / sums[3])
+
+
+def test_filter_default_has_no_cell_edges_and_stays_near_the_coarse_values(scene, tmp_path):
+    s = _run(scene, tmp_path / "filter")
+    c = _run(scene, tmp_path / "coherent", residual="coherent")
+    coarse_series = DailySeries.from_folder(scene / "inputs" / "ssm_coarse")
+    m = build_membership(s.fine, Grid.from_raster(coarse_series.files[coarse_series.start]))
+    truth = DailySeries.from_folder(scene / "truth" / "ssm")
+    rf, rc, rt = [], [], []
+    for d in s.days:
+        f = read_raster(tmp_path / "filter" / "ssm" / f"ssm_{d}.tif")
+        k = read_raster(tmp_path / "coherent" / "ssm" / f"ssm_{d}.tif")
+        t = read_raster(truth.path(d))
+        rf.append(_edge_ratio(f, m.index))
+        rc.append(_edge_ratio(k, m.index))
+        rt.append(_edge_ratio(np.where(np.isfinite(f), t, np.nan), m.index))
+        assert np.nanmin(f) > 0.01 and np.nanmax(f) < 0.6  # soft bounds: strictly inside
+        u = read_raster(tmp_path / "filter" / "unc" / f"ssm_uncertainty_{d}.tif")
+        assert (u[np.isfinite(f)] > 0).all()
+    assert np.mean(rf) < 1.3 * np.mean(rt) < np.mean(rc)
+    # cell means depart from the coarse values by about the estimated retrieval error
+    rows = s.coverage
+    err = rows[0]["retrieval_error"]
+    assert 0.005 < err < 0.05 and all(r["retrieval_error"] == err for r in rows)
+    assert np.mean([r["mean_abs_departure"] for r in rows]) < 2.0 * err
+    assert all(r["estimated_pct"] >= 99.0 for r in rows) and len(c.days) == len(s.days)

@@ -46,8 +46,8 @@ def test_seam_cells_are_flagged_and_borrow_the_residual(coarse_full, make_world)
     y2_obs = y2.copy()
     y2_obs.ravel()[seam] = np.nan
     ssm = {d1: y1, d2: y2_obs}
-    with_b = downscale_arrays(ssm, world, fine, m.coarse, "gwr", seam_days=5, bandwidth=1e7)
-    without = downscale_arrays(ssm, world, fine, m.coarse, "gwr", seam_days=0, bandwidth=1e7)
+    with_b = downscale_arrays(ssm, world, fine, m.coarse, "gwr", seam_days=5, bandwidth=1e7, residual="coherent")
+    without = downscale_arrays(ssm, world, fine, m.coarse, "gwr", seam_days=0, bandwidth=1e7, residual="coherent")
     r = with_b[d2]
     seam_px = np.isin(m.index, seam)
     assert (r.flags[seam_px] == 1).all() and (r.flags[~seam_px] == 0).all()
@@ -89,7 +89,8 @@ def test_values_are_clipped_to_the_physical_range(fine_grid, coarse_full, world)
     m = build_membership(fine_grid, coarse_full)
     lst_c, _ = m.aggregate(world["lst"])
     y = 0.3 + 0.03 * (lst_c - np.nanmean(lst_c))  # strong slope: the 1 km field spills over
-    res = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, ssm_range=(0.2, 0.4)).values()))
+    res = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, ssm_range=(0.2, 0.4),
+                                     residual="coherent").values()))
     assert res.stats["clipped_pixels"] > 0
     assert np.nanmin(res.ssm) >= np.float32(0.2) and np.nanmax(res.ssm) <= np.float32(0.4)
     mean, _ = m.aggregate(res.ssm)

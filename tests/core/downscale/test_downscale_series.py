@@ -164,3 +164,24 @@ def test_cancel_leaves_only_complete_files(folders):
     assert not (out / "coverage.csv").exists()  # the table only appears after a complete run
     for p in files:
         assert gdal.Open(str(p)) is not None
+
+
+def test_bandwidth_is_in_metres_on_a_geographic_fine_grid(make_world):
+    """A 1 km grid in degrees: distances between cell centres are metres (equal-area
+    projection), so a fixed 100 km bandwidth is 100 km, not 100 degrees."""
+    import datetime as dt
+
+    from ssm_downscaling.core.downscale import build_membership, downscale_arrays
+    from ssm_downscaling.core.grid import Grid, ease2_global, to_wkt
+
+    fine = Grid(to_wkt(4326), (89.4, 0.01, 0.0, 30.4, 0.0, -0.01), 120, 100)
+    world = {k: v for k, v in make_world(fine, seed=3).items() if k in ("lst", "ndvi", "albedo")}
+    m = build_membership(fine, ease2_global(36))
+    lst_c, _ = m.aggregate(world["lst"])
+    y = {dt.date(2019, 6, d): 0.9 - 0.002 * lst_c for d in (1, 2)}
+    res = downscale_arrays(y, world, fine, m.coarse, "gwr", bandwidth=100e3)
+    r = next(iter(res.values()))
+    assert r.stats["bandwidth_km"] == 100.0
+    auto = downscale_arrays(y, world, fine, m.coarse, "gwr")
+    bw = next(iter(auto.values())).stats["bandwidth_km"]
+    assert bw == float("inf") or 10 < bw < 5000

@@ -1,0 +1,119 @@
+"""Space-time filtering of the coarse residuals (regression kriging with a nugget)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ssm_downscaling.core.downscale.interp import node_spacing, node_xy_metres
+from ssm_downscaling.core.downscale.run import soft_bounds
+from ssm_downscaling.core.downscale.stfilter import Covariance, estimate_covariance, krige
+from ssm_downscaling.core.grid import Grid, to_wkt
+from ssm_downscaling.core.membership import Membership
+
+SP = 36e3
+
+
+def _grid_xy(rows: int, cols: int) -> np.ndarray:
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    return np.column_stack([c * SP, -r * SP]).astype(float)
+
+
+def _simulate(rows=16, cols=16, days=80, s_sd=0.03, n_sd=0.02, L=2.0 * SP, T=3.0, seed=0):
+    """Signal: separable exponential covariance (Cholesky in space, AR(1) in time) + white noise."""
+    rng = np.random.default_rng(seed)
+    xy = _grid_xy(rows, cols)
+    h = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    Ls = np.linalg.cholesky(np.exp(-h / L) + 1e-10 * np.eye(len(xy)))
+    rho = math.exp(-1.0 / T)
+    s = np.zeros((days, len(xy)))
+    s[0] = Ls @ rng.normal(size=len(xy))
+    for t in range(1, days):
+        s[t] = rho * s[t - 1] + math.sqrt(1 - rho * rho) * (Ls @ rng.normal(size=len(xy)))
+    s *= s_sd
+    return xy, s, s + rng.normal(0, n_sd, s.shape)
+
+
+def test_covariance_recovers_the_retrieval_error_and_scales():
+    xy, _, r = _simulate()
+    cov = estimate_covariance(r, xy, np.arange(r.shape[0]), SP)
+    assert cov.noise_sd == pytest.approx(0.02, rel=0.25)
+    assert cov.signal_sd == pytest.approx(0.03, rel=0.25)
+    assert 1.0 * SP < cov.length_m < 4.0 * SP and 1.5 < cov.time_days < 6.0
+
+
+def test_covariance_with_a_given_error_and_white_noise_only():
+    xy, _, r = _simulate()
+    cov = estimate_covariance(r, xy, np.arange(r.shape[0]), SP, noise_sd=0.01)
+    assert cov.noise_var == pytest.approx(1e-4)
+    rng = np.random.default_rng(1)
+    white = rng.normal(0, 0.02, (60, 100))
+    cw = estimate_covariance(white, _grid_xy(10, 10), np.arange(60), SP)
+    assert cw.noise_sd == pytest.approx(0.02, rel=0.1) and cw.signal_sd < 0.01
+
+
+def test_krige_filters_noise_and_fills_gaps():
+    xy, s, r = _simulate(seed=3)
+    days = list(range(r.shape[0]))
+    r_obs = r.copy()
+    r_obs[40, :20] = np.nan  # a seam
+    cov = estimate_covariance(r_obs, xy, np.array(days), SP)
+    out = krige({d: r_obs[d] for d in days}, xy, days[5:-5], cov, SP, grid_shape=(16, 16))
+    est = np.stack([out[d][0] for d in days[5:-5]])
+    truth, raw = s[5:-5], r_obs[5:-5]
+    err_raw = np.nanstd(raw - truth)
+    err_k = np.std(est - truth)
+    assert err_k < 0.75 * err_raw
+    assert np.isfinite(out[40][0][:20]).all()
+    # the kriging variance is calibrated: standardised errors have unit variance
+    var = np.stack([out[d][1] for d in days[5:-5]])
+    z = (est - truth) / np.sqrt(var)
+    assert 0.8 < z.std() < 1.25
+
+
+def test_krige_identities():
+    xy = _grid_xy(5, 5)
+    v = np.linspace(-0.05, 0.05, 25)
+    cov = Covariance(0.01, 1e-12, 2 * SP, 2.0)
+    out = krige({0: v}, xy, [0], cov, SP, grid_shape=(5, 5))
+    np.testing.assert_allclose(out[0][0], v, atol=1e-6)  # no nugget: the data are honoured
+    assert out[0][1].max() < 1e-6
+    # mirror symmetry: mirrored data give the mirrored estimate
+    noisy = Covariance(0.01, 0.005, 2 * SP, 2.0)
+    img = np.random.default_rng(0).normal(0, 0.05, (5, 5))
+    a = krige({0: img.ravel()}, xy, [0], noisy, SP, grid_shape=(5, 5))[0][0].reshape(5, 5)
+    b = krige({0: img[:, ::-1].ravel()}, xy, [0], noisy, SP, grid_shape=(5, 5))[0][0].reshape(5, 5)
+    np.testing.assert_allclose(a[:, ::-1], b, atol=1e-12)
+    # no data near: the prior (0, signal variance)
+    far = krige({0: np.full(25, np.nan)}, xy, [0], noisy, SP, grid_shape=(5, 5))
+    assert (far[0][0] == 0).all() and np.allclose(far[0][1], 0.01)
+    # tiles give the same answer as one system when every cell is within reach
+    t1 = krige({0: img.ravel()}, xy, [0], noisy, SP, radius_cells=10, grid_shape=(5, 5), tile=2)
+    t2 = krige({0: img.ravel()}, xy, [0], noisy, SP, radius_cells=10, grid_shape=(5, 5), tile=8)
+    np.testing.assert_allclose(t1[0][0], t2[0][0], atol=1e-12)
+
+
+def test_soft_bounds_are_continuous_inside_and_identity_in_the_middle():
+    x = np.linspace(-0.2, 0.9, 2201).astype(np.float32)
+    y = soft_bounds(x.copy(), 0.01, 0.6)
+    assert (y >= np.float32(0.01)).all() and (y <= np.float32(0.6)).all()
+    near = (x > -0.03) & (x < 0.65)  # strictly inside unless far beyond a bound (float32)
+    assert (y[near] > np.float32(0.01)).all() and (y[near] < np.float32(0.6)).all()
+    mid = (x > 0.03 + 1e-6) & (x < 0.58 - 1e-6)
+    np.testing.assert_array_equal(y[mid], x[mid])
+    assert np.all(np.diff(y) >= 0)  # monotone
+    assert np.abs(np.diff(y)).max() < 1.01 * (x[1] - x[0]) + 1e-7  # slope at most 1 (continuous)
+
+
+def test_node_coordinates_are_metres_on_a_geographic_grid():
+    fine = Grid(to_wkt(4326), (100.0, 0.01, 0.0, 40.0, 0.0, -0.01), 100, 100)
+    coarse = Grid(to_wkt(4326), (99.75, 0.25, 0.0, 40.25, 0.0, -0.25), 8, 8)
+    m = Membership.build(fine, coarse)
+    xy = node_xy_metres(m)
+    sp = node_spacing(xy)
+    # 0.25 degree of latitude = 27.8 km; of longitude at ~39.5N = 21.5 km
+    assert 20e3 < sp < 28.5e3
+    d_lat = np.hypot(*(xy[8] - xy[0]))
+    assert d_lat == pytest.approx(27.75e3, rel=0.01)
