@@ -23,8 +23,8 @@ from qgis.core import (
 
 from ..core.readers.products import PLATFORM_RULES, PRODUCTS, RESAMPLINGS
 from .base import SsmAlgorithm
-from .outputs import load_series_on_completion, run_group_name, write_sidecars
 from .compat import DATETIME_DATE, FILE_FOLDER, FLAG_ADVANCED, FLAG_OPTIONAL, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_FILE
+from .outputs import load_series_on_completion, run_group_name, write_sidecars
 
 PRODUCT_KEYS = list(PRODUCTS)
 GRID_MODES = ["native", "reference", "extent"]
