@@ -273,4 +273,3 @@ def _min_dist(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
     d, _ = cKDTree(targets).query(points)
     return d
-

@@ -108,10 +108,9 @@ def test_fixed_gain_in_the_pipeline(fine_grid, coarse_full, world):
     m = build_membership(fine_grid, coarse_full)
     lst_c, _ = m.aggregate(world["lst"])
     y = 0.9 - 0.002 * lst_c
-    full = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=1.0,
-                                               residual="coherent").values()))
-    half = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, anomaly_gain=0.5,
-                                               residual="coherent").values()))
+    opts = dict(bandwidth=1e7, residual="coherent")
+    full = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", anomaly_gain=1.0, **opts).values()))
+    half = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", anomaly_gain=0.5, **opts).values()))
     auto = next(iter(downscale_arrays(y, world, fine_grid, m.coarse, "gwr", bandwidth=1e7, residual="coherent").values()))
     assert half.stats["anomaly_gain"] == 0.5 and auto.stats["anomaly_gain"] == pytest.approx(1.0)
     a_full = full.ssm - m.expand(m.aggregate(full.ssm)[0])
