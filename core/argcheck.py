@@ -130,10 +130,10 @@ def check_downscale_args(args: Mapping[str, Any]) -> tuple[dt.date | None, dt.da
     if lst is not None and Path(lst).is_file():
         raise ArgumentError(f"lst_dir={str(lst)!r} is a single raster, but LST changes every day: give the folder of "
                             "daily all-weather LST (one file per day; a single day goes in a folder of its own)")
-    choice(args.get("method", "gwr"), "method", ("gwr", "forest", "dispatch", "bilinear"))
+    choice(args.get("method", "gwr"), "method", ("gwr", "forest", "dispatch", "bilinear", "nearest"))
     choice(args.get("kernel", "gaussian"), "kernel", ("gaussian", "bisquare"))
     if args.get("residual") is not None:
-        choice(args["residual"], "residual", ("smooth", "interp", "cell", "none"))
+        choice(args["residual"], "residual", ("filter", "coherent", "smooth", "interp", "cell", "none"))
     bw = args.get("bandwidth_km")
     if bw is not None:
         number(bw, "bandwidth_km", 0.0, hint=" (km; 0 or None = choose by AICc)")
@@ -142,6 +142,9 @@ def check_downscale_args(args: Mapping[str, Any]) -> tuple[dt.date | None, dt.da
                       ("albedo_max_age", 0, 366), ("block_pixels", 1, None)):
         if k in args:
             number(args[k], k, lo, hi, integer=True)
+    noise = args.get("noise_sd")
+    if noise is not None:
+        number(noise, "noise_sd", 0.0, 0.5, hint=" (m3/m3; None = estimate from the data)")
     gain = args.get("anomaly_gain", "auto")
     if gain != "auto":
         number(gain, "anomaly_gain", 0.0, 2.0, hint=" (or 'auto')")
