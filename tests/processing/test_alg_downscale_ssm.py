@@ -97,7 +97,8 @@ def test_processing_run_writes_ssm_flags_uncertainty_and_coverage(alg_ready, dat
             progress.append(p)
             super().setProgress(p)
 
-    res = _run(_params(data, tmp_path, START_DATE="2019-07-02", POOL_DAYS=1), Feedback())
+    # the exact-mean correction, chosen by its key (the default filter is tested in core)
+    res = _run(_params(data, tmp_path, START_DATE="2019-07-02", POOL_DAYS=1, RESIDUAL="coherent"), Feedback())
     assert res["DAYS"] == 3 and res["SKIPPED_DAYS"] == 0 and res["MEAN_COVERAGE"] == pytest.approx(100.0)
     assert sorted(p.name for p in Path(res["OUTPUT_SSM"]).glob("*.tif")) == [f"ssm_{d}.tif" for d in DAYS[1:]]
     m = data["m"]
@@ -199,3 +200,15 @@ def test_qgis_process(data, tmp_path):
     results = json.loads(r.stdout[r.stdout.index("{"):])["results"]
     assert results["DAYS"] == 2 and results["MEAN_COVERAGE"] == pytest.approx(100.0)
     assert (tmp_path / "ssm" / f"ssm_{DAYS[1]}.tif").exists() and (tmp_path / "cov.csv").exists()
+
+
+def test_default_filter_reports_the_retrieval_error_and_a_given_one_is_used(alg_ready, data, tmp_path):
+    import csv
+
+    res = _run(_params(data, tmp_path / "a"))
+    rows = list(csv.DictReader(open(res["OUTPUT_COVERAGE"])))
+    assert rows and all(float(r["retrieval_error"]) >= 0 for r in rows)
+    assert all(r["mean_abs_departure"] not in ("", "nan") for r in rows)
+    given = _run(_params(data, tmp_path / "b", RETRIEVAL_ERROR=0.03, RESIDUAL=5))  # 5 = filter, by index
+    rows = list(csv.DictReader(open(given["OUTPUT_COVERAGE"])))
+    assert all(float(r["retrieval_error"]) == pytest.approx(0.03) for r in rows)

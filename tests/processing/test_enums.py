@@ -14,8 +14,9 @@ from ssm_downscaling.processing_provider.base import ENUM_KEYS
 
 ENUMS = {
     "ssm:gapfilllst": {"METHOD": ["anomaly", "temporal", "spatial", "background"]},
-    "ssm:downscalessm": {"METHOD": ["gwr", "forest", "dispatch", "bilinear"], "KERNEL": ["gaussian", "bisquare"],
-                         "RESIDUAL": ["auto", "interp", "smooth", "cell", "none"]},
+    "ssm:downscalessm": {"METHOD": ["gwr", "forest", "dispatch", "bilinear", "nearest"],
+                         "KERNEL": ["gaussian", "bisquare"],
+                         "RESIDUAL": ["auto", "interp", "smooth", "cell", "none", "filter", "coherent"]},
     "ssm:validatestations": {"FLAG_TYPE": ["auto", "ssm", "lst"]},
     "ssm:samplescene": {"PLACE": ["tibet", "loess", "northeast", "south", "china"]},
 }
