@@ -87,6 +87,50 @@ def make_data(root: Path, n_stations: int, n_days: int, size_px: int, seed: int 
             "stations": path, "grid": f"{size_px} x {size_px} px (1 km LAEA)"}
 
 
+ARCHIVE_START = dt.date(2003, 1, 1)  # the reference product's archive: 2003-2019, 6205 days
+
+
+def make_archive_data(root: Path, n_stations: int, n_days: int, size_px: int = 64, seed: int = 2,
+                      start: dt.date = ARCHIVE_START) -> dict:
+    """The archive-scale case: ``n_days`` daily rasters (product and SSM flags) on a small
+    ``size_px`` x ``size_px`` 1 km grid, and a station CSV of ``n_stations`` x ``n_days`` rows
+    (about 5 % missing), written with whole-column string operations (12 million rows in
+    seconds, not minutes). Station values are the product plus noise, so the expected
+    ubRMSD is about 0.02 m3/m3."""
+    laea = "+proj=laea +lat_0=35.0 +lon_0=105.0 +datum=WGS84 +units=m +no_defs"
+    half = size_px * 500.0
+    grid = Grid.from_bounds(laea, (-half, -half, half, half), 1000.0)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size_px, 0:size_px] / size_px
+    base = 0.15 + 0.1 * np.sin(3 * xx) * np.cos(2 * yy)
+    rows = rng.integers(0, size_px, n_stations)
+    cols = rng.integers(0, size_px, n_stations)
+    x, y = grid.xy(rows, cols)
+    lon, lat = transform_points(x, y, grid.crs_wkt, to_wkt(4326))
+    days = [start + dt.timedelta(days=j) for j in range(n_days)]
+    at_st = np.empty((n_stations, n_days), dtype=np.float64)
+    desc = "0 coarse observed, 1 seam-filled, 2 LST gap-filled under cloud, 3 both, 255 no estimate"
+    for j, d in enumerate(days):
+        field = (base + 0.05 * np.sin(2 * np.pi * (j / 40.0 + xx - yy))).astype(np.float32)
+        write_day(root / "product", "ssm", d, field, grid)
+        flags = (rng.random(grid.shape) < 0.4).astype(np.uint8) * 2
+        write_day(root / "flags", "ssm_flags", d, flags, grid, description=desc)
+        at_st[:, j] = field[rows, cols]
+    vals = np.clip(at_st + rng.normal(0, 0.02, n_stations)[:, None] + rng.normal(0, 0.02, at_st.shape), 0.01, 0.6)
+    ok = rng.random(vals.shape) >= 0.05
+    path = root / "stations.csv"
+    date_s = np.array([d.isoformat() for d in days], dtype=object)
+    with open(path, "w", newline="") as fh:
+        fh.write("station_id,lon,lat,date,sm,depth,network\n")
+        for i in range(n_stations):
+            head = f"ST{i:05d},{lon[i]:.6f},{lat[i]:.6f},"
+            v = np.char.mod("%.4f", vals[i, ok[i]]).astype(object)
+            lines = head + date_s[ok[i]] + "," + v + ",0.05,BENCH\n"
+            fh.write("".join(lines))
+    return {"product": root / "product", "flags": root / "flags", "stations": path,
+            "grid": f"{size_px} x {size_px} px (1 km LAEA)"}
+
+
 # ---------------------------------------------------------------------------------------
 # cases, each run in a child process
 # ---------------------------------------------------------------------------------------

@@ -189,13 +189,36 @@ def metrics_table(
     when given). Returns a dict of float64 arrays of shape ``(n_stations,)``; ``n_obs`` is
     int64. Rows with fewer than ``min_obs`` pairs have NaN metrics.
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(x)
+    y = np.asarray(y)
     if x.shape != y.shape or x.ndim != 2:
         raise ValueError(f"x and y must be 2-D arrays of the same shape, got {x.shape} and {y.shape}")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != x.shape:
+            raise ValueError(f"mask has shape {mask.shape}, x and y {x.shape}")
+    # blocks of stations: the temporaries (a dozen arrays of a block's size) stay small
+    # however long the series (2,000 stations x 6,205 days would need about 1 GB at once)
+    step = max(1, ROW_BLOCK_VALUES // max(x.shape[1], 1))
+    parts = [_metrics_rows(x[a : a + step], y[a : a + step], None if mask is None else mask[a : a + step],
+                           min_obs, alpha) for a in range(0, x.shape[0], step)]
+    if not parts:
+        return _metrics_rows(x, y, mask, min_obs, alpha)
+    return {k: np.concatenate([p[k] for p in parts]) for k in ALL_KEYS}
+
+
+#: values (stations x days) per block in :func:`metrics_table` (about 8 MB per temporary)
+ROW_BLOCK_VALUES = 1 << 20
+
+
+def _metrics_rows(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None, min_obs: int, alpha: float
+                  ) -> dict[str, np.ndarray]:
+    """The body of :func:`metrics_table` for one block of rows ``(m, n_days)``."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     if mask is not None:
-        ok &= np.asarray(mask, dtype=bool)
+        ok &= mask
     n = ok.sum(axis=1)
     nf = n.astype(np.float64)
     valid = n >= max(int(min_obs), 2)

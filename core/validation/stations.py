@@ -199,16 +199,22 @@ def _list_lines(what: str, items: list[tuple[int, str]]) -> str:
 def _daily_means(
     station_index: np.ndarray, days: np.ndarray, values: np.ndarray, n_stations: int
 ) -> tuple[dt.date, np.ndarray]:
-    """Average values per (station, day); ``days`` are datetime64[D]. Returns (start, array)."""
-    d0 = days.min()
-    col = (days - d0).astype(np.int64)
-    n_days = int(col.max()) + 1
-    flat = station_index.astype(np.int64) * n_days + col
+    """Average values per (station, day). ``days`` are datetime64[D] or integer day numbers
+    since 1970-01-01, ``(n_values,)``. Returns (first day, float64 ``(n_stations, n_days)``)."""
+    if days.dtype.kind == "M":
+        days = days.astype("datetime64[D]").astype(np.int64)
+    d0 = int(days.min())
+    n_days = int(days.max()) - d0 + 1
+    flat = station_index.astype(np.int64)  # -> station * n_days + day - d0, in place (one array)
+    flat *= n_days
+    flat += days
+    flat -= d0
     sums = np.bincount(flat, weights=values, minlength=n_stations * n_days)
     counts = np.bincount(flat, minlength=n_stations * n_days)
+    del flat
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (sums / counts).reshape(n_stations, n_days)
-    return d0.astype(dt.date), mean
+        sums /= counts
+    return (np.datetime64("1970-01-01", "D") + np.timedelta64(d0, "D")).astype(dt.date), sums.reshape(n_stations, n_days)
 
 
 # ---------------------------------------------------------------------------------------
@@ -247,8 +253,13 @@ def _columns(header: list[str], path: Path) -> dict[str, int]:
 
 
 #: rows parsed per chunk (bounded memory for large tables)
-CSV_CHUNK = 50_000
+CSV_CHUNK = 250_000
 _EMPTY = ("", "nan", "na", "null", "none")
+
+try:  # pandas' C parser reads the table; the csv module is the fallback (pandas is optional)
+    import pandas as _pd
+except ImportError:  # pragma: no cover - depends on the installation
+    _pd = None
 
 
 def _to_floats(strings: list[str]) -> tuple[np.ndarray, list[int]]:
@@ -266,65 +277,55 @@ def _to_floats(strings: list[str]) -> tuple[np.ndarray, list[int]]:
         return out, unparsed
 
 
-def _floats(col: list[str], what: str, bad: dict[int, str], base: int, lo: float, hi: float,
-            allow_empty: bool = False) -> np.ndarray:
-    """Column strings -> float64 (NaN for empty when allowed); bad rows recorded by index."""
-    out, unparsed = _to_floats(col)
-    for i in unparsed:
-        s = col[i]
-        if not (allow_empty and s.strip().lower() in _EMPTY):
-            bad.setdefault(base + i, f"{what} {s.strip()!r} is not a number")
+def _factorize(col: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Integer codes ``(n,)`` of a string column and its distinct strings (each distinct
+    string is then converted once: coordinates, dates and ids repeat on every row)."""
+    if _pd is not None:
+        codes, uniq = _pd.factorize(col)
+        return np.asarray(codes, dtype=np.int64), list(uniq)
+    uniq, codes = np.unique(col, return_inverse=True)
+    return codes.astype(np.int64), list(uniq)
+
+
+def _column_floats(col: np.ndarray, what: str, bad: dict[int, str], base: int, lo: float, hi: float,
+                   allow_empty: bool = False, nonfinite_ok: bool = False) -> np.ndarray:
+    """A column of strings ``(n,)`` -> float64 ``(n,)``; rows that are not a number in
+    ``lo..hi`` are recorded in ``bad`` (by ``base + index``). ``allow_empty``: empty/"nan"
+    strings are missing values (NaN), not errors; ``nonfinite_ok``: so are "inf" and the like."""
+    codes, uniq = _factorize(col)
+    vals, unparsed = _to_floats(uniq)
+    is_unparsed = np.zeros(len(uniq), dtype=bool)
+    is_unparsed[unparsed] = True
+    empty = np.array([u.strip().lower() in _EMPTY for u in uniq], dtype=bool)
+    finite = np.isfinite(vals)
     with np.errstate(invalid="ignore"):
-        outside = np.isfinite(out) & ((out < lo) | (out > hi))
-    for i in np.flatnonzero(outside):
-        bad.setdefault(base + int(i), f"{what} {col[i].strip()} is outside {lo:g}..{hi:g}")
-    if not allow_empty:
-        for i in np.flatnonzero(~np.isfinite(out)):
-            bad.setdefault(base + int(i), f"{what} {col[i].strip()!r} is not a number")
-    return out
+        outside = finite & ((vals < lo) | (vals > hi))
+    if allow_empty:
+        wrong = outside | (is_unparsed & ~empty)
+        if not nonfinite_ok:
+            wrong |= ~finite & ~empty
+    else:
+        wrong = outside | ~finite
+    if wrong.any():
+        for i in np.flatnonzero(wrong[codes]):
+            k = int(codes[i])
+            v = uniq[k].strip()
+            bad.setdefault(base + int(i), f"{what} {v} is outside {lo:g}..{hi:g}" if outside[k]
+                           else f"{what} {v!r} is not a number")
+    return vals[codes]
 
 
-def _cached_floats(col: list[str], cache: dict[str, float], what: str, bad: dict[int, str], base: int,
-                   lo: float, hi: float, allow_empty: bool = False) -> np.ndarray:
-    """Like :func:`_floats` for columns with few distinct strings (coordinates repeated on
-    every row of a station): each distinct string is converted once."""
-    get = cache.get
-    out = [get(s) for s in col]
-    if None in out:
-        for i, v in enumerate(out):
-            if v is None:
-                v = get(col[i])
-                if v is None:
-                    try:
-                        v = float(col[i])
-                    except ValueError:
-                        v = float("nan")
-                    cache[col[i]] = v
-                out[i] = v
-    arr = np.array(out, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        wrong = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
-    for i in np.flatnonzero(wrong):
-        if allow_empty and col[i].strip().lower() in _EMPTY:
-            continue
-        v = col[i].strip()
-        bad.setdefault(base + int(i), f"{what} {v} is outside {lo:g}..{hi:g}" if np.isfinite(arr[i])
-                       else f"{what} {v!r} is not a number")
-    return arr
-
-
-def _codes(col: list[str], table: dict[str, int]) -> np.ndarray:
-    """Integer codes of strings, extending ``table`` (repeated values cost a dict lookup)."""
+def _column_codes(col: np.ndarray, table: dict[str, int]) -> np.ndarray:
+    """Integer codes ``(n,)`` of strings, extending ``table`` (one entry per distinct string)."""
+    codes, uniq = _factorize(col)
     get = table.get
-    out = [get(s) for s in col]
-    if None in out:
-        for i, c in enumerate(out):
-            if c is None:
-                c = get(col[i])
-                if c is None:
-                    c = table[col[i]] = len(table)
-                out[i] = c
-    return np.array(out, dtype=np.int64)
+    ucodes = np.empty(len(uniq), dtype=np.int64)
+    for k, u in enumerate(uniq):
+        c = get(u)
+        if c is None:
+            c = table[u] = len(table)
+        ucodes[k] = c
+    return ucodes[codes]
 
 
 _BAD_DAY = -(10**9)
@@ -336,30 +337,31 @@ _PLAUSIBLE_DAYS = ((dt.date(_PLAUSIBLE_YEARS[0], 1, 1) - dt.date(1970, 1, 1)).da
 PERCENT_SHARE = 0.5
 
 
-def _day_numbers(col: list[str], cache: dict[str, int], bad: dict[int, str], base: int) -> np.ndarray:
-    """Days since 1970-01-01 of date strings (each distinct string parsed once)."""
-    get = cache.get
-    out = [get(s) for s in col]
-    if None in out:
-        epoch = dt.date(1970, 1, 1)
-        for i, v in enumerate(out):
-            if v is None:
-                s = col[i]
-                v = get(s)
-                if v is None:
-                    try:
-                        v = (parse_date(s) - epoch).days
-                    except ValueError:
-                        v = _BAD_DAY
-                    cache[s] = v
-                out[i] = v
-    arr = np.array(out, dtype=np.int64)
-    for i in np.flatnonzero(arr == _BAD_DAY):
-        bad.setdefault(base + int(i), f"{col[i].strip()!r} is not a date")
+def _column_days(col: np.ndarray, cache: dict[str, int], bad: dict[int, str], base: int,
+                 factorized: tuple[np.ndarray, list[str]] | None = None) -> np.ndarray:
+    """Days since 1970-01-01 ``(n,)`` int64 of date strings (each distinct string parsed once;
+    ``factorized``: the column's codes and distinct strings when already known)."""
+    codes, uniq = factorized if factorized is not None else _factorize(col)
+    epoch = dt.date(1970, 1, 1)
+    udays = np.empty(len(uniq), dtype=np.int64)
+    for k, s in enumerate(uniq):
+        v = cache.get(s)
+        if v is None:
+            try:
+                v = (parse_date(s) - epoch).days
+            except ValueError:
+                v = _BAD_DAY
+            cache[s] = v
+        udays[k] = v
+    arr = udays[codes]
     lo, hi = _PLAUSIBLE_DAYS
-    for i in np.flatnonzero((arr != _BAD_DAY) & ((arr < lo) | (arr > hi))):
-        bad.setdefault(base + int(i), f"the date {col[i].strip()!r} is implausible (outside {_PLAUSIBLE_YEARS[0]}-"
-                                      f"{_PLAUSIBLE_YEARS[1]}; a typo in the year?)")
+    wrong = (udays == _BAD_DAY) | (udays < lo) | (udays > hi)
+    if wrong.any():
+        for i in np.flatnonzero(wrong[codes]):
+            s = uniq[int(codes[i])].strip()
+            bad.setdefault(base + int(i), f"{s!r} is not a date" if arr[i] == _BAD_DAY else
+                           f"the date {s!r} is implausible (outside {_PLAUSIBLE_YEARS[0]}-{_PLAUSIBLE_YEARS[1]}; "
+                           "a typo in the year?)")
     return arr
 
 
@@ -390,11 +392,21 @@ def _refuse_percent(values: np.ndarray, where: str, what: str) -> None:
 
 
 def _drop_duplicates(sel: np.ndarray, inv: np.ndarray, stamp: np.ndarray, sm: np.ndarray, uid: list[str],
-                     where: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+                     where: str, day: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, str | None]:
     """Rows with the same station and the same date/time: the first row is kept. Returns the
-    kept rows, their station indices and a warning when the duplicates disagree."""
+    kept rows, their station indices and a warning when the duplicates disagree.
+
+    ``day`` (day numbers of the rows, optional): when the rows run by station and then by
+    strictly increasing day (the usual layout of a daily table), no two share a date/time,
+    and the sort that finds duplicates is skipped."""
     if sel.size == 0:
         return sel, inv, None
+    if day is not None:
+        d = day[sel]
+        same = inv[1:] == inv[:-1]
+        if np.all((inv[1:] > inv[:-1]) | (same & (d[1:] > d[:-1]))):
+            return sel, inv, None
+        del d, same
     key = inv.astype(np.int64) * (int(stamp.max()) + 1 if stamp.size else 1) + stamp[sel].astype(np.int64)
     _, first_pos, back = np.unique(key, return_index=True, return_inverse=True)
     is_first = np.zeros(sel.size, dtype=bool)
@@ -414,6 +426,159 @@ def _drop_duplicates(sel: np.ndarray, inv: np.ndarray, stamp: np.ndarray, sm: np
     return sel[is_first], inv[is_first], msg
 
 
+def _plain_table(path: Path, delim: str, n_fields: int) -> bool:
+    """True when the file has no quote character, no bare CR, and every line has exactly
+    ``n_fields`` fields (``n_fields - 1`` delimiters, counted per line in 16 MB blocks):
+    such a table is read by pandas' C parser with data row ``k`` on line ``k + 2``.
+    Anything else (quoted fields, blank, short or long lines, CR line ends) goes through
+    the csv module, which reports such rows by line."""
+    want = n_fields - 1
+    d = ord(delim)
+    carry = 0  # delimiters since the last newline of the previous blocks
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 24)
+            if not block:
+                break
+            if b'"' in block or block.count(b"\r") != block.count(b"\r\n"):
+                return False
+            a = np.frombuffer(block, dtype=np.uint8)
+            nl = np.flatnonzero(a == 10)
+            dl = np.flatnonzero(a == d)
+            if nl.size == 0:
+                carry += dl.size
+            else:
+                before = np.searchsorted(dl, nl)  # delimiters before each newline in this block
+                per = np.diff(before, prepend=0)
+                per[0] += carry
+                if (per != want).any():
+                    return False
+                carry = int(dl.size - before[-1])
+            last = block[-1:]
+    return carry == (want if last != b"\n" else 0)
+
+
+def _chunks_pandas(path: Path, delim: str, n_fields: int, wanted: dict[str, int]):
+    """Chunks of the table as ``{key: object array of strings}`` (pandas' C parser)."""
+    idx = sorted(set(wanted.values()))
+    reader = _pd.read_csv(path, sep=delim, header=None, skiprows=1, names=list(range(n_fields)), usecols=idx,
+                          dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False,
+                          encoding="utf-8-sig", engine="c", chunksize=CSV_CHUNK)
+    with reader:
+        for df in reader:
+            yield {k: df[i].to_numpy(dtype=object) for k, i in wanted.items()}, None
+
+
+def _chunks_csv(reader, wanted: dict[str, int], bad: dict[int, str], counter: list[int]):
+    """Chunks of the table from a csv reader; short rows are blanked (and reported unless
+    empty). ``counter[0]`` counts the rows read."""
+    ncol = max(wanted.values()) + 1
+    while True:
+        chunk = list(itertools.islice(reader, CSV_CHUNK))
+        if not chunk:
+            return
+        base = counter[0]
+        counter[0] += len(chunk)
+        keep = np.ones(len(chunk), dtype=bool)
+        for i, row in enumerate(chunk):
+            if len(row) < ncol:
+                keep[i] = False
+                if any(c.strip() for c in row):
+                    bad[base + i] = f"only {len(row)} field(s)"
+                chunk[i] = [""] * ncol
+        cols = {k: np.array([r[j] for r in chunk] + [None], dtype=object)[:-1] for k, j in wanted.items()}
+        del chunk
+        yield cols, keep
+
+
+class _CsvState:
+    """What the chunks of a station table add up to: the kept rows (station code, day,
+    date-string code, value) and each station's first kept row (coordinates, depth)."""
+
+    def __init__(self, rng: tuple[float, float] | None, accepted: frozenset[str] | None) -> None:
+        self.rng, self.accepted = rng, accepted
+        self.bad: dict[int, str] = {}
+        self.id_codes: dict[str, int] = {}
+        self.stamp_codes: dict[str, int] = {}
+        self.day_cache: dict[str, int] = {}
+        self.flag_cache: dict[str, bool] = {}
+        self.net_of: dict[int, str] = {}
+        self.name_of: dict[str, int] = {}  # stripped station id -> station code
+        self.raw2name = np.zeros(0, dtype=np.int64)
+        self.first: dict[str, list[float]] = {"lon": [], "lat": [], "depth": [], "raw": []}
+        self.moved: list[bool] = []
+        self.parts: dict[str, list[np.ndarray]] = {"name": [], "day": [], "stamp": [], "sm": []}
+        self.sm_seen: list[np.ndarray] = []  # every finite value (float32), for the percent check
+        self.n_rows = 0
+
+    def add(self, cols: dict[str, np.ndarray], pre_keep: np.ndarray | None) -> None:
+        bad, base = self.bad, self.n_rows
+        n = cols["station_id"].size
+        self.n_rows += n
+        keep = np.ones(n, dtype=bool) if pre_keep is None else pre_keep
+        ids = _column_codes(cols["station_id"], self.id_codes)
+        dcodes, duniq = _factorize(cols["date"])
+        stamp = _column_codes(np.array(duniq + [None], dtype=object)[:-1], self.stamp_codes)[dcodes]
+        lon = _column_floats(cols["lon"], "lon", bad, base, -180.0, 360.0)
+        lat = _column_floats(cols["lat"], "lat", bad, base, -90.0, 90.0)
+        sm = _column_floats(cols["sm"], "sm", bad, base, 0.0, 1.0, allow_empty=True, nonfinite_ok=True)
+        day = _column_days(cols["date"], self.day_cache, bad, base, (dcodes, duniq))
+        depth = (_column_floats(cols["depth"], "depth", bad, base, -1e3, 1e3, allow_empty=True)
+                 if "depth" in cols else np.full(n, np.nan))
+        if "flag" in cols and self.accepted is not None:
+            fcodes, funiq = _factorize(cols["flag"])
+            ok = np.array([self.flag_cache.setdefault(f, (not f.strip()) or _accepts(f, self.accepted))
+                           for f in funiq], dtype=bool)
+            keep &= ok[fcodes]
+        if "network" in cols:
+            uc, first_i = np.unique(ids, return_index=True)
+            net = cols["network"]
+            for c, i in zip(uc.tolist(), first_i.tolist()):
+                if c not in self.net_of:
+                    self.net_of[c] = net[i].strip()
+        fin = sm[np.isfinite(sm)]
+        self.sm_seen.append(fin.astype(np.float32))
+        self._pct = getattr(self, "_pct", 0) + int(((fin > 1.0) & (fin <= 100.0)).sum())
+        self._fin = getattr(self, "_fin", 0) + int(fin.size)
+        keep &= np.isfinite(sm) & _in_depth(depth, depth, self.rng)
+        # station codes of the stripped ids (ids equal after stripping are one station)
+        if len(self.id_codes) > self.raw2name.size:
+            raws = sorted(self.id_codes.items(), key=lambda kv: kv[1])[self.raw2name.size:]
+            ext = [self.name_of.setdefault(r.strip(), len(self.name_of)) for r, _ in raws]
+            self.raw2name = np.concatenate([self.raw2name, np.array(ext, dtype=np.int64)])
+        name = self.raw2name[ids]
+        empty = self.name_of.get("")
+        if empty is not None:
+            for i in np.flatnonzero((name == empty) & keep):
+                bad.setdefault(base + int(i), "empty station_id")
+        for k in [k for k in bad if k >= base]:  # this chunk's bad rows
+            keep[k - base] = False
+        sel = np.flatnonzero(keep)
+        if sel.size == 0:
+            return
+        nm = name[sel]
+        grow = len(self.name_of) - len(self.moved)
+        if grow > 0:
+            for key in self.first:
+                self.first[key].extend([np.nan] * grow)
+            self.moved.extend([False] * grow)
+        un, pos = np.unique(nm, return_index=True)
+        for c, i in zip(un.tolist(), pos.tolist()):
+            if np.isnan(self.first["raw"][c]):
+                r = int(sel[i])
+                self.first["lon"][c], self.first["lat"][c] = float(lon[r]), float(lat[r])
+                self.first["depth"][c], self.first["raw"][c] = float(depth[r]), float(ids[r])
+        f_lon, f_lat = np.array(self.first["lon"]), np.array(self.first["lat"])
+        far = (np.abs(lon[sel] - f_lon[nm]) > 1e-4) | (np.abs(lat[sel] - f_lat[nm]) > 1e-4)
+        for c in np.unique(nm[far]).tolist():
+            self.moved[c] = True
+        self.parts["name"].append(nm.astype(np.int32))
+        self.parts["day"].append(day[sel].astype(np.int32))
+        self.parts["stamp"].append(stamp[sel].astype(np.int32))
+        self.parts["sm"].append(sm[sel])
+
+
 def read_station_csv(
     path: str | Path,
     depth_range: Sequence[float] | None = DEFAULT_DEPTH,
@@ -421,94 +586,64 @@ def read_station_csv(
 ) -> StationSet:
     """Read a station CSV (see the module docstring) into daily means per station.
 
-    The table is parsed in chunks of :data:`CSV_CHUNK` rows into numeric columns, so a
-    table of millions of rows needs a few bytes per row, not Python objects per field.
+    The table is read in chunks of :data:`CSV_CHUNK` rows by pandas' C parser (when pandas
+    is installed and the table is plain: no quoted fields, every line complete; otherwise
+    by the csv module) and converted column by column, each distinct string once (ids,
+    coordinates and dates repeat on every row); only the kept rows are held, as 20 bytes
+    each (station, day, date code, value), so 12 million rows take about 250 MB.
     """
     path = Path(path)
     rng = _check_depth_range(depth_range)
     accepted = _flag_set(quality_flags)
-    bad: dict[int, str] = {}  # data row index (0-based) -> problem
-    id_codes: dict[str, int] = {}
-    day_cache: dict[str, int] = {}
-    flag_cache: dict[str, bool] = {}
-    lon_cache: dict[str, float] = {}
-    lat_cache: dict[str, float] = {}
-    depth_cache: dict[str, float] = {}
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "lon", "lat", "day", "sm", "depth", "keep", "stamp")}
-    stamp_codes: dict[str, int] = {}
-    net_of: dict[int, str] = {}
-    n_rows = 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             head = fh.readline()
             if not head.strip():
                 raise StationError(f"{path}: the file is empty (a header row {', '.join(REQUIRED)} is expected)")
             delim = max((",", ";", "\t"), key=head.count)
-            fh.seek(0)
-            reader = csv.reader(fh, delimiter=delim)
-            header = next(reader)
-            cols = _columns(header, path)
-            ncol = max(cols.values()) + 1
-            while True:
-                chunk = list(itertools.islice(reader, CSV_CHUNK))
-                if not chunk:
-                    break
-                base = n_rows
-                n_rows += len(chunk)
-                keep = np.ones(len(chunk), dtype=bool)
-                for i, row in enumerate(chunk):
-                    if len(row) < ncol:
-                        keep[i] = False
-                        if any(c.strip() for c in row):
-                            bad[base + i] = f"only {len(row)} field(s)"
-                        chunk[i] = [""] * ncol
-                want = [k for k in cols if k != "network" and (k != "flag" or accepted is not None)]
-                col = {k: [r[cols[k]] for r in chunk] for k in want}
-                ids = _codes(col["station_id"], id_codes)
-                parts["stamp"].append(_codes(col["date"], stamp_codes))
-                lon = _cached_floats(col["lon"], lon_cache, "lon", bad, base, -180.0, 360.0)
-                lat = _cached_floats(col["lat"], lat_cache, "lat", bad, base, -90.0, 90.0)
-                sm = _floats(col["sm"], "sm", bad, base, 0.0, 1.0, allow_empty=True)
-                day = _day_numbers(col["date"], day_cache, bad, base)
-                depth = (_cached_floats(col["depth"], depth_cache, "depth", bad, base, -1e3, 1e3, allow_empty=True)
-                         if "depth" in cols else np.full(len(chunk), np.nan))
-                if "flag" in cols and accepted is not None:
-                    for i, f in enumerate(col["flag"]):
-                        ok = flag_cache.get(f)
-                        if ok is None:
-                            ok = flag_cache[f] = (not f.strip()) or _accepts(f, accepted)
-                        keep[i] &= ok
-                if "network" in cols:
-                    uc, first_i = np.unique(ids, return_index=True)
-                    for c, i in zip(uc.tolist(), first_i.tolist()):
-                        if c not in net_of:
-                            net_of[c] = chunk[i][cols["network"]].strip()
-                keep &= np.isfinite(sm) & _in_depth(depth, depth, rng)
-                for k, v in (("id", ids), ("lon", lon), ("lat", lat), ("day", day), ("sm", sm), ("depth", depth),
-                             ("keep", keep)):
-                    parts[k].append(v)
-                del chunk, col  # free this chunk's strings before reading the next one
-            line_count = reader.line_num
+            header = next(csv.reader([head], delimiter=delim))
     except UnicodeDecodeError as exc:
         raise StationError(f"{path}: is not a text (UTF-8) file: {exc}") from exc
-    except csv.Error as exc:
-        raise StationError(f"{path}: cannot be read as CSV: {exc}") from exc
     except OSError as exc:
         raise StationError(f"{path}: cannot be read: {exc}") from exc
+    cols = _columns(header, path)
+    wanted = {k: i for k, i in cols.items() if k != "flag" or accepted is not None}
+    state = None
+    line_count = 0
+    if _pd is not None and _plain_table(path, delim, len(header)):
+        try:
+            state = _CsvState(rng, accepted)
+            for chunk, keep in _chunks_pandas(path, delim, len(header), wanted):
+                state.add(chunk, keep)
+            line_count = state.n_rows + 1
+        except (ValueError, UnicodeDecodeError, _pd.errors.ParserError) as exc:
+            log.debug("%s: pandas could not read the table (%s); reading it with the csv module", path, exc)
+            state = None
+    if state is None:
+        state = _CsvState(rng, accepted)
+        counter = [0]
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh, delimiter=delim)
+                next(reader)
+                for chunk, keep in _chunks_csv(reader, wanted, state.bad, counter):
+                    state.add(chunk, keep)
+                line_count = reader.line_num
+        except UnicodeDecodeError as exc:
+            raise StationError(f"{path}: is not a text (UTF-8) file: {exc}") from exc
+        except csv.Error as exc:
+            raise StationError(f"{path}: cannot be read as CSV: {exc}") from exc
+        except OSError as exc:
+            raise StationError(f"{path}: cannot be read: {exc}") from exc
+    return _station_set(path, state, delim, line_count)
 
-    cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
-    keep = cat["keep"].astype(bool)
-    _refuse_percent(cat["sm"], str(path), "the sm column")
-    # empty station ids (after stripping) are bad rows; ids equal after stripping are one station
-    names = [""] * len(id_codes)
-    for raw, c in id_codes.items():
-        names[c] = raw.strip()
-    names_arr = np.array(names, dtype=object)
-    if n_rows:
-        for i in np.flatnonzero((names_arr[cat["id"].astype(np.int64)] == "") & keep):
-            bad.setdefault(int(i), "empty station_id")
-    if bad:
-        keep[list(bad)] = False
+
+def _station_set(path: Path, state: _CsvState, delim: str, line_count: int) -> StationSet:
+    """The :class:`StationSet` of a read table, with its warnings."""
+    bad, n_rows = state.bad, state.n_rows
+    if getattr(state, "_fin", 0) >= 3 and state._pct / state._fin > PERCENT_SHARE:
+        _refuse_percent(np.concatenate(state.sm_seen).astype(np.float64), str(path), "the sm column")
+    state.sm_seen = []
     msgs: list[str] = []
     if bad:
         order = sorted(bad)
@@ -518,39 +653,48 @@ def read_station_csv(
         msg = _list_lines(str(path), [(lines.get(k, k + 2), bad[k]) for k in order])
         log.warning(msg)
         msgs.append(msg)
-    if not keep.any():
+    if not state.parts["sm"]:
         why = "every row was skipped" if n_rows else "it has no data rows"
         detail = f" ({msgs[0]})" if msgs else ""
         raise StationError(f"{path}: no usable soil moisture value: {why}{detail}")
 
-    sel = np.flatnonzero(keep)
-    # raw id codes -> stations sorted by (stripped) name
-    uid = sorted(set(names_arr[np.unique(cat["id"][sel].astype(np.int64))]))
-    rank = {name: k for k, name in enumerate(uid)}
-    remap = np.array([rank.get(name, -1) for name in names], dtype=np.int64)
-    inv = remap[cat["id"][sel].astype(np.int64)]
+    cat = {}
+    for k in list(state.parts):  # one column at a time: the chunks of a column go as it is joined
+        cat[k] = np.concatenate(state.parts.pop(k))
+    names = [""] * len(state.name_of)
+    for nm, c in state.name_of.items():
+        names[c] = nm
+    used = np.flatnonzero(np.isfinite(np.array(state.first["raw"], dtype=np.float64)))
+    uid = sorted(names[c] for c in used)
+    rank = np.full(len(names), -1, dtype=np.int32)
+    rank[[state.name_of[u] for u in uid]] = np.arange(len(uid))
+    by = np.array([state.name_of[u] for u in uid], dtype=np.int64)  # station k -> name code
+    inv = rank[cat.pop("name")]
     n = len(uid)
-    order = np.argsort(inv, kind="stable")
-    first = sel[order[np.searchsorted(inv[order], np.arange(n))]]
-    st_lon, st_lat = cat["lon"][first], cat["lat"][first]
-    moved = (np.abs(cat["lon"][sel] - st_lon[inv]) > 1e-4) | (np.abs(cat["lat"][sel] - st_lat[inv]) > 1e-4)
+    st_lon = np.array(state.first["lon"])[by]
+    st_lat = np.array(state.first["lat"])[by]
+    moved = np.array(state.moved, dtype=bool)[by]
     if moved.any():
-        ids_moved = sorted({str(uid[k]) for k in inv[moved]})
+        ids_moved = [uid[k] for k in np.flatnonzero(moved)]
         msg = (
             f"{path}: station(s) {', '.join(ids_moved[:MAX_LISTED])}{' ...' if len(ids_moved) > MAX_LISTED else ''} "
             "have different coordinates on different rows; the first row's are used"
         )
         log.warning(msg)
         msgs.append(msg)
-    sel, inv, dup_msg = _drop_duplicates(sel, inv, cat["stamp"], cat["sm"], uid, str(path))
+    sel = np.arange(inv.size)
+    sel, inv, dup_msg = _drop_duplicates(sel, inv, cat["stamp"], cat["sm"], uid, str(path), cat["day"])
     if dup_msg:
         log.warning(dup_msg)
         msgs.append(dup_msg)
-    days = (np.datetime64("1970-01-01", "D") + cat["day"][sel].astype("timedelta64[D]"))
-    start, values = _daily_means(inv, days, cat["sm"][sel], n)
-    codes = cat["id"][first].astype(np.int64)
-    network = [net_of.get(int(c), "") for c in codes]
-    dep = cat["depth"][first]
+    del cat["stamp"]
+    if sel.size < cat["sm"].size:
+        cat = {k: v[sel] for k, v in cat.items()}
+    start, values = _daily_means(inv, cat.pop("day"), cat.pop("sm"), n)
+    del cat, sel, inv
+    raw = np.array(state.first["raw"])[by].astype(np.int64)
+    network = [state.net_of.get(int(c), "") for c in raw]
+    dep = np.array(state.first["depth"])[by]
     out = StationSet([str(u) for u in uid], st_lon, st_lat, start, values, network, dep, dep.copy(), str(path), msgs)
     log.info("%s: %d station(s), %d daily values from %s to %s", path.name, n, int(np.isfinite(values).sum()),
              out.start, out.end)

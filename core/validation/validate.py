@@ -231,6 +231,7 @@ def validate_stations(
         ps = sample_series(flag_series, st.lon, st.lat, dates, 1, progress=prog.sub(share, max(len(flag_series), 1)))
         kind = detect_flag_kind(flag_series, ps.values) if flag_kind == "auto" else flag_kind
         condition = sky_condition(ps.values, kind)
+        del ps  # the flag values: only the int8 condition is kept
         matched = np.isfinite(reference) & np.logical_and.reduce([np.isfinite(v) for v in values.values()])
         log.info("Sky condition from %s (%s flags): %d clear and %d cloudy station-days with a station and product "
                  "value", flag_series.folder, kind, int(((condition == 0) & matched).sum()),
@@ -255,11 +256,13 @@ def validate_stations(
                  f"{' (so they have no common day with the other products)' if common_days and len(series) > 1 else ''}: "
                  f"{_ids(np.array(st.ids)[part])}")
     keep = in_any
-    st = st.select(keep)
-    reference = reference[keep]
-    values = {k: v[keep] for k, v in values.items()}
-    if condition is not None:
-        condition = condition[keep]
+    if not keep.all():  # (copies of (n, n_days) arrays: only when a station goes)
+        st = st.select(keep)
+        reference = reference[keep]
+        for k in list(values):
+            values[k] = values[k][keep]
+        if condition is not None:
+            condition = condition[keep]
 
     # metrics -------------------------------------------------------------------------------
     prog.check()
