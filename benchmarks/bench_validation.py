@@ -7,9 +7,13 @@ sample-scene accuracy check.
    CSV, one product, two products + flags (clear/cloudy split), a 3 x 3 window, and
    writing the outputs (CSV, GeoPackage, HTML + PNGs). Each case runs in a fresh child
    process that reports its wall time and peak RSS (``resource.getrusage``).
-2. Hawaii: SMAP L3 V8 AM (36 km EASE-Grid 2.0 time-series cells) vs the ISMN stations,
+2. Archive scale (issue 12): 2000 stations x 6205 days (2003-2019, a 684 MB CSV of 11.8
+   million rows) with one product and SSM flags on a small grid, in at most 60 s and 2 GB;
+   and 2000 x 365 days run with both this code and the code before issue 12 (commit
+   ``BASELINE_REF``, from ``git archive``), for the ratios measured in the same run.
+3. Hawaii: SMAP L3 V8 AM (36 km EASE-Grid 2.0 time-series cells) vs the ISMN stations,
    with the per-station table (skipped when ../shared/data is absent).
-3. Sample scene: truth and coarse input vs the scene's stations (stated noise sd).
+4. Sample scene: truth and coarse input vs the scene's stations (stated noise sd).
 
     python benchmarks/bench_validation.py --out benchmarks/results [--quick]
 """
@@ -183,6 +187,88 @@ def run_case(name: str, data: dict, out: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------
+# archive scale: this code against the implementation before issue 12, in the same run
+# ---------------------------------------------------------------------------------------
+
+#: the last commit before the archive-scale work (issue 12): the "before" of the ratios
+BASELINE_REF = "0358032"
+
+_ARCHIVE_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from ssm_downscaling.core.validation import validate_stations
+t0 = time.perf_counter()
+res = validate_stations({"1 km": sys.argv[2] + "/product"}, sys.argv[2] + "/stations.csv",
+                        flags=sys.argv[2] + "/flags")
+wall = time.perf_counter() - t0
+a, c = res.comparison.average("1 km"), res.comparison.average("1 km", "cloudy")
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": round(wall, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+                  "peak_rss_mb": round(ru.ru_maxrss / 1024.0, 1), "stations": a["n_stations"],
+                  "matched_days": a["n_obs"], "mean_urmsd": a["urmsd"], "cloudy_urmsd": c["urmsd"]}))
+"""
+
+
+def baseline_package(tmp: Path, ref: str = BASELINE_REF) -> Path | None:
+    """The plugin as of ``ref`` (git archive) under ``tmp/<ref>/ssm_downscaling``; its
+    parent folder goes on ``sys.path``. None when git or the commit is not available."""
+    import subprocess  # nosec B404 - git, with fixed arguments
+
+    dest = tmp / f"baseline_{ref}" / "ssm_downscaling"
+    dest.mkdir(parents=True)
+    try:
+        tar = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True)  # nosec B603 B607
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=tar.stdout, check=True)  # nosec B603 B607
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"  (no baseline: git archive {ref} failed: {exc})")
+        return None
+    return dest.parent
+
+
+def archive_case(package_parent: Path, data_root: Path) -> dict:
+    """Validate one product + flags (clear/cloudy split) against the station CSV, in a fresh
+    process importing the plugin from ``package_parent``; wall time, CPU and peak RSS."""
+    import subprocess  # nosec B404 - this interpreter, with fixed arguments
+
+    out = subprocess.run([sys.executable, "-c", _ARCHIVE_CHILD, str(package_parent), str(data_root)],  # nosec B603
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def archive(tmp: Path, n_stations: int, n_days: int, baseline_days: int, baseline_ref: str | None,
+            size_px: int) -> list[dict]:
+    """The archive-scale case (issue 12: 2,000 stations x 6,205 days in at most 60 s and
+    2 GB) and a ``baseline_days`` subset, each with this code and (where asked) the code
+    of ``baseline_ref`` on the same files."""
+    base = baseline_package(tmp, baseline_ref) if baseline_ref else None
+    rows = []
+    sizes = [baseline_days, n_days] if baseline_days and baseline_days != n_days else [n_days]
+    for nd in sizes:
+        t0 = time.perf_counter()
+        root = tmp / f"archive_{nd}"
+        make_archive_data(root, n_stations, nd, size_px)
+        gen = time.perf_counter() - t0
+        csv_mb = (root / "stations.csv").stat().st_size / 1e6
+        now = archive_case(ROOT / "build" / "plugins", root)
+        row = {"case": f"{n_stations} x {nd}", "csv_mb": round(csv_mb), "generation_s": round(gen, 1),
+               **{f"now_{k}": v for k, v in now.items() if k in ("seconds", "cpu_s", "peak_rss_mb")},
+               "stations": now["stations"], "matched_days": now["matched_days"],
+               "mean_urmsd": round(now["mean_urmsd"], 5)}
+        if base is not None and (nd == baseline_days or baseline_days == 0):
+            before = archive_case(base, root)
+            row.update({f"before_{k}": v for k, v in before.items() if k in ("seconds", "cpu_s", "peak_rss_mb")})
+            row["speedup"] = round(before["seconds"] / now["seconds"], 1)
+            row["memory_ratio"] = round(before["peak_rss_mb"] / now["peak_rss_mb"], 1)
+            row["same_metrics"] = (before["matched_days"] == now["matched_days"]
+                                   and abs(before["mean_urmsd"] - now["mean_urmsd"]) < 1e-12
+                                   and abs(before["cloudy_urmsd"] - now["cloudy_urmsd"]) < 1e-12)
+        row["meets_60s_2GB"] = now["seconds"] <= 60 and now["peak_rss_mb"] <= 2048 if nd == n_days else ""
+        rows.append(row)
+        shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
 # Hawaii and the sample scene
 # ---------------------------------------------------------------------------------------
 
@@ -260,37 +346,60 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--size", type=int, default=360, help="grid size in 1 km pixels (square)")
     ap.add_argument("--quick", action="store_true", help="small sizes (200 stations, 60 days) and the small scene")
+    ap.add_argument("--archive-days", type=int, default=6205,
+                    help="days of the archive-scale case (0: skip it); 6205 = 2003-2019")
+    ap.add_argument("--archive-px", type=int, default=64, help="grid size of the archive-scale case (1 km px)")
+    ap.add_argument("--baseline-days", type=int, default=365,
+                    help="days of the subset also run with the code before issue 12 (0: the full archive case)")
+    ap.add_argument("--baseline-ref", default=BASELINE_REF,
+                    help="git commit of the 'before' code ('' for none)")
+    ap.add_argument("--archive-only", action="store_true", help="run only the archive-scale section")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="  (warning) %(message)s")
     if args.quick:
         args.stations, args.days = 200, 60
+        args.archive_days, args.baseline_days = min(args.archive_days, 730), min(args.baseline_days, 365)
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_validation_"))
     report: dict = {"machine": {"python": platform.python_version(), "cpus": mp.cpu_count(),
                                 "platform": platform.platform(), "load_average": list(os.getloadavg())},
                     "size": {"stations": args.stations, "days": args.days, "grid_px": args.size}}
     try:
-        t0 = time.perf_counter()
-        data = make_data(tmp / "data", args.stations, args.days, args.size)
-        gen = time.perf_counter() - t0
-        print(f"Generated {args.days} daily rasters x 3 series on {data['grid']} and "
-              f"{args.stations} x {args.days} station values in {gen:.1f} s\n")
-        cases = ["read station CSV", "1 product", "1 product, 3x3 window", "2 products + flags",
-                 "2 products + flags + outputs"]
-        speed = []
-        for c in cases:
-            out = tmp / "out" / c.replace(" ", "_").replace(",", "").replace("+", "")
-            out.mkdir(parents=True)
-            r = run_case(c, data, out)
-            speed.append(r)
-        print(f"Speed: {args.stations} stations x {args.days} days, {data['grid']} (each case in a fresh process; "
-              f"load average before: {os.getloadavg()[0]:.1f} on {mp.cpu_count()} CPUs)")
-        print(_table(speed, ["case", "seconds", "cpu_s", "peak_rss_mb", "stations", "matched_days", "mean_urmsd",
-                             "outputs_s"]))
-        report["speed"] = speed
-        report["data_generation_s"] = round(gen, 1)
+        speed: list[dict] = []
+        srows: list[dict] = []
+        if not args.archive_only:
+            t0 = time.perf_counter()
+            data = make_data(tmp / "data", args.stations, args.days, args.size)
+            gen = time.perf_counter() - t0
+            print(f"Generated {args.days} daily rasters x 3 series on {data['grid']} and "
+                  f"{args.stations} x {args.days} station values in {gen:.1f} s\n")
+            cases = ["read station CSV", "1 product", "1 product, 3x3 window", "2 products + flags",
+                     "2 products + flags + outputs"]
+            speed = []
+            for c in cases:
+                out = tmp / "out" / c.replace(" ", "_").replace(",", "").replace("+", "")
+                out.mkdir(parents=True)
+                r = run_case(c, data, out)
+                speed.append(r)
+            print(f"Speed: {args.stations} stations x {args.days} days, {data['grid']} (each case in a fresh process; "
+                  f"load average before: {os.getloadavg()[0]:.1f} on {mp.cpu_count()} CPUs)")
+            print(_table(speed, ["case", "seconds", "cpu_s", "peak_rss_mb", "stations", "matched_days", "mean_urmsd",
+                                 "outputs_s"]))
+            report["speed"] = speed
+            report["data_generation_s"] = round(gen, 1)
 
-        if (SHARED / "ismn" / "HAWAII").is_dir():
+        if args.archive_days:
+            arows = archive(tmp, args.stations, args.archive_days, args.baseline_days, args.baseline_ref or None,
+                            args.archive_px)
+            print(f"\nArchive scale (issue 12: at most 60 s and 2 GB for 2000 x 6205): one product + SSM flags "
+                  f"(clear/cloudy split) on a {args.archive_px} x {args.archive_px} px grid, a fresh process per run; "
+                  f"'before' = commit {args.baseline_ref or '-'}")
+            print(_table(arows, ["case", "csv_mb", "now_seconds", "now_cpu_s", "now_peak_rss_mb", "before_seconds",
+                                 "before_cpu_s", "before_peak_rss_mb", "speedup", "memory_ratio", "same_metrics",
+                                 "stations", "matched_days", "mean_urmsd", "meets_60s_2GB"]))
+            report["archive"] = arows
+
+        if not args.archive_only and (SHARED / "ismn" / "HAWAII").is_dir():
             rows, summary = hawaii(tmp)
             print(f"\nHawaii: SMAP L3 V8 AM (36 km EASE-Grid 2.0) vs ISMN, G flags, 0-10 cm, 2017-2018 "
                   f"({summary['seconds']} s incl. netCDF conversion)")
@@ -302,20 +411,28 @@ def main(argv: list[str] | None = None) -> int:
                       f"RMSD {a['RMSD']:.4f}, ubRMSD {a['urmsd']:.4f} m3/m3")
             report["hawaii"] = {"stations": rows, **summary}
 
-        srows = scene_check(tmp, args.quick)
+        if not args.archive_only:
+            srows = scene_check(tmp, args.quick)
         if srows:
             print("\nSample scene: truth and coarse input vs the scene's stations (split by the truth cloud mask)")
             print(_table(srows, ["product", "subset", "stations", "matched_days", "mean_R", "mean_bias", "mean_urmsd",
                                  "median_urmsd", "stated_station_noise_sd", "scene", "validate_s"]))
             report["scene"] = srows
 
-        (args.out / "bench_validation.json").write_text(json.dumps(report, indent=1, default=str))
-        with open(args.out / "bench_validation.csv", "w", newline="") as fh:
-            keys = sorted({k for r in speed for k in r})
-            w = csv.DictWriter(fh, fieldnames=["section", *keys])
-            w.writeheader()
-            for r in speed:
-                w.writerow({"section": "speed", **r})
+        name = "bench_validation_archive.json" if args.archive_only else "bench_validation.json"
+        (args.out / name).write_text(json.dumps(report, indent=1, default=str))
+        if speed:
+            with open(args.out / "bench_validation.csv", "w", newline="") as fh:
+                keys = sorted({k for r in speed for k in r})
+                w = csv.DictWriter(fh, fieldnames=["section", *keys])
+                w.writeheader()
+                for r in speed:
+                    w.writerow({"section": "speed", **r})
+        if report.get("archive"):
+            with open(args.out / "bench_validation_archive.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=sorted({k for r in report["archive"] for k in r}))
+                w.writeheader()
+                w.writerows(report["archive"])
         if "hawaii" in report:
             with open(args.out / "bench_validation_hawaii.csv", "w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(report["hawaii"]["stations"][0]))

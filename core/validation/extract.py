@@ -14,9 +14,9 @@ import datetime as dt
 import logging
 import os
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -111,3 +111,29 @@ def test_metrics_in_blocks_equal_metrics_at_once(monkeypatch):
     t = metrics_table(yy + 0.1, yy, min_obs=10)
     assert t["BIAS"][0] == pytest.approx(0.1) and t["urmsd"][0] == pytest.approx(0.0, abs=1e-12)
     assert t["R"][0] == pytest.approx(1.0) and t["n_obs"][0] == 20
+
+
+def test_product_files_are_read_without_listing_their_folder_but_side_cars_still_count(tmp_path):
+    """Files are opened with GDAL_DISABLE_READDIR_ON_OPEN=TRUE in the reading threads only:
+    a scale factor stored in a ``.aux.xml`` side-car still applies, and the option is not
+    left set in the calling thread."""
+    from osgeo import gdal
+
+    from ssm_downscaling.core.grid import Grid, to_wkt, transform_points
+    from ssm_downscaling.core.series import write_day
+    from ssm_downscaling.core.validation.extract import point_pixels, sample_series
+
+    grid = Grid.from_bounds("EPSG:32650", (500_000, 3_300_000, 504_000, 3_303_000), 1000)  # 4 x 3 px
+    days = [dt.date(2019, 6, 1) + dt.timedelta(days=j) for j in range(3)]
+    for j, d in enumerate(days):
+        write_day(tmp_path / "p", "ssm", d, np.full(grid.shape, 0.1 * (j + 1), dtype=np.float32), grid)
+    ds = gdal.Open(str(tmp_path / "p" / "ssm_2019-06-02.tif"))  # read-only: the scale goes to a side-car
+    ds.GetRasterBand(1).SetScale(2.0)
+    ds = None
+    assert (tmp_path / "p" / "ssm_2019-06-02.tif.aux.xml").exists()
+    x, y = grid.xy(np.array([1]), np.array([2]))
+    lon, lat = transform_points(x, y, grid.crs_wkt, to_wkt(4326))
+    assert point_pixels(grid, lon, lat)[0].tolist() == [1]
+    ps = sample_series(tmp_path / "p", lon, lat, days)
+    np.testing.assert_allclose(ps.values[0], [0.1, 0.4, 0.3], rtol=1e-6)  # 0.2 x 2 on the second day
+    assert gdal.GetThreadLocalConfigOption("GDAL_DISABLE_READDIR_ON_OPEN", None) is None
