@@ -286,8 +286,11 @@ def _factorize(col: np.ndarray) -> tuple[np.ndarray, list[str]]:
     if _pd is not None:
         codes, uniq = _pd.factorize(col)
         return np.asarray(codes, dtype=np.int64), list(uniq)
-    uniq, codes = np.unique(col, return_inverse=True)
-    return codes.astype(np.int64), list(uniq)
+    # without pandas: dicts, iterated in C (sorting strings with np.unique is far slower)
+    uniq = list(dict.fromkeys(col))
+    index = {u: i for i, u in enumerate(uniq)}
+    codes = np.fromiter(map(index.__getitem__, col), dtype=np.int64, count=len(col))
+    return codes, uniq
 
 
 def _column_floats(col: np.ndarray, what: str, bad: dict[int, str], base: int, lo: float, hi: float,
@@ -490,9 +493,16 @@ def _chunks_csv(reader, wanted: dict[str, int], bad: dict[int, str], counter: li
                 if any(c.strip() for c in row):
                     bad[base + i] = f"only {len(row)} field(s)"
                 chunk[i] = [""] * ncol
-        cols = {k: np.array([r[j] for r in chunk] + [None], dtype=object)[:-1] for k, j in wanted.items()}
+        cols = {k: _object_array([r[j] for r in chunk]) for k, j in wanted.items()}
         del chunk
         yield cols, keep
+
+
+def _object_array(values: Sequence[str]) -> np.ndarray:
+    """A 1-D object array of strings (never a 2-D array of characters)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 class _CsvState:
@@ -524,7 +534,7 @@ class _CsvState:
         keep = np.ones(n, dtype=bool) if pre_keep is None else pre_keep
         ids = _column_codes(cols["station_id"], self.id_codes)
         dcodes, duniq = _factorize(cols["date"])
-        stamp = _column_codes(np.array(duniq + [None], dtype=object)[:-1], self.stamp_codes)[dcodes]
+        stamp = _column_codes(_object_array(duniq), self.stamp_codes)[dcodes]
         lon = _column_floats(cols["lon"], "lon", bad, base, -180.0, 360.0)
         lat = _column_floats(cols["lat"], "lat", bad, base, -90.0, 90.0)
         sm = _column_floats(cols["sm"], "sm", bad, base, 0.0, 1.0, allow_empty=True, nonfinite_ok=True)
