@@ -69,7 +69,7 @@ bench-lst: setup
 	$(PY) benchmarks/bench_lst.py --out $(BENCH_OUT)
 
 bench-ssm: setup
-	$(PY) benchmarks/bench_ssm.py --out $(BENCH_OUT)
+	$(PY) benchmarks/bench_ssm.py --jobs 2 --out $(BENCH_OUT)
 
 bench-validation: setup
 	$(PY) benchmarks/bench_validation.py --out $(BENCH_OUT)
