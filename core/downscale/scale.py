@@ -225,6 +225,17 @@ def _pooled_slope(per: dict, window: int) -> tuple[float, int]:
     return k, pairs
 
 
+def _average_with(today: np.ndarray, others) -> np.ndarray:
+    """Per element, the mean of ``today`` and each array of ``others`` where it is finite."""
+    acc = today.copy()
+    n = np.ones(acc.size)
+    for a in others:
+        fin = np.isfinite(a)
+        acc[fin] += a[fin]
+        n[fin] += 1
+    return acc / n
+
+
 def combine_anomalies(
     pred: np.ndarray,
     mean: np.ndarray,
@@ -244,15 +255,10 @@ def combine_anomalies(
         cells = idx[ok]
         m = mean[cells]
         good = np.isfinite(m)
-        acc = blk[ok].astype(np.float64) - m
-        n = np.ones(acc.size)
-        for p_o, m_o in others:
-            a = p_o[r0 : r0 + step][ok].astype(np.float64) - m_o[cells]
-            fin = np.isfinite(a)
-            acc[fin] += a[fin]
-            n[fin] += 1
+        avg = _average_with(blk[ok].astype(np.float64) - m,
+                            (p_o[r0 : r0 + step][ok].astype(np.float64) - m_o[cells] for p_o, m_o in others))
         vals = blk[ok].astype(np.float64)
-        vals[good] = m[good] + k * (acc[good] / n[good])
+        vals[good] = m[good] + k * avg[good]
         blk[ok] = vals.astype(np.float32)
 
 
@@ -291,15 +297,10 @@ def smooth_anomaly(
             continue
         pr, pc = fr[r0 : r0 + step][ok], fc[r0 : r0 + step][ok]
         f = smooth_means(mean, pr, pc, shape)
-        acc = blk[ok].astype(np.float64) - f
-        n = np.ones(acc.size)
-        for p_o, m_o in others:
-            a = p_o[r0 : r0 + step][ok].astype(np.float64) - smooth_means(m_o, pr, pc, shape)
-            fin = np.isfinite(a)
-            acc[fin] += a[fin]
-            n[fin] += 1
         F[r0 : r0 + step][ok] = f
-        A[r0 : r0 + step][ok] = acc / n
+        A[r0 : r0 + step][ok] = _average_with(
+            blk[ok].astype(np.float64) - f,
+            (p_o[r0 : r0 + step][ok].astype(np.float64) - smooth_means(m_o, pr, pc, shape) for p_o, m_o in others))
     return F, A
 
 

@@ -176,15 +176,6 @@ def estimate_covariance(
     return Covariance(float(s2), float(nv), L, T, int(pairs))
 
 
-@dataclass
-class FilterResult:
-    """Filtered residual signal ``signal (days, n_cells)`` and its kriging variance
-    ``variance (days, n_cells)`` ((m3/m3)^2) at every cell centre and day."""
-
-    signal: np.ndarray
-    variance: np.ndarray
-
-
 def krige(
     resid: Mapping[int, np.ndarray],
     node_xy: np.ndarray,
