@@ -72,16 +72,25 @@ class AnomalyFiller(Filler):
         self.stack = DayStack(2 * self.half_window + 1, static.shape, max_memory_mb)
         self.moments: dict[int, np.ndarray] = {}
         self.last: dict[str, float] = {}
+        #: ``S[c]`` of the window's days (float32 (H, W)): add() and estimate() of one day
+        #: need the same cloud fraction, which costs a pass over the footprint
+        self.cloud: dict[int, np.ndarray] = {}
+        self._dz0: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------
-    def _prepare(self, data: DayData) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-        """``(clear, S[c] or None, B1, A0 = LST - B1 on clear pixels)``."""
+    def _prepare(self, day: int, data: DayData) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(clear, S[c] or None, B1, A0 = LST - B1 on clear pixels)``. ``S[c]`` is computed
+        once per day (the days of a window hold one each; :meth:`drop` frees it)."""
         if data.background is None:
             raise ValueError("the anomaly method needs the background of the day")
         obs = np.isfinite(data.lst)
         b1 = lapse_corrected(data.background, self.static.dz, self.model.lapse_rate)
         clear = obs & np.isfinite(b1)
-        s = cloud_fraction(data.lst, self.static.land, self.static.footprint) if self.options.cloud_correction else None
+        s = None
+        if self.options.cloud_correction:
+            s = self.cloud.get(day)
+            if s is None:
+                s = self.cloud[day] = cloud_fraction(data.lst, self.static.land, self.static.footprint)
         a0 = np.where(clear, data.lst - b1, np.nan).astype(np.float32)
         return clear, s, b1, a0
 
@@ -117,7 +126,7 @@ class AnomalyFiller(Filler):
     def add(self, day: int, data: DayData) -> None:
         if data.background is None:
             return
-        _, s, _, a0 = self._prepare(data)
+        _, s, _, a0 = self._prepare(day, data)
         p, wsum = self.persistent(day)  # from the days already in the window (before this one)
         y = np.where(wsum > 0, a0 - p, a0) if (wsum > 0).any() else a0
         self.moments[day] = regression_moments(y, s, self.sigma_reg, self.blocks)
@@ -130,6 +139,7 @@ class AnomalyFiller(Filler):
     def drop(self, day: int) -> None:
         self.stack.remove(day)
         self.moments.pop(day, None)
+        self.cloud.pop(day, None)
 
     def persistent(self, day: int, ndvi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(P, weight)``: the persistent anomaly for ``day`` from the other window days
@@ -159,7 +169,8 @@ class AnomalyFiller(Filler):
         if data.background is None:
             return None
         opt = self.options
-        clear, s, b1, a0 = self._prepare(data)
+        clear, s, b1, a0 = self._prepare(day, data)
+        self.cloud.pop(day, None)  # the day's last use
         p, _ = self.persistent(day, data.ndvi)
         y = (a0 - p).astype(np.float32)
         # today's moments with the final P, pooled with the other window days (as stored)
@@ -168,7 +179,9 @@ class AnomalyFiller(Filler):
         est = b1 + np.float32(opt.cloudy_anomaly_scale) * p + a_f
         g, gc = self.model.lapse_rate, self.model.cloudy_lapse_rate
         if self.static.dz is not None and math.isfinite(g) and math.isfinite(gc) and gc != g:
-            est += np.float32(gc - g) * np.nan_to_num(self.static.dz, nan=0.0)
+            if self._dz0 is None:
+                self._dz0 = np.nan_to_num(self.static.dz, nan=0.0)
+            est += np.float32(gc - g) * self._dz0
         resid = y - a_f
         if s is not None:
             d_f = fit.slope_fine()
@@ -186,3 +199,4 @@ class AnomalyFiller(Filler):
 
     def close(self) -> None:
         self.stack.close()
+        self.cloud.clear()

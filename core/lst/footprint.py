@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..grid import Grid, transform_points, warp_to_grid
 from ..membership import Membership
-from .kernels import bilinear_gather
+from .kernels import bilinear_gather, cell_sums
 from .smoothing import BlockGrid
 
 #: above this many pixels, positions are computed on a sparser lattice and interpolated
@@ -152,13 +152,28 @@ class GridFootprint:
             _shared = (coarse, Membership.build(fine, coarse), BilinearMap(fine, coarse))
         self._shared = _shared
         self.coarse, self.membership, self.bilinear = _shared
+        self._row_w: np.ndarray | None = None
 
     def with_sigma(self, sigma_cells: float) -> GridFootprint:
         """The same footprint with another blur (membership and positions are reused)."""
         return GridFootprint(self.fine, self.background, sigma_cells, self._shared)
 
     def block_means(self, values: np.ndarray) -> np.ndarray:
-        return self.membership.aggregate(values, return_count=False)
+        """Area-weighted NaN-aware mean of ``values`` (H, W) per background cell, float32
+        ``coarse.shape`` (NaN without valid member), as :meth:`Membership.aggregate`."""
+        m = self.membership
+        if values.shape != self.fine.shape:
+            raise ValueError(f"values have shape {values.shape}, the fine grid is {self.fine.shape}")
+        if self._row_w is None:
+            w = np.ones((1, 1)) if m.weights is None else np.asarray(m.weights, dtype=np.float64)
+            if w.ndim == 2 and w.shape[1] > 1 and not (w == w[:, :1]).all():
+                return m.aggregate(values, return_count=False)  # weights vary along rows: general path
+            self._row_w = np.ascontiguousarray(np.broadcast_to(w[:, :1], (self.fine.height, 1))[:, 0])
+        s = cell_sums(np.ascontiguousarray(values), np.ascontiguousarray(m.index), self._row_w, m.n_cells)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s[1] / s[0]
+        mean[s[2] < 1] = np.nan
+        return mean.astype(np.float32).reshape(m.coarse.shape)
 
     def to_fine(self, coarse: np.ndarray) -> np.ndarray:
         """Bilinear interpolation of a field on the (cropped) background grid to 1 km."""

@@ -426,3 +426,50 @@ def _block_moments_numba(y, x, f):  # pragma: no cover - compiled
 
 
 block_moments = kernel(_block_moments_numba, _block_moments_numpy, "block_moments")
+
+
+# ---------------------------------------------------------------------------------------
+# NaN-aware area-weighted means per coarse cell (a background footprint's block means)
+# ---------------------------------------------------------------------------------------
+
+#: row chunks of :data:`cell_sums` (fixed, so the float sums do not depend on the threads)
+CELL_SUM_CHUNKS = 8
+
+
+def _cell_sums_numpy(values: np.ndarray, index: np.ndarray, row_w: np.ndarray, n: int) -> np.ndarray:
+    """Sums per cell over the finite ``values`` (H, W) of pixels with ``index`` >= 0:
+    float64 ``(3, n)`` = (sum w, sum w x, count). ``row_w`` (H,) pixel weight of each row
+    (areas; ones for equal-area grids)."""
+    ok = (index >= 0) & np.isfinite(values)
+    cells = index[ok]
+    w = np.broadcast_to(row_w[:, None], values.shape)[ok]
+    out = np.empty((3, n))
+    out[0] = np.bincount(cells, weights=w, minlength=n)
+    out[1] = np.bincount(cells, weights=w * values[ok].astype(np.float64), minlength=n)
+    out[2] = np.bincount(cells, minlength=n)
+    return out
+
+
+@njit(parallel=True)
+def _cell_sums_numba(values, index, row_w, n):  # pragma: no cover - compiled
+    h, w = values.shape
+    nc = CELL_SUM_CHUNKS
+    part = np.zeros((nc, 3, n))
+    step = (h + nc - 1) // nc
+    for k in prange(nc):
+        for i in range(k * step, min((k + 1) * step, h)):
+            rw = row_w[i]
+            for j in range(w):
+                c = index[i, j]
+                x = values[i, j]
+                if c >= 0 and np.isfinite(x):
+                    part[k, 0, c] += rw
+                    part[k, 1, c] += rw * np.float64(x)
+                    part[k, 2, c] += 1.0
+    out = np.zeros((3, n))
+    for k in range(nc):  # in chunk order: the same sums whatever the number of threads
+        out += part[k]
+    return out
+
+
+cell_sums = kernel(_cell_sums_numba, _cell_sums_numpy, "cell_sums")

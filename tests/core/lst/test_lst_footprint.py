@@ -53,3 +53,29 @@ def test_grids_in_other_crs_are_supported():
     ease = Grid.from_bounds(to_wkt(6933), (8_400_000, 3_300_000, 8_800_000, 3_700_000), 36032.22)
     out = BilinearMap(fine, ease)(np.arange(ease.size, dtype=float).reshape(ease.shape))
     assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("crs", ["laea", "geographic"])
+def test_block_means_equal_the_membership_aggregate_numba_and_numpy(crs):
+    """The footprint's block means (one compiled pass) equal Membership.aggregate, with
+    constant (equal-area) and per-row (geographic) pixel areas, NaNs and empty cells."""
+    from ssm_downscaling.core.accel import numba_disabled
+    from ssm_downscaling.core.grid import Grid
+
+    if crs == "laea":
+        fine = fine_grid(30)
+    else:
+        fine = Grid.from_bounds(to_wkt(4326), (100.0, 30.0, 101.0, 31.0), 0.01)
+    fp = GridFootprint(fine, background_grid(fine, 0.05) if crs == "laea" else Grid.from_bounds(to_wkt(4326), (99.0, 29.0, 102.0, 32.0), 0.25))
+    rng = np.random.default_rng(3)
+    v = (rng.normal(290.0, 5.0, fine.shape)).astype(np.float32)
+    v[rng.random(fine.shape) < 0.3] = np.nan
+    v[: fine.height // 4, : fine.width // 4] = np.nan  # whole cells without a valid member
+    ref = fp.membership.aggregate(v, return_count=False)
+    got = fp.block_means(v)
+    with numba_disabled():
+        got_np = GridFootprint(fine, fp.background, 0.0, fp._shared).block_means(v)
+    assert np.isnan(ref).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got, ref, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(got_np, ref, rtol=1e-6, equal_nan=True)
