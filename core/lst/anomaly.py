@@ -36,7 +36,6 @@ import math
 import numpy as np
 
 from .background import BackgroundModel, cloud_fraction
-from .kernels import window_sums
 from .methods import DayData, DayStack, Filler, StaticLayers, lapse_corrected
 from .options import GapfillOptions
 from .smoothing import BlockGrid, LocalFit, gaussian_fill, global_slope, regression_moments, solve_moments
@@ -47,6 +46,10 @@ log = logging.getLogger(__name__)
 SLOPE_PRIOR_PIXELS = 100.0
 #: shrinkage of the interpolated residual where few clear pixels are near (fraction)
 RESIDUAL_SHRINK = 0.05
+#: the window's de-biased clear-sky anomalies are kept as int16 multiples of this (K):
+#: half the memory of float32 (a China-sized 15-day window: 0.57 instead of 1.1 GB), and
+#: the rounding (at most 0.005 K) is far below the LST retrieval error (about 1 K)
+STACK_QUANTUM_K = 0.01
 
 
 class AnomalyFiller(Filler):
@@ -69,7 +72,7 @@ class AnomalyFiller(Filler):
         self.sigma_reg = max(options.regional_scale_km / px, 0.5)
         self.sigma_res = options.residual_scale_km / px
         self.blocks = BlockGrid.for_sigma(static.shape, self.sigma_reg)
-        self.stack = DayStack(2 * self.half_window + 1, static.shape, max_memory_mb)
+        self.stack = DayStack(2 * self.half_window + 1, static.shape, max_memory_mb, quantum=STACK_QUANTUM_K)
         self.moments: dict[int, np.ndarray] = {}
         self.last: dict[str, float] = {}
         #: ``S[c]`` of the window's days (float32 (H, W)): add() and estimate() of one day
@@ -148,7 +151,7 @@ class AnomalyFiller(Filler):
         if not weights.any():
             z = np.zeros(self.static.shape, dtype=np.float32)
             return z, z
-        num, den = window_sums(self.stack.data, weights)
+        num, den = self.stack.window_sums(weights)
         prior = np.zeros(self.static.shape, dtype=np.float32)
         if ndvi is not None and self.static.footprint is not None:
             nd = ndvi - self.static.footprint.smooth(ndvi)

@@ -65,6 +65,49 @@ def _window_sums_numba(stack, weights):  # pragma: no cover - compiled
 window_sums = kernel(_window_sums_numba, _window_sums_numpy, "window_sums")
 
 
+#: int16 code of a missing value in a quantised day stack
+MISSING_Q = -32768
+
+
+def _window_sums_q_numpy(stack: np.ndarray, weights: np.ndarray, quantum: float) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`window_sums` of an int16 stack holding ``round(x / quantum)`` (``MISSING_Q``
+    where missing); the sums are in the units of ``x``."""
+    num = np.zeros(stack.shape[1:], dtype=np.float64)
+    den = np.zeros(stack.shape[1:], dtype=np.float64)
+    for d in range(stack.shape[0]):
+        w = float(weights[d])
+        if w == 0.0:
+            continue
+        x = stack[d]
+        ok = x != MISSING_Q
+        num[ok] += w * (x[ok].astype(np.float64) * quantum)
+        den[ok] += w
+    return num.astype(np.float32), den.astype(np.float32)
+
+
+@njit(parallel=True)
+def _window_sums_q_numba(stack, weights, quantum):  # pragma: no cover - compiled
+    nd, h, w = stack.shape
+    num = np.zeros((h, w), dtype=np.float32)
+    den = np.zeros((h, w), dtype=np.float32)
+    for i in prange(h):
+        for j in range(w):
+            s = 0.0
+            t = 0.0
+            for d in range(nd):
+                wd = weights[d]
+                x = stack[d, i, j]
+                if wd != 0.0 and x != MISSING_Q:
+                    s += wd * (np.float64(x) * quantum)
+                    t += wd
+            num[i, j] = s
+            den[i, j] = t
+    return num, den
+
+
+window_sums_q = kernel(_window_sums_q_numba, _window_sums_q_numpy, "window_sums_q")
+
+
 # ---------------------------------------------------------------------------------------
 # temporal linear interpolation
 # ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 
 from .background import BackgroundModel
 from .footprint import Footprint
-from .kernels import idw_fill, temporal_interp
+from .kernels import MISSING_Q, idw_fill, temporal_interp, window_sums, window_sums_q
 from .options import GapfillOptions
 
 log = logging.getLogger(__name__)
@@ -68,22 +68,36 @@ class StaticLayers:
     footprint: Footprint | None = None
 
 
+def quantise(array: np.ndarray, quantum: float) -> np.ndarray:
+    """int16 ``round(array / quantum)``, clipped to +-32767, ``MISSING_Q`` where not finite."""
+    a = np.asarray(array, dtype=np.float32)
+    q = np.rint(np.clip(np.nan_to_num(a / np.float32(quantum), nan=0.0, posinf=0.0, neginf=0.0), -32767, 32767))
+    out = q.astype(np.int16)
+    out[~np.isfinite(a)] = MISSING_Q
+    return out
+
+
 class DayStack:
     """Up to ``capacity`` day arrays ``(H, W)`` float32 in fixed slots (in memory, or in a
     temporary memory-mapped file when larger than ``max_memory_mb``)."""
 
-    def __init__(self, capacity: int, shape: tuple[int, int], max_memory_mb: float = 2048.0):
+    def __init__(self, capacity: int, shape: tuple[int, int], max_memory_mb: float = 2048.0,
+                 quantum: float | None = None):
         self.capacity = max(1, int(capacity))
         self.shape = (int(shape[0]), int(shape[1]))
-        nbytes = self.capacity * self.shape[0] * self.shape[1] * 4
+        #: with a ``quantum`` the days are stored as int16 multiples of it (half the memory;
+        #: values beyond +-32767 quanta are clipped, missing values are ``MISSING_Q``)
+        self.quantum = None if quantum is None else float(quantum)
+        dtype = np.float32 if self.quantum is None else np.int16
+        nbytes = self.capacity * self.shape[0] * self.shape[1] * np.dtype(dtype).itemsize
         self._tmp: tempfile.TemporaryDirectory | None = None
         if nbytes > max_memory_mb * 1024 * 1024:
             self._tmp = tempfile.TemporaryDirectory(prefix="ssm_lst_")
             path = Path(self._tmp.name) / "window.f32"
-            self.data = np.memmap(path, dtype=np.float32, mode="w+", shape=(self.capacity, *self.shape))
+            self.data = np.memmap(path, dtype=dtype, mode="w+", shape=(self.capacity, *self.shape))
             log.info("The %d-day window (%.0f MB) is kept in a temporary file", self.capacity, nbytes / 2**20)
         else:
-            self.data = np.empty((self.capacity, *self.shape), dtype=np.float32)
+            self.data = np.empty((self.capacity, *self.shape), dtype=dtype)
         self.slots: dict[int, int] = {}
 
     def put(self, day: int, array: np.ndarray) -> None:
@@ -95,10 +109,19 @@ class DayStack:
                 raise RuntimeError("DayStack is full: drop a day first")
             slot = free[0]
             self.slots[day] = slot
-        self.data[slot] = array
+        if self.quantum is None:
+            self.data[slot] = array
+        else:
+            self.data[slot] = quantise(array, self.quantum)
 
     def remove(self, day: int) -> None:
         self.slots.pop(day, None)
+
+    def window_sums(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(sum_d w_d x_d, sum_d w_d)`` over the finite values of the stored days, float32 (H, W)."""
+        if self.quantum is None:
+            return window_sums(self.data, weights)
+        return window_sums_q(self.data, weights, self.quantum)
 
     def weights(self, fn) -> np.ndarray:
         """Per-slot weights ``fn(day)`` (0 for free slots), float64."""
