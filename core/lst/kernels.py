@@ -516,3 +516,42 @@ def _cell_sums_numba(values, index, row_w, n):  # pragma: no cover - compiled
 
 
 cell_sums = kernel(_cell_sums_numba, _cell_sums_numpy, "cell_sums")
+
+
+# ---------------------------------------------------------------------------------------
+# NaN-aware block counts and sums (normalised Gaussian convolution on a block grid)
+# ---------------------------------------------------------------------------------------
+
+
+def _block_count_sum_numpy(values: np.ndarray, f: int) -> np.ndarray:
+    """Over ``f x f`` blocks of ``values`` (H, W): the number of finite values and their
+    sum, float64 ``(2, ceil(H/f), ceil(W/f))``."""
+    h, w = values.shape
+    bh, bw = -(-h // f), -(-w // f)
+    m = np.isfinite(values)
+    out = np.empty((2, bh, bw))
+    for k, v in enumerate((m.astype(np.float64), np.where(m, values, 0.0).astype(np.float64))):
+        pad = np.zeros((bh * f, bw * f))
+        pad[:h, :w] = v
+        out[k] = pad.reshape(bh, f, bw, f).sum(axis=(1, 3))
+    return out
+
+
+@njit(parallel=True)
+def _block_count_sum_numba(values, f):  # pragma: no cover - compiled
+    h, w = values.shape
+    bh = (h + f - 1) // f
+    bw = (w + f - 1) // f
+    out = np.zeros((2, bh, bw))
+    for bi in prange(bh):
+        for i in range(bi * f, min((bi + 1) * f, h)):
+            for j in range(w):
+                x = values[i, j]
+                if np.isfinite(x):
+                    bj = j // f
+                    out[0, bi, bj] += 1.0
+                    out[1, bi, bj] += x
+    return out
+
+
+block_count_sum = kernel(_block_count_sum_numba, _block_count_sum_numpy, "block_count_sum")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .kernels import bilinear_separable, block_moments
+from .kernels import bilinear_separable, block_count_sum, block_moments
 
 #: Gaussian kernels are cut at this many sigmas
 TRUNCATE = 3.0
@@ -84,12 +84,12 @@ def gaussian_fill(values: np.ndarray, sigma_px: float, shrink: float = 0.0) -> n
     decays towards 0 where few finite values are near (``G*m`` is their local fraction).
     NaN where ``G*m`` is 0.
     """
-    m = np.isfinite(values)
     bg = BlockGrid.for_sigma(values.shape, sigma_px)
     f = bg.factor
     sig_b = math.sqrt(max(sigma_px**2 - (f * f - 1) / 12.0, 0.0)) / f  # account for the block box
-    cnt = _gauss(bg.sum(m), sig_b) / (f * f)
-    tot = _gauss(bg.sum(np.where(m, values, 0.0)), sig_b) / (f * f)
+    sums = block_count_sum(np.ascontiguousarray(values), f)  # one pass, no full-size temporaries
+    cnt = _gauss(sums[0], sig_b) / (f * f)
+    tot = _gauss(sums[1], sig_b) / (f * f)
     with np.errstate(invalid="ignore", divide="ignore"):
         blocks = np.where(cnt > 1e-9, tot / (cnt + shrink), np.nan)
     return bg.upsample(blocks)

@@ -67,6 +67,19 @@ def test_quantised_stack_window_sums_known_answer_and_equal_to_float():
         np.testing.assert_array_equal(den, d_q)
 
 
+def test_block_count_sum_known_answer_and_numba_equals_numpy():
+    v = np.array([[1.0, np.nan, 2.0], [3.0, 4.0, np.nan]], dtype=np.float32)
+    for out in both(K.block_count_sum, v, 2):
+        np.testing.assert_array_equal(out[0], [[3.0, 1.0]])  # partial last block
+        np.testing.assert_array_equal(out[1], [[8.0, 2.0]])
+    rng = np.random.default_rng(4)
+    big = rng.normal(0, 2, (37, 29)).astype(np.float32)
+    big[rng.random(big.shape) < 0.3] = np.nan
+    a, b = both(K.block_count_sum, big, 4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], atol=1e-9)
+
+
 # --- temporal interpolation ----------------------------------------------------------
 
 
