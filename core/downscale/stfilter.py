@@ -39,6 +39,9 @@ MIN_PAIRS = 30
 MIN_PAIRS_ESTIMATE = 500
 #: the smallest share of the residual variance taken as retrieval error
 MIN_NOISE_SHARE = 0.05
+#: day-to-day autocorrelation of the decaying part of the residual signal: from a
+#: 10-hour to a 20-day e-folding time (soil moisture anomalies last days, not hours)
+RHO_RANGE = (0.1, 0.95)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,16 @@ def _extrapolate(c1: float, c2: float) -> float:
     return math.nan
 
 
+def _persistent_plus_decaying(c1: float, c2: float, c3: float) -> float:
+    """Lag-0 signal variance of a temporal covariance ``P + D rho^tau`` (a persistent part
+    and one decaying over days) through its values at lags 1, 2 and 3 days (NaN when they
+    do not decay): ``rho = (c2 - c3) / (c1 - c2)``, ``P + D = c1 + (c1 - c2) / rho``."""
+    if not (np.isfinite(c1) and np.isfinite(c2) and np.isfinite(c3) and c1 > c2 > c3 and c1 > 0):
+        return math.nan
+    rho = min(max((c2 - c3) / (c1 - c2), RHO_RANGE[0]), RHO_RANGE[1])
+    return c1 + (c1 - c2) / rho
+
+
 def estimate_covariance(
     resid: np.ndarray,
     node_xy: np.ndarray,
@@ -125,13 +138,19 @@ def estimate_covariance(
     ``spacing`` the cell spacing (m). ``noise_sd`` (m3/m3) fixes the retrieval error
     instead of estimating it.
 
-    The residuals are centred per day. The retrieval error is white, so the empirical
-    covariances at one and two cell spacings (same day) and at one and two days (same
-    cell) hold signal only; each pair, extrapolated exponentially to lag 0, estimates the
-    signal variance ``s2`` (their mean is used); ``n2 = C(0, 0) - s2``. ``L`` and ``T``
-    are the e-folding lengths that reproduce the lag-1 correlations. Where the
-    covariances do not decay, the lag-1 covariance is taken as the signal variance (all
-    the drop to it is treated as noise).
+    The residuals are centred per day. The retrieval error is white: each day's retrieval
+    is a separate measurement, so the covariances of a cell's residuals one, two and three
+    days apart hold signal only. The signal is a persistent part (what the predictors miss
+    for good: soil, the retrieval's bias in that cell) plus a part that decays over days
+    (rain the predictors do not see, drying), ``P + D rho^tau``; the three lags give
+    ``s2 = P + D`` and ``n2 = C(0, 0) - s2`` (:func:`_persistent_plus_decaying`). The
+    temporal axis is used because the same-day spatial covariances are distorted by the
+    model's own fit (a local regression removes the smooth part of the residual, leaving
+    negative covariances a few cells apart); they serve only when a run has too few days,
+    extrapolated exponentially from one and two cell spacings with the one- and two-day
+    covariances (their mean). ``L`` and ``T`` are the e-folding lengths that reproduce the
+    lag-1 correlations. Where the covariances do not decay, the lag-1 covariance is taken
+    as the signal variance (all the drop to it is treated as noise).
     """
     r = np.asarray(resid, dtype=np.float64)
     ok = np.isfinite(r)
@@ -145,12 +164,15 @@ def estimate_covariance(
         nv = c0 if noise_sd is None else float(noise_sd) ** 2
         return Covariance(max(c0 - nv, 0.0) + 1e-12, nv, 3 * spacing, 1.0, 0)
     cs = [_pairs_same_day(r, node_xy, spacing, lag) for lag in (1, 2)]
-    ct = [_pairs_same_cell(r, np.asarray(ordinals), lag) for lag in (1, 2)]
+    ct = [_pairs_same_cell(r, np.asarray(ordinals), lag) for lag in (1, 2, 3)]
     cs1, cs2 = ((c[0] if c[1] >= MIN_PAIRS else math.nan) for c in cs)
-    ct1, ct2 = ((c[0] if c[1] >= MIN_PAIRS else math.nan) for c in ct)
-    pairs = sum(c[1] for c in cs) + sum(c[1] for c in ct)
+    ct1, ct2, ct3 = ((c[0] if c[1] >= MIN_PAIRS else math.nan) for c in ct)
+    pairs = sum(c[1] for c in cs) + sum(c[1] for c in ct[:2])
+    s2_time = _persistent_plus_decaying(ct1, ct2, ct3) if ct[2][1] >= MIN_PAIRS_ESTIMATE // 2 else math.nan
     ests = [e for e in (_extrapolate(cs1, cs2), _extrapolate(ct1, ct2)) if np.isfinite(e)]
-    if ests:
+    if np.isfinite(s2_time):
+        s2 = s2_time
+    elif ests:
         s2 = float(np.mean(ests))
     else:
         lag1 = [c for c in (cs1, ct1) if np.isfinite(c) and c > 0]

@@ -44,6 +44,29 @@ def test_covariance_recovers_the_retrieval_error_and_scales():
     assert 1.0 * SP < cov.length_m < 4.0 * SP and 1.5 < cov.time_days < 6.0
 
 
+def test_covariance_separates_a_persistent_signal_from_the_retrieval_error():
+    """A per-cell persistent part (soil, the retrieval's bias in that cell: correlated over
+    all lags in time, not in space) + a decaying part + white noise: the error comes from
+    the 1-3 day covariances, P + D rho^tau, not from an exponential through lags 1 and 2
+    (which takes part of the decay for noise)."""
+    xy, s, _ = _simulate(days=120, s_sd=0.02, T=2.0, seed=5)
+    rng = np.random.default_rng(6)
+    persistent = rng.normal(0, 0.02, (1, xy.shape[0]))  # white in space: invisible to spatial lags
+    r = s + persistent + rng.normal(0, 0.02, s.shape)
+    cov = estimate_covariance(r, xy, np.arange(r.shape[0]), SP)
+    assert cov.noise_sd == pytest.approx(0.02, rel=0.15)
+    assert cov.signal_sd == pytest.approx(math.hypot(0.02, 0.02), rel=0.15)
+
+
+def test_persistent_plus_decaying_closed_form():
+    from ssm_downscaling.core.downscale.stfilter import _persistent_plus_decaying
+
+    P, D, rho = 2.0, 3.0, 0.5
+    c = [P + D * rho**k for k in (1, 2, 3)]
+    assert _persistent_plus_decaying(*c) == pytest.approx(P + D)
+    assert math.isnan(_persistent_plus_decaying(1.0, 1.0, 0.5))  # no decay: undefined
+
+
 def test_covariance_with_a_given_error_and_white_noise_only():
     xy, _, r = _simulate()
     cov = estimate_covariance(r, xy, np.arange(r.shape[0]), SP, noise_sd=0.01)
