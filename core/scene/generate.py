@@ -45,8 +45,8 @@ from ..progress import CancelFn, Progress, ProgressFn
 from ..series import FLAG_NODATA, RasterWriter, creation_options, day_filename, write_day, write_raster
 from . import energy, sensors, vegetation
 from .config import GENERATOR_VERSION, SceneConfig, SceneError
-from .geometry import SceneGrids, ground_jacobian, lonlat_deg, scene_grids
-from .noise import from_lattice, lattice_for
+from .geometry import SceneGrids, geo_lattice, scene_grids
+from .noise import from_lattice
 from .places import PLACES, Place
 from .soil import SoilParams, soil_block
 from .stations import MAX_SLOPE, STATION_DEPTH_M, missing_days, place_stations, station_values, write_stations_csv
@@ -308,23 +308,17 @@ def _aligned_blocks(height: int, scene_row0: int, rows: int) -> list[tuple[int, 
     return [(a, b - a) for a, b in zip(edges[:-1], edges[1:])]
 
 
-#: spacing (km) of the lattice of latitude and grid-to-ground derivatives (smooth fields)
-GEO_STEP_KM = 4.0
+#: spacing (km) of the lattice of latitude and grid-to-ground derivatives (smooth fields:
+#: bilinear interpolation to 1 km errs by < 5e-5 degrees of latitude)
+GEO_STEP_KM = 8.0
 
 
 def _geo_lattice(g: SceneGrids) -> tuple[float, float, list[np.ndarray]]:
-    """Latitude (deg) and :func:`~.geometry.ground_jacobian` on a lattice of
-    :data:`GEO_STEP_KM` over the padded grid (exact, from PROJ; bilinear interpolation of
-    it to 1 km errs by < 1e-5 deg): ``(lx0, ly0, [lat, dx/dE, dx/dN, dy/dE, dy/dN])``."""
-    lx0, ly0, lr, lc = lattice_for(g.x0_km, g.y0_km, 1.0, g.padded.height, g.padded.width, GEO_STEP_KM)
-    xs = lx0 + GEO_STEP_KM * np.arange(lc)
-    ys = ly0 - GEO_STEP_KM * np.arange(lr)
-    x, y = np.meshgrid(xs, ys)
-    _, lat = lonlat_deg(g, x, y)
-    fields = [lat, *ground_jacobian(g, x, y)]
+    """:func:`~.geometry.geo_lattice` of the padded grid, float32 for interpolation."""
+    lx0, ly0, fields = geo_lattice(g, GEO_STEP_KM)
     if not all(np.isfinite(f).all() for f in fields):
         raise SceneError("The scene extends beyond where its CRS is defined; choose a smaller scene")
-    return float(lx0), float(ly0), [f.astype(np.float32) for f in fields]
+    return lx0, ly0, [f.astype(np.float32) for f in fields]
 
 
 def _scan_statics(world: _World) -> tuple[np.ndarray, np.ndarray]:

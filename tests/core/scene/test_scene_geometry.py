@@ -12,7 +12,7 @@ from osgeo import osr
 from ssm_downscaling.core.grid import to_srs, to_wkt, transform_points
 from ssm_downscaling.core.scene import PLACES, SceneConfig
 from ssm_downscaling.core.scene.generate import _World
-from ssm_downscaling.core.scene.geometry import ground_jacobian, lonlat_deg, scene_crs_wkt, scene_grids
+from ssm_downscaling.core.scene.geometry import geo_lattice, lonlat_deg, scene_crs_wkt, scene_grids
 from ssm_downscaling.core.scene.terrain import Terrain, block_terrain
 
 WGS84 = to_wkt(4326)
@@ -111,24 +111,51 @@ def _albers_n(phi1: float, phi2: float) -> float:
     return (m(phi1) ** 2 - m(phi2) ** 2) / (q(phi2) - q(phi1))
 
 
-def test_ground_jacobian():
+def _jacobian_by_proj(g, x_km: float, y_km: float, d: float = 1e-4) -> np.ndarray:
+    """(dx/dE, dx/dN, dy/dE, dy/dN) at a point: forward projection of small steps east and
+    north on the ellipsoid (the reference for :func:`geo_lattice`)."""
+    lon, lat = (float(v) for v in lonlat_deg(g, np.array(x_km), np.array(y_km)))
+    phi = math.radians(lat)
+    w = math.sqrt(1 - (E * math.sin(phi)) ** 2)
+    de = 2 * math.radians(d) * A / w * math.cos(phi)
+    dn = 2 * math.radians(d) * A * (1 - E * E) / w**3
+    x, y = transform_points(np.array([lon + d, lon - d, lon, lon]), np.array([lat, lat, lat + d, lat - d]), WGS84,
+                            g.fine.crs_wkt)
+    return np.array([(x[0] - x[1]) / de, (x[2] - x[3]) / dn, (y[0] - y[1]) / de, (y[2] - y[3]) / dn])
+
+
+def _at(lattice, x_km: float, y_km: float, step: float) -> np.ndarray:
+    lx0, ly0, fields = lattice
+    r, c = round((ly0 - y_km) / step), round((x_km - lx0) / step)
+    return np.array([f[r, c] for f in fields])
+
+
+def test_geo_lattice():
     # a scene-centred LAEA: the identity at its centre
     g = scene_grids(10.0, 50.0, 72, 72)
-    jac = np.array(ground_jacobian(g, np.array([0.0]), np.array([0.0])))[:, 0]
-    np.testing.assert_allclose(jac, [1.0, 0.0, 0.0, 1.0], atol=1e-6)
-    # Asia North Albers: equal area (determinant 1), scales within 10 % over China, and
-    # the grid turned against true north by the meridian convergence n (lon - 95E)
+    lat_jac = _at(geo_lattice(g, 8.0), 0.0, 0.0, 8.0)
+    assert lat_jac[0] == pytest.approx(50.0, abs=1e-9)
+    np.testing.assert_allclose(lat_jac[1:], [1.0, 0.0, 0.0, 1.0], atol=1e-6)
+    # Asia North Albers: equal area (determinant 1), scales within 15 % over China, and
+    # the grid turned against true north by the meridian convergence n (lon - 95E); at
+    # inner and edge nodes of the lattice as PROJ's own forward differences
     n = _albers_n(math.radians(15.0), math.radians(65.0))
     assert n == pytest.approx(0.5826, abs=2e-3)
     for name in ("tibet", "loess", "northeast", "south"):
         p = PLACES[name]
-        g = scene_grids(p.lon, p.lat, 72, 72)
-        xe, xn, ye, yn = (float(v[0]) for v in ground_jacobian(g, np.array([0.0]), np.array([0.0])))
+        g = scene_grids(p.lon, p.lat, 144, 144)
+        lattice = geo_lattice(g, 8.0)
+        lx0, ly0, fields = lattice
+        assert fields[0].shape[0] >= (g.padded.height - 1) / 8.0 and fields[0].shape[1] >= (g.padded.width - 1) / 8.0
+        xe, xn, ye, yn = _at(lattice, 0.0, 0.0, 8.0)[1:]
         assert xe * yn - xn * ye == pytest.approx(1.0, abs=1e-5), name
         gamma = n * math.radians(p.lon - 95.0)
         assert math.atan2(ye, xe) == pytest.approx(gamma, abs=2e-4), name  # ground east on the grid
         assert math.atan2(-xn, yn) == pytest.approx(gamma, abs=2e-4), name  # ground north on the grid
         assert 0.85 < xe / math.cos(gamma) < 1.0 < yn / math.cos(gamma) < 1.15, name
+        for x_km, y_km in ((0.0, 0.0), (lx0, ly0), (lx0 + 8.0 * (fields[0].shape[1] - 1), 16.0)):
+            np.testing.assert_allclose(_at(lattice, x_km, y_km, 8.0)[1:], _jacobian_by_proj(g, x_km, y_km),
+                                       atol=2e-6, err_msg=f"{name} {x_km} {y_km}")
 
 
 def test_ground_slopes_follow_true_north():
@@ -148,6 +175,6 @@ def test_ground_slopes_follow_true_north():
     inner = (slice(5, -5), slice(5, -5))
     np.testing.assert_allclose(dzdn[inner], 0.01, rtol=0.01)
     np.testing.assert_allclose(dzde[inner], 0.0, atol=2e-4)
-    np.testing.assert_allclose(blat, lat, atol=1e-5)
+    np.testing.assert_allclose(blat, lat, atol=5e-5)
     # on the grid the same plane rises along both axes (the grid is turned)
     assert abs(float(np.median(bt.dzdx[inner]))) > 0.002
