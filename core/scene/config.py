@@ -14,7 +14,7 @@ from .places import PLACES
 COARSE_GRIDS = ("ease2_36km", "geo_0.25deg")
 
 #: generator version written to scene.json; bump when the same seed gives other numbers
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 
 
 class SceneError(SsmError):

@@ -45,12 +45,12 @@ from ..progress import CancelFn, Progress, ProgressFn
 from ..series import FLAG_NODATA, RasterWriter, creation_options, day_filename, write_day, write_raster
 from . import energy, sensors, vegetation
 from .config import GENERATOR_VERSION, SceneConfig, SceneError
-from .geometry import SceneGrids, inverse_laea_deg, scene_grids
-from .noise import from_lattice, lattice_for
+from .geometry import SceneGrids, geo_lattice, scene_grids
+from .noise import from_lattice
 from .places import PLACES, Place
 from .soil import SoilParams, soil_block
 from .stations import MAX_SLOPE, STATION_DEPTH_M, missing_days, place_stations, station_values, write_stations_csv
-from .terrain import Terrain, block_terrain, build_terrain
+from .terrain import BlockTerrain, Terrain, block_terrain, build_terrain
 from .waterbalance import water_balance_step
 from .weather import DayWeather, air_temperature, climate_wetness, cloud_field, doy, make_day, rain_block
 
@@ -190,6 +190,8 @@ class _Block:
     nr: int
     x0: float
     y0: float
+    #: terrain slope towards ground east and north (m/m; the grid's axes may be scaled and
+    #: rotated against them) and the smoothed slope along the grid's axes (for rain)
     dzdx: np.ndarray
     dzdy: np.ndarray
     dzdx_s: np.ndarray
@@ -221,6 +223,7 @@ class _World:
         self.ndvi = np.zeros(shape, dtype=np.float32)
         self.comp = np.full(shape, np.nan, dtype=np.float32)
         self.alb = np.zeros(shape, dtype=np.float32)
+        self._geo = _geo_lattice(grids)
         w = grids.padded.width
         if grids.padded.size <= BLOCK_PIXELS:
             self.blocks = [(0, grids.padded.height)]
@@ -243,8 +246,8 @@ class _World:
         x0 = g.x0_km
         y0 = g.y0_km - r0
         bt = block_terrain(self.elev, r0, nr)
-        slope = np.hypot(bt.dzdx, bt.dzdy).astype(np.float32)
-        lat = _latitude(x0, y0, nr, w, g.lon, g.lat)
+        dzde, dzdn, lat = self.ground_slopes(r0, nr, bt)
+        slope = np.hypot(dzde, dzdn).astype(np.float32)
         elev = self.elev[r0 : r0 + nr]
         wet = climate_wetness(self.place, x0, y0, nr, w)
         soil = soil_block(self.place.sand_mean, self.cfg.seed, x0, y0, nr, w, slope, bt.relative, wet)
@@ -253,7 +256,7 @@ class _World:
         coarse_idx, bg_idx = self.cell_indices(r0, nr)
         rad = np.radians(lat)
         b = _Block(
-            r0, nr, x0, y0, bt.dzdx, bt.dzdy, bt.dzdx_smooth, bt.dzdy_smooth, slope,
+            r0, nr, x0, y0, dzde, dzdn, bt.dzdx_smooth, bt.dzdy_smooth, slope,
             (0.5 * (1.0 + 1.0 / np.sqrt(1.0 + slope * slope))).astype(np.float32),
             lat, np.sin(rad).astype(np.float32), np.cos(rad).astype(np.float32), energy.pressure_kpa(elev), soil,
             peak, coarse_idx, bg_idx,
@@ -261,6 +264,16 @@ class _World:
         if self.cache:
             self._cached[r0] = b
         return b
+
+    def ground_slopes(self, r0: int, nr: int, bt: BlockTerrain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Terrain slope towards ground east and north (m/m) and latitude (deg) of the
+        pixels of a block (float32), from the grid derivatives ``bt``."""
+        lx0, ly0, fields = self._geo
+        x0, y0, w = self.g.x0_km, self.g.y0_km - r0, self.g.padded.width
+        lat, xe, xn, ye, yn = (from_lattice(f, lx0, ly0, GEO_STEP_KM, x0, y0, 1.0, nr, w) for f in fields)
+        dzde = (bt.dzdx * xe + bt.dzdy * ye).astype(np.float32)
+        dzdn = (bt.dzdx * xn + bt.dzdy * yn).astype(np.float32)
+        return dzde, dzdn, lat
 
     def cell_indices(self, r0: int, nr: int) -> tuple[np.ndarray, np.ndarray]:
         """Coarse and background cell index of each pixel of a block (-1 outside), computed
@@ -295,14 +308,17 @@ def _aligned_blocks(height: int, scene_row0: int, rows: int) -> list[tuple[int, 
     return [(a, b - a) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _latitude(x0: float, y0: float, nrows: int, ncols: int, lon0: float, lat0: float) -> np.ndarray:
-    """Latitude (deg, float32) of block pixels, from the closed-form inverse projection on
-    a 4 km lattice interpolated bilinearly (latitude is smooth; error < 1e-5 deg)."""
-    lx0, ly0, lr, lc = lattice_for(x0, y0, 1.0, nrows, ncols, 4.0)
-    xs = lx0 + 4.0 * np.arange(lc)
-    ys = ly0 - 4.0 * np.arange(lr)
-    _, lat = inverse_laea_deg(xs[None, :], ys[:, None], lon0, lat0)
-    return from_lattice(lat, lx0, ly0, 4.0, x0, y0, 1.0, nrows, ncols)
+#: spacing (km) of the lattice of latitude and grid-to-ground derivatives (smooth fields:
+#: bilinear interpolation to 1 km errs by < 5e-5 degrees of latitude)
+GEO_STEP_KM = 8.0
+
+
+def _geo_lattice(g: SceneGrids) -> tuple[float, float, list[np.ndarray]]:
+    """:func:`~.geometry.geo_lattice` of the padded grid, float32 for interpolation."""
+    lx0, ly0, fields = geo_lattice(g, GEO_STEP_KM)
+    if not all(np.isfinite(f).all() for f in fields):
+        raise SceneError("The scene extends beyond where its CRS is defined; choose a smaller scene")
+    return lx0, ly0, [f.astype(np.float32) for f in fields]
 
 
 def _scan_statics(world: _World) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +337,8 @@ def _scan_statics(world: _World) -> tuple[np.ndarray, np.ndarray]:
             slope, idx = b.slope, b.coarse_idx
         else:
             bt = block_terrain(world.elev, r0, nr)
-            slope = np.hypot(bt.dzdx, bt.dzdy)
+            dzde, dzdn, _ = world.ground_slopes(r0, nr, bt)
+            slope = np.hypot(dzde, dzdn)
             idx = world.cell_indices(r0, nr)[0]
         steep[lo - sr.start : hi - sr.start] = slope[lo - r0 : hi - r0, sc] >= MAX_SLOPE
         cells = idx[lo - r0 : hi - r0, sc]

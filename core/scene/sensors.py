@@ -90,16 +90,22 @@ def background_bias_field(background: Grid, scene_wkt: str, seed: int, sd_k: flo
 
 def background_lst(sum_lst: np.ndarray, count: np.ndarray, whole: np.ndarray, smoothing_cells: float,
                    bias_k: float, bias_field: np.ndarray, noise_sd_k: float, rng: np.random.Generator) -> np.ndarray:
-    """Background LST (float32, K, NaN outside the simulated area) from per-cell sums."""
+    """Background LST (float32, K) from per-cell sums. Like a reanalysis it has no gaps:
+    cells not wholly simulated (corners of the window's lon/lat box, outside the scene and
+    the ring of cells around it when the scene CRS is turned against the meridians) take
+    the value of the nearest simulated cell, then bias and noise as every cell."""
     whole = whole & (count > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(whole, sum_lst / np.maximum(count, 1), np.nan)
+    ok = np.isfinite(mean)
     if smoothing_cells > 0:
-        ok = np.isfinite(mean)
         num = ndi.gaussian_filter(np.where(ok, mean, 0.0), smoothing_cells, mode="nearest")
         den = ndi.gaussian_filter(ok.astype(np.float64), smoothing_cells, mode="nearest")
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(ok, num / den, np.nan)
+    if ok.any() and not ok.all():
+        near = ndi.distance_transform_edt(~ok, return_distances=False, return_indices=True)
+        mean = mean[near[0], near[1]]
     noise = rng.normal(0.0, 1.0, mean.shape) * noise_sd_k
     return (mean + bias_k + bias_field + noise).astype(np.float32)
 

@@ -54,6 +54,33 @@ def test_height_and_place(alg_ready, tmp_path):
     assert scene["terrain"]["source"] == "fractal"
 
 
+@pytest.mark.parametrize("place", ["tibet", "loess", "northeast", "south", "china"])
+def test_scene_layers_have_a_crs_qgis_names(alg_ready, tmp_path, place):
+    """The 1 km layers carry an authority CRS (Asia North Albers Equal Area, ESRI:102025):
+    QGIS names it in the layer properties and in its status bar, which shows only a CRS's
+    authority id ("Unknown CRS" for a custom one, as the scene's own LAEA was)."""
+    from qgis import processing
+    from qgis.core import QgsCoordinateReferenceSystem, QgsRasterLayer
+
+    from ssm_downscaling.processing_provider.compat import qgis_enum
+
+    short = qgis_enum("Qgis.CrsIdentifierType.ShortString", "QgsCoordinateReferenceSystem.IdentifierType.ShortString")
+    medium = qgis_enum("Qgis.CrsIdentifierType.MediumString",
+                       "QgsCoordinateReferenceSystem.IdentifierType.MediumString")
+    res = processing.run("ssm:samplescene", {**SMALL, "DAYS": 1, "SPINUP_DAYS": 1, "STATIONS": 1, "PLACE": place,
+                                             "OUTPUT": str(tmp_path / place)})
+    for path in (Path(res["DEM"]), *Path(res["TRUTH_SSM"]).glob("*.tif"), *Path(res["LST"]).glob("*.tif")):
+        crs = QgsRasterLayer(str(path), path.stem).crs()
+        assert crs.isValid(), path
+        assert crs.authid() == "ESRI:102025", path
+        assert crs.description() == "Asia_North_Albers_Equal_Area_Conic", path
+        assert crs.userFriendlyIdentifier(short) == "ESRI:102025"
+        assert crs.userFriendlyIdentifier(medium) == "ESRI:102025 - Asia_North_Albers_Equal_Area_Conic"
+        assert crs == QgsCoordinateReferenceSystem("ESRI:102025")
+    coarse = next(Path(res["SSM_COARSE"]).glob("*.tif"))
+    assert QgsRasterLayer(str(coarse), "coarse").crs().authid() == "EPSG:6933"
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [

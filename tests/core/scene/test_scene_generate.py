@@ -49,7 +49,11 @@ def test_layout_names_grids_and_metadata(medium_scene):
     assert not [p for p in out.rglob(".*")]  # no temporary files left
     fine = Grid.from_raster(out / "inputs" / "dem.tif")
     assert fine == info.fine_grid and fine.shape == (216, 216) and fine.res == (1000.0, 1000.0)
-    assert "Lambert" in fine.crs_wkt
+    # Asia North Albers Equal Area (ESRI:102025): GeoTIFF keys hold no ESRI code, but the
+    # CRS read back is identified as it (as QGIS does, to name it)
+    assert fine.srs.GetName() == "Asia_North_Albers_Equal_Area_Conic"
+    match, confidence = fine.srs.FindMatches()[0]
+    assert (match.GetAuthorityName(None), match.GetAuthorityCode(None), confidence) == ("ESRI", "102025", 100)
     for key in ("lst", "albedo", "ndvi", "truth_ssm", "truth_lst", "truth_cloud"):
         assert _series(info, key).grid() == fine, key
     coarse = _series(info, "ssm_coarse").grid()

@@ -344,3 +344,18 @@ def test_lattice_interpolation_numba_equals_numpy():
     c = noise.from_lattice(lat, 0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 20, 20)
     assert c[4, 6] == pytest.approx(lat[2, 3], abs=1e-6)
     assert c[4, 7] == pytest.approx(0.5 * (lat[2, 3] + lat[2, 4]), abs=1e-6)
+
+
+def test_background_has_no_gaps_outside_the_simulated_cells():
+    from ssm_downscaling.core.scene import sensors
+
+    count = np.full((3, 4), 10.0)
+    sum_lst = count * np.array([[0, 0, 0, 0], [0, 290.0, 300.0, 0], [0, 0, 0, 0]])
+    whole = np.zeros((3, 4), dtype=bool)
+    whole[1, 1:3] = True  # only two cells lie wholly inside the simulated grid
+    bg = sensors.background_lst(sum_lst, count, whole, 0.0, 1.5, np.zeros((3, 4)), 0.0,
+                                np.random.default_rng(0))
+    # each other cell takes its nearest simulated cell, then the bias
+    want = np.array([[290, 290, 300, 300], [290, 290, 300, 300], [290, 290, 300, 300]]) + 1.5
+    np.testing.assert_allclose(bg, want)
+    assert bg.dtype == np.float32

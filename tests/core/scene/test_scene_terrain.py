@@ -9,7 +9,7 @@ import pytest
 
 from ssm_downscaling.core.grid import Grid, open_raster, to_wkt, transform_points
 from ssm_downscaling.core.scene import PLACES
-from ssm_downscaling.core.scene.geometry import inverse_laea_deg, scene_grids
+from ssm_downscaling.core.scene.geometry import scene_grids
 from ssm_downscaling.core.scene.terrain import DATA_DIR, block_terrain, build_terrain, lakes_in_dem
 
 
@@ -87,23 +87,3 @@ def test_block_terrain_equals_whole_grid():
     part = block_terrain(t.elevation, 37, 41)
     for name in ("dzdx", "dzdy", "dzdx_smooth", "dzdy_smooth", "relative"):
         np.testing.assert_allclose(getattr(part, name), getattr(whole, name)[37:78], atol=1e-4, err_msg=name)
-
-
-def test_scene_grids():
-    g = scene_grids(89.5, 29.8, 360, 360)
-    assert g.fine.shape == (360, 360) and g.fine.res == (1000.0, 1000.0)
-    assert "Lambert_Azimuthal_Equal_Area" in g.fine.crs_wkt or "Lambert Azimuthal" in g.fine.crs_wkt
-    assert g.coarse.res[0] == pytest.approx(36032.22, abs=0.01)
-    gt = g.coarse.transform
-    # on the global EASE-Grid 2.0 lattice
-    assert ((gt[0] + 17367530.45) / gt[1]) == pytest.approx(round((gt[0] + 17367530.45) / gt[1]), abs=1e-6)
-    assert g.background.res == pytest.approx((0.1, 0.1))
-    assert g.padded.window_of(g.fine) == (g.row0, g.col0, 360, 360)
-    # the padded grid holds the outline of every coarse cell touching the scene
-    px, py = transform_points(*g.coarse.corner_xy(), g.coarse.crs_wkt, g.padded.crs_wkt)
-    xmin, ymin, xmax, ymax = g.padded.bounds
-    assert xmin <= px.min() and px.max() <= xmax and ymin <= py.min() and py.max() <= ymax
-    lon, lat = inverse_laea_deg(np.array([0.0, 150.0]), np.array([0.0, -120.0]), 89.5, 29.8)
-    ex, ey = transform_points(np.array([0.0, 150e3]), np.array([0.0, -120e3]), g.fine.crs_wkt, to_wkt(4326))
-    np.testing.assert_allclose(lon, ex, atol=0.02)
-    np.testing.assert_allclose(lat, ey, atol=0.02)
