@@ -406,7 +406,7 @@ def warp_to_grid(
         raise RasterReadError(f"{name}: {exc}") from exc
     win = sgrid.window_of(grid)
     if win is not None:
-        arr = _read_window(b, win, sgrid).astype(np.float32)
+        arr = _read_window(b, win, sgrid)
         if nodata is not None:
             arr[arr == np.float32(nodata)] = np.nan
     else:
@@ -438,15 +438,31 @@ def _single_band_vrt(ds: gdal.Dataset, band: int) -> gdal.Dataset:
     return gdal.Translate("", ds, options=gdal.TranslateOptions(format="VRT", bandList=[band]))
 
 
+#: largest strip (pixels) a window read decodes at once
+READ_STRIP_PIXELS = 8 * 1024 * 1024
+
+
 def _read_window(b: gdal.Band, win: tuple[int, int, int, int], sgrid: Grid) -> np.ndarray:
-    """Read a window that may extend beyond the raster; outside is NaN."""
+    """Read a window that may extend beyond the raster as float32; outside is NaN.
+
+    The rows are read in strips whose edges fall on the band's internal block rows (the
+    GeoTIFF's 256 px tiles), so each tile is decoded once, and converted to float32 strip
+    by strip (the same values as converting the whole window at once).
+    """
     r0, c0, nr, nc = win
-    out = np.full((nr, nc), np.nan, dtype=np.float64)
+    out = np.full((nr, nc), np.nan, dtype=np.float32)
     rr0, cc0 = max(r0, 0), max(c0, 0)
     rr1, cc1 = min(r0 + nr, sgrid.height), min(c0 + nc, sgrid.width)
-    if rr1 > rr0 and cc1 > cc0:
-        data = b.ReadAsArray(cc0, rr0, cc1 - cc0, rr1 - rr0)
-        out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = data
+    if rr1 <= rr0 or cc1 <= cc0:
+        return out
+    by = max(1, int(b.GetBlockSize()[1]))
+    step = max(1, READ_STRIP_PIXELS // max((cc1 - cc0) * by, 1)) * by
+    r = rr0
+    while r < rr1:
+        r_end = min(rr1, (r // step + 1) * step)  # the next strip edge on a block row
+        data = b.ReadAsArray(cc0, r, cc1 - cc0, r_end - r)
+        out[r - r0 : r_end - r0, cc0 - c0 : cc1 - c0] = data
+        r = r_end
     return out
 
 

@@ -15,6 +15,7 @@ from osgeo import gdal
 
 from .errors import GridError
 from .grid import Grid, same_crs, to_wkt, transform_points
+from .gridcache import cached_arrays
 
 gdal.UseExceptions()
 
@@ -54,21 +55,30 @@ class Membership:
         Flat index into ``coarse`` (``row * coarse.width + col``), -1 outside the coarse grid.
     weights : float array broadcastable to ``fine.shape`` or None
         Pixel areas (m2) when the fine grid is not equal-area; None means equal weights.
+    areas : float array broadcastable to ``fine.shape`` or None
+        The fine pixel areas (m2) as :meth:`Grid.pixel_areas` gives them (None: computed
+        when needed).
     """
 
     fine: Grid
     coarse: Grid
     index: np.ndarray
     weights: np.ndarray | None = None
+    areas: np.ndarray | None = None
     _members: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, fine: Grid, coarse: Grid) -> Membership:
-        """Compute the membership of ``fine`` pixels in ``coarse`` cells."""
-        index = _index_raster_on(fine, coarse)
-        areas = fine.pixel_areas()
+    def build(cls, fine: Grid, coarse: Grid, cache: bool = True) -> Membership:
+        """Compute the membership of ``fine`` pixels in ``coarse`` cells (the index and the
+        pixel areas come from the grid cache, :mod:`..gridcache`, unless ``cache`` is False)."""
+
+        def make() -> dict[str, np.ndarray]:
+            return {"index": _index_raster_on(fine, coarse), "areas": fine.pixel_areas()}
+
+        got = cached_arrays("membership", (fine, coarse), make) if cache else make()
+        index, areas = got["index"], got["areas"]
         weights = None if areas.size == 1 else np.broadcast_to(areas.astype(np.float64), fine.shape)
-        m = cls(fine, coarse, index, weights)
+        m = cls(fine, coarse, index, weights, areas)
         if not (index >= 0).any():
             raise GridError(f"The grids do not overlap: no pixel of {fine!r} falls in {coarse!r}")
         return m
@@ -112,7 +122,7 @@ class Membership:
 
     def coverage(self) -> np.ndarray:
         """Fraction of each coarse cell's area covered by member fine pixels (0..1+)."""
-        fine_area = self.fine.pixel_areas()
+        fine_area = self.areas if self.areas is not None else self.fine.pixel_areas()
         if fine_area.size == 1:
             covered = self.members * float(fine_area.ravel()[0])
         else:
