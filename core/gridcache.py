@@ -117,8 +117,9 @@ def _store(path: Path, sig: str, arrays: Mapping[str, np.ndarray], kind: str) ->
     _prune(path.parent, kind)
 
 
-def _prune(folder: Path, kind: str, keep: int = MAX_FILES) -> None:
-    """Delete the least recently used files of ``kind`` beyond ``keep``."""
+def _prune(folder: Path, kind: str, keep: int | None = None) -> None:
+    """Delete the least recently used files of ``kind`` beyond ``keep`` (:data:`MAX_FILES`)."""
+    keep = MAX_FILES if keep is None else keep
     try:
         files = sorted(folder.glob(f"{kind}-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
         for p in files[keep:]:
