@@ -354,11 +354,16 @@ def _authalic_q(phi: np.ndarray, e2: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-def open_raster(src: str | Path) -> gdal.Dataset:
-    """Open a raster read-only, with an error that names the file."""
+def open_raster(src: str | Path, threads: str | int | None = None) -> gdal.Dataset:
+    """Open a raster read-only, with an error that names the file. ``threads`` (a number
+    or ``ALL_CPUS``) lets GDAL decode a GeoTIFF's tiles in that many threads when a read
+    covers several of them (GDAL >= 3.6; the values are the same)."""
     name = str(src)
     try:
-        ds = gdal.Open(name, gdal.GA_ReadOnly)
+        if threads is not None and str(threads) != "1" and name.lower().endswith((".tif", ".tiff")):
+            ds = gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY, open_options=[f"NUM_THREADS={threads}"])
+        else:
+            ds = gdal.Open(name, gdal.GA_ReadOnly)
     except RuntimeError as exc:
         raise RasterReadError(f"{name}: cannot be opened as a raster ({exc})") from exc
     if ds is None:  # pragma: no cover - UseExceptions makes this unreachable

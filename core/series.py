@@ -221,8 +221,9 @@ class LayerSource:
 def read_raster(
     path: str | Path, grid: Grid | None = None, resampling: str = "bilinear", band: int = 1
 ) -> np.ndarray:
-    """Band ``band`` of a raster as float32 with NaN for nodata, optionally onto ``grid``."""
-    ds = open_raster(path)
+    """Band ``band`` of a raster as float32 with NaN for nodata, optionally onto ``grid``
+    (GeoTIFF tiles decoded in :func:`read_threads` threads)."""
+    ds = open_raster(path, threads=read_threads())
     try:
         if grid is None:
             grid = Grid.from_raster(ds)
@@ -231,6 +232,17 @@ def read_raster(
         raise RasterReadError(f"{path}: cannot be read ({exc})") from exc
     finally:
         ds = None
+
+
+#: decoding threads of whole-raster reads (GDAL ``NUM_THREADS`` open option of GeoTIFFs);
+#: ``SSM_READ_THREADS`` in the environment overrides it (1 = single-threaded)
+READ_THREADS = "ALL_CPUS"
+
+
+def read_threads() -> str:
+    """The ``NUM_THREADS`` value for reads (``SSM_READ_THREADS`` or :data:`READ_THREADS`)."""
+    v = os.environ.get("SSM_READ_THREADS", "").strip().upper() or READ_THREADS
+    return v if v == "ALL_CPUS" or (v.isdigit() and int(v) >= 1) else "1"
 
 
 def read_date_item(path: str | Path) -> dt.date | None:
