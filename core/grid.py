@@ -8,6 +8,7 @@ axis order (x = easting/longitude, y = northing/latitude).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +355,17 @@ def _authalic_q(phi: np.ndarray, e2: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
+#: threads GDAL may use to decode a GeoTIFF's tiles and to warp (``NUM_THREADS``);
+#: ``SSM_READ_THREADS`` in the environment overrides it (1 = single-threaded)
+READ_THREADS = "ALL_CPUS"
+
+
+def read_threads() -> str:
+    """``NUM_THREADS`` for reads and warps (``SSM_READ_THREADS`` or :data:`READ_THREADS`)."""
+    v = os.environ.get("SSM_READ_THREADS", "").strip().upper() or READ_THREADS
+    return v if v == "ALL_CPUS" or (v.isdigit() and int(v) >= 1) else "1"
+
+
 def open_raster(src: str | Path, threads: str | int | None = None) -> gdal.Dataset:
     """Open a raster read-only, with an error that names the file. ``threads`` (a number
     or ``ALL_CPUS``) lets GDAL decode a GeoTIFF's tiles in that many threads when a read
@@ -393,7 +405,8 @@ def warp_to_grid(
     """Read band ``band`` of ``src`` onto ``grid`` in memory; float32 with NaN as missing.
 
     Uses a direct window read when ``grid`` is a pixel-aligned window of the source, and
-    ``gdal.Warp`` (exact transformer) otherwise. The band's scale/offset are applied.
+    ``gdal.Warp`` (exact transformer, :func:`read_threads` threads) otherwise. The band's
+    scale/offset are applied.
     """
     if resampling not in RESAMPLING:
         raise ValueError(f"Unknown resampling {resampling!r}; choose from {', '.join(RESAMPLING)}")
@@ -419,6 +432,8 @@ def warp_to_grid(
         dst = grid.create_mem(gdal.GDT_Float32)
         dst.GetRasterBand(1).SetNoDataValue(float("nan"))
         dst.GetRasterBand(1).Fill(float("nan"))
+        threads = read_threads()
+        mt = {"multithread": True, "warpOptions": [f"NUM_THREADS={threads}"]} if threads != "1" else {}
         try:
             gdal.Warp(
                 dst,
@@ -428,6 +443,7 @@ def warp_to_grid(
                     srcNodata=nodata,
                     dstNodata=float("nan"),
                     errorThreshold=0.0,
+                    **mt,  # the same values as one thread
                 ),
             )
         except RuntimeError as exc:

@@ -21,7 +21,7 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import RasterReadError, SeriesError
-from .grid import Grid, open_raster, warp_to_grid
+from .grid import Grid, open_raster, read_threads, warp_to_grid
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -232,17 +232,6 @@ def read_raster(
         raise RasterReadError(f"{path}: cannot be read ({exc})") from exc
     finally:
         ds = None
-
-
-#: decoding threads of whole-raster reads (GDAL ``NUM_THREADS`` open option of GeoTIFFs);
-#: ``SSM_READ_THREADS`` in the environment overrides it (1 = single-threaded)
-READ_THREADS = "ALL_CPUS"
-
-
-def read_threads() -> str:
-    """The ``NUM_THREADS`` value for reads (``SSM_READ_THREADS`` or :data:`READ_THREADS`)."""
-    v = os.environ.get("SSM_READ_THREADS", "").strip().upper() or READ_THREADS
-    return v if v == "ALL_CPUS" or (v.isdigit() and int(v) >= 1) else "1"
 
 
 def read_date_item(path: str | Path) -> dt.date | None:

@@ -9,7 +9,7 @@ import pytest
 from osgeo import gdal
 
 from ssm_downscaling.core.errors import GridError, RasterReadError
-from ssm_downscaling.core.grid import Grid, same_crs, to_wkt, transform_points, warp_to_grid
+from ssm_downscaling.core.grid import Grid, array_to_mem, same_crs, to_wkt, transform_points, warp_to_grid
 
 LAEA = "+proj=laea +lat_0=30 +lon_0=90 +datum=WGS84 +units=m +no_defs"
 
@@ -213,3 +213,17 @@ def test_window_reads_in_tile_aligned_strips_equal_one_read(tmp_path, monkeypatc
     out = warp_to_grid(p, g.window(-5, -5, 20, 20))
     assert np.isnan(out[:5]).all() and np.isnan(out[:, :5]).all()
     np.testing.assert_array_equal(out[5:, 5:], a[:15, :15])
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "average", "nearest"])
+def test_multithreaded_warp_equals_one_thread(monkeypatch, resampling):
+    src = Grid.from_bounds(to_wkt(4326), (88.0, 28.0, 92.0, 32.0), 0.009)
+    a = np.random.default_rng(2).normal(0.5, 0.1, src.shape).astype(np.float32)
+    a[100:120, 40:90] = np.nan
+    dst = Grid.from_bounds(LAEA, (-150e3, -150e3, 150e3, 150e3), 1000)
+    monkeypatch.setenv("SSM_READ_THREADS", "1")
+    one = warp_to_grid(array_to_mem(a, src), dst, resampling)
+    monkeypatch.setenv("SSM_READ_THREADS", "2")
+    two = warp_to_grid(array_to_mem(a, src), dst, resampling)
+    assert np.isfinite(one).mean() > 0.5
+    np.testing.assert_array_equal(one, two)
