@@ -104,6 +104,7 @@ class DayCache:
         self.disk_bytes = int(disk_bytes)
         self.memory_layer_bytes = int(memory_layer_bytes)
         self._lock = threading.Lock()
+        self._scratch_lock = threading.Lock()
         self._entries: dict[tuple, _Entry] = {}
         self._tick = 0
         self._scratch: Path | None = None
@@ -142,12 +143,18 @@ class DayCache:
             arr = np.asarray(loader(), dtype=np.float32)
             if arr.shape != self.grid.shape:  # pragma: no cover - loaders read onto the grid
                 raise ValueError(f"{key[1]}: read as {arr.shape}, the grid is {self.grid.shape}")
+            e.nbytes = arr.nbytes
             if arr.nbytes > self.memory_layer_bytes:
-                path = self._scratch_dir() / f"{serial}.f32"
-                arr.tofile(path)
-                e.path, e.nbytes = path, arr.nbytes
-            else:
-                e.array, e.nbytes = arr, arr.nbytes
+                try:
+                    path = self._scratch_dir() / f"{serial}.f32"
+                    arr.tofile(path)
+                    e.path = path
+                except OSError as exc:  # no scratch space: keep it in memory
+                    log.warning("Cannot write the input cache under %s (%s); keeping the day's inputs in memory",
+                                self.scratch_parent or tempfile.gettempdir(), exc)
+                    self.memory_layer_bytes = 1 << 62
+            if e.path is None:
+                e.array = arr
             del arr
             with self._lock:
                 self.loads += 1
@@ -162,6 +169,10 @@ class DayCache:
         return e
 
     def _scratch_dir(self) -> Path:
+        with self._scratch_lock:
+            return self._make_scratch()
+
+    def _make_scratch(self) -> Path:
         if self._scratch is None:
             parent = self.scratch_parent
             if parent is not None:

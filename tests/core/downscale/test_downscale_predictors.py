@@ -132,3 +132,14 @@ def test_pickled_sources_get_an_empty_cache(folders):
     assert clone.cache is not src.cache and clone.cache.loads == 0
     for k, v in clone.read(D0, 3, 7).items():
         np.testing.assert_array_equal(v, a[k])
+
+
+def test_unwritable_scratch_folder_keeps_the_day_in_memory(folders, caplog):
+    g, layers, _, tmp = folders
+    blocker = tmp / "a-file"
+    blocker.write_text("not a folder")
+    src = FolderPredictors(g, {"lst": layers["lst"]}, scratch_dir=blocker / "scratch")
+    src.cache.memory_layer_bytes = 0  # would go to the scratch folder
+    a = src.read(D0, 0, g.height)["lst"]
+    np.testing.assert_array_equal(a, layers["lst"].read(D0, g))
+    assert src.cache.nbytes == (g.size * 4, 0) and "Cannot write the input cache" in caplog.text
