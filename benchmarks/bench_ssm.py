@@ -463,6 +463,19 @@ def china_child(sc: Path, method: str, out: Path) -> None:
     stage as JSON."""
     timer = StageTimer()
     missing = timer.install()
+    import ssm_downscaling.core.series as series_mod
+
+    reads: dict[str, int] = {}  # pixels read onto the 1 km grid (or a strip of it) per input file
+    real_read = series_mod.read_raster
+    fine_width = Grid.from_raster(next(iter(DailySeries.from_folder(sc / "truth" / "lst").files.values()))).width
+
+    def counting_read(path, grid=None, *a, **k):
+        out = real_read(path, grid, *a, **k)
+        if grid is not None and grid.width == fine_width:
+            reads[str(path)] = reads.get(str(path), 0) + out.size
+        return out
+
+    series_mod.read_raster = counting_read
     c0 = _cpu()
     s, secs = run_method(sc, out, method)
     cpu = _cpu() - c0
@@ -475,7 +488,8 @@ def china_child(sc: Path, method: str, out: Path) -> None:
     print(json.dumps({"method": method, "seconds": secs, "cpu_seconds": cpu, "peak_rss_mb": peak, "width": g.width,
                       "height": g.height, "coverage": s.mean_estimated_pct,
                       "bandwidth_km": s.coverage[0].get("bandwidth_km"), "stages": stages, "stages_cpu": stages_cpu,
-                      "not_timed": missing, "load": os.getloadavg()[0]}))
+                      "not_timed": missing, "load": os.getloadavg()[0],
+                      "input_files": len(reads), "read_passes": {Path(k).name: v / g.size for k, v in reads.items()}}))
 
 
 def io_floor_child(sc: Path, outputs: Path, threads: str) -> None:
@@ -558,6 +572,10 @@ def print_china(rows: list[dict]) -> None:
         print(f"  {r['method']}: {r['seconds']:.2f} s wall = {r['seconds'] / fl['seconds']:.2f} x the I/O floor, "
               f"{r['cpu_seconds']:.2f} s CPU = {r['cpu_seconds'] / fl['cpu_seconds']:.2f} x the floor's CPU "
               "(targets: <= 10 s wall and <= 2 x)")
+        passes = r.get("read_passes", {})
+        if passes:
+            print(f"  inputs read: {len(passes)} files, each read {min(passes.values()):.2f}-{max(passes.values()):.2f} "
+                  "times its 1 km grid")
         cpu = r.get("stages_cpu", {})
         print(f"  {'stage':<12} | {'wall s':>8} | {'share':>6} | {'CPU s':>8} | {'share':>6}")
         for k, v in sorted(r.get("stages", {}).items(), key=lambda kv: -kv[1]):
