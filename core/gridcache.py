@@ -29,7 +29,7 @@ from .grid import Grid
 log = logging.getLogger(__name__)
 
 #: bump when the computation of any cached array changes (old files are then ignored)
-CODE_VERSION = 1
+CODE_VERSION = 2
 #: environment variable naming the cache folder (``off``, ``0`` or ``none`` disable it)
 ENV_FOLDER = "SSM_GRID_CACHE"
 #: files kept per kind; the least recently used beyond this are deleted

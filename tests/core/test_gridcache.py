@@ -55,12 +55,16 @@ def test_signature_changes_with_each_grid_property(grids):
 def test_second_build_loads_from_the_cache(grids, folder, monkeypatch):
     fine, coarse = grids
     m1 = Membership.build(fine, coarse)
+    ref = Membership.build(fine, coarse, cache=False)
     assert len(list(folder.glob("membership-*.npz"))) == 1
     monkeypatch.setattr("ssm_downscaling.core.membership._index_raster_on",
                         lambda *a: pytest.fail("the index was computed again"))
     m2 = Membership.build(fine, coarse)
     np.testing.assert_array_equal(m2.index, m1.index)
     np.testing.assert_array_equal(m2.areas, m1.areas)
+    np.testing.assert_array_equal(m2.members, ref.members)
+    np.testing.assert_array_equal(m2.coverage(), ref.coverage())
+    assert ref.coverage().max() > 0.5
     assert (m2.index >= 0).all()
 
     blocks = [(r, min(50, fine.height - r)) for r in range(0, fine.height, 50)]
