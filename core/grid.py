@@ -8,6 +8,7 @@ axis order (x = easting/longitude, y = northing/latitude).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,11 +355,27 @@ def _authalic_q(phi: np.ndarray, e2: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-def open_raster(src: str | Path) -> gdal.Dataset:
-    """Open a raster read-only, with an error that names the file."""
+#: threads GDAL may use to decode a GeoTIFF's tiles and to warp (``NUM_THREADS``);
+#: ``SSM_READ_THREADS`` in the environment overrides it (1 = single-threaded)
+READ_THREADS = "ALL_CPUS"
+
+
+def read_threads() -> str:
+    """``NUM_THREADS`` for reads and warps (``SSM_READ_THREADS`` or :data:`READ_THREADS`)."""
+    v = os.environ.get("SSM_READ_THREADS", "").strip().upper() or READ_THREADS
+    return v if v == "ALL_CPUS" or (v.isdigit() and int(v) >= 1) else "1"
+
+
+def open_raster(src: str | Path, threads: str | int | None = None) -> gdal.Dataset:
+    """Open a raster read-only, with an error that names the file. ``threads`` (a number
+    or ``ALL_CPUS``) lets GDAL decode a GeoTIFF's tiles in that many threads when a read
+    covers several of them (GDAL >= 3.6; the values are the same)."""
     name = str(src)
     try:
-        ds = gdal.Open(name, gdal.GA_ReadOnly)
+        if threads is not None and str(threads) != "1" and name.lower().endswith((".tif", ".tiff")):
+            ds = gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY, open_options=[f"NUM_THREADS={threads}"])
+        else:
+            ds = gdal.Open(name, gdal.GA_ReadOnly)
     except RuntimeError as exc:
         raise RasterReadError(f"{name}: cannot be opened as a raster ({exc})") from exc
     if ds is None:  # pragma: no cover - UseExceptions makes this unreachable
@@ -388,7 +405,8 @@ def warp_to_grid(
     """Read band ``band`` of ``src`` onto ``grid`` in memory; float32 with NaN as missing.
 
     Uses a direct window read when ``grid`` is a pixel-aligned window of the source, and
-    ``gdal.Warp`` (exact transformer) otherwise. The band's scale/offset are applied.
+    ``gdal.Warp`` (exact transformer, :func:`read_threads` threads) otherwise. The band's
+    scale/offset are applied.
     """
     if resampling not in RESAMPLING:
         raise ValueError(f"Unknown resampling {resampling!r}; choose from {', '.join(RESAMPLING)}")
@@ -406,7 +424,7 @@ def warp_to_grid(
         raise RasterReadError(f"{name}: {exc}") from exc
     win = sgrid.window_of(grid)
     if win is not None:
-        arr = _read_window(b, win, sgrid).astype(np.float32)
+        arr = _read_window(b, win, sgrid)
         if nodata is not None:
             arr[arr == np.float32(nodata)] = np.nan
     else:
@@ -414,6 +432,8 @@ def warp_to_grid(
         dst = grid.create_mem(gdal.GDT_Float32)
         dst.GetRasterBand(1).SetNoDataValue(float("nan"))
         dst.GetRasterBand(1).Fill(float("nan"))
+        threads = read_threads()
+        mt = {"multithread": True, "warpOptions": [f"NUM_THREADS={threads}"]} if threads != "1" else {}
         try:
             gdal.Warp(
                 dst,
@@ -423,6 +443,7 @@ def warp_to_grid(
                     srcNodata=nodata,
                     dstNodata=float("nan"),
                     errorThreshold=0.0,
+                    **mt,  # the same values as one thread
                 ),
             )
         except RuntimeError as exc:
@@ -438,15 +459,31 @@ def _single_band_vrt(ds: gdal.Dataset, band: int) -> gdal.Dataset:
     return gdal.Translate("", ds, options=gdal.TranslateOptions(format="VRT", bandList=[band]))
 
 
+#: largest strip (pixels) a window read decodes at once
+READ_STRIP_PIXELS = 8 * 1024 * 1024
+
+
 def _read_window(b: gdal.Band, win: tuple[int, int, int, int], sgrid: Grid) -> np.ndarray:
-    """Read a window that may extend beyond the raster; outside is NaN."""
+    """Read a window that may extend beyond the raster as float32; outside is NaN.
+
+    The rows are read in strips whose edges fall on the band's internal block rows (the
+    GeoTIFF's 256 px tiles), so each tile is decoded once, and converted to float32 strip
+    by strip (the same values as converting the whole window at once).
+    """
     r0, c0, nr, nc = win
-    out = np.full((nr, nc), np.nan, dtype=np.float64)
+    out = np.full((nr, nc), np.nan, dtype=np.float32)
     rr0, cc0 = max(r0, 0), max(c0, 0)
     rr1, cc1 = min(r0 + nr, sgrid.height), min(c0 + nc, sgrid.width)
-    if rr1 > rr0 and cc1 > cc0:
-        data = b.ReadAsArray(cc0, rr0, cc1 - cc0, rr1 - rr0)
-        out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = data
+    if rr1 <= rr0 or cc1 <= cc0:
+        return out
+    by = max(1, int(b.GetBlockSize()[1]))
+    step = max(1, READ_STRIP_PIXELS // max((cc1 - cc0) * by, 1)) * by
+    r = rr0
+    while r < rr1:
+        r_end = min(rr1, (r // step + 1) * step)  # the next strip edge on a block row
+        data = b.ReadAsArray(cc0, r, cc1 - cc0, r_end - r)
+        out[r - r0 : r_end - r0, cc0 - c0 : cc1 - c0] = data
+        r = r_end
     return out
 
 

@@ -15,6 +15,7 @@ from osgeo import gdal
 
 from .errors import GridError
 from .grid import Grid, same_crs, to_wkt, transform_points
+from .gridcache import cached_arrays
 
 gdal.UseExceptions()
 
@@ -54,21 +55,33 @@ class Membership:
         Flat index into ``coarse`` (``row * coarse.width + col``), -1 outside the coarse grid.
     weights : float array broadcastable to ``fine.shape`` or None
         Pixel areas (m2) when the fine grid is not equal-area; None means equal weights.
+    areas : float array broadcastable to ``fine.shape`` or None
+        The fine pixel areas (m2) as :meth:`Grid.pixel_areas` gives them (None: computed
+        when needed).
     """
 
     fine: Grid
     coarse: Grid
     index: np.ndarray
     weights: np.ndarray | None = None
+    areas: np.ndarray | None = None
     _members: np.ndarray | None = field(default=None, repr=False)
+    _covered: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, fine: Grid, coarse: Grid) -> Membership:
-        """Compute the membership of ``fine`` pixels in ``coarse`` cells."""
-        index = _index_raster_on(fine, coarse)
-        areas = fine.pixel_areas()
+    def build(cls, fine: Grid, coarse: Grid, cache: bool = True) -> Membership:
+        """Compute the membership of ``fine`` pixels in ``coarse`` cells (the index, the
+        pixel areas, the members and covered area per cell come from the grid cache,
+        :mod:`..gridcache`, unless ``cache`` is False)."""
+
+        def make() -> dict[str, np.ndarray]:
+            m = cls(fine, coarse, _index_raster_on(fine, coarse), None, fine.pixel_areas())
+            return {"index": m.index, "areas": m.areas, "members": m.members, "covered": m._covered_area()}
+
+        got = cached_arrays("membership", (fine, coarse), make) if cache else make()
+        index, areas = got["index"], got["areas"]
         weights = None if areas.size == 1 else np.broadcast_to(areas.astype(np.float64), fine.shape)
-        m = cls(fine, coarse, index, weights)
+        m = cls(fine, coarse, index, weights, areas, got["members"], got["covered"])
         if not (index >= 0).any():
             raise GridError(f"The grids do not overlap: no pixel of {fine!r} falls in {coarse!r}")
         return m
@@ -112,15 +125,19 @@ class Membership:
 
     def coverage(self) -> np.ndarray:
         """Fraction of each coarse cell's area covered by member fine pixels (0..1+)."""
-        fine_area = self.fine.pixel_areas()
-        if fine_area.size == 1:
-            covered = self.members * float(fine_area.ravel()[0])
-        else:
-            w = np.broadcast_to(fine_area, self.fine.shape)
-            ok = self.index >= 0
-            covered = np.bincount(self.index[ok], weights=w[ok], minlength=self.n_cells).reshape(self.coarse.shape)
+        if self._covered is None:
+            self._covered = self._covered_area()
         cell_area = np.broadcast_to(self.coarse.pixel_areas(), self.coarse.shape)
-        return covered / cell_area
+        return self._covered / cell_area
+
+    def _covered_area(self) -> np.ndarray:
+        """Area (m2) of the member fine pixels of each coarse cell, ``coarse.shape``."""
+        fine_area = self.areas if self.areas is not None else self.fine.pixel_areas()
+        if fine_area.size == 1:
+            return self.members * float(fine_area.ravel()[0])
+        w = np.broadcast_to(fine_area, self.fine.shape)
+        ok = self.index >= 0
+        return np.bincount(self.index[ok], weights=w[ok], minlength=self.n_cells).reshape(self.coarse.shape)
 
     def cell_centres_in_fine_crs(self) -> tuple[np.ndarray, np.ndarray]:
         """Coarse cell centres as fine-CRS coordinates, each ``coarse.shape``."""

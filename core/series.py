@@ -21,7 +21,7 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import RasterReadError, SeriesError
-from .grid import Grid, open_raster, warp_to_grid
+from .grid import Grid, open_raster, read_threads, warp_to_grid
 
 gdal.UseExceptions()
 log = logging.getLogger(__name__)
@@ -221,8 +221,9 @@ class LayerSource:
 def read_raster(
     path: str | Path, grid: Grid | None = None, resampling: str = "bilinear", band: int = 1
 ) -> np.ndarray:
-    """Band ``band`` of a raster as float32 with NaN for nodata, optionally onto ``grid``."""
-    ds = open_raster(path)
+    """Band ``band`` of a raster as float32 with NaN for nodata, optionally onto ``grid``
+    (GeoTIFF tiles decoded in :func:`read_threads` threads)."""
+    ds = open_raster(path, threads=read_threads())
     try:
         if grid is None:
             grid = Grid.from_raster(ds)
@@ -255,12 +256,32 @@ _GDAL_TYPES = {
 }
 
 
-def creation_options(dtype: np.dtype, grid: Grid) -> list[str]:
-    """GeoTIFF creation options: tiled, DEFLATE, the predictor suited to the type."""
+#: compression threads of the GeoTIFF writer (GDAL ``NUM_THREADS``): ``ALL_CPUS`` or a
+#: number; ``SSM_WRITE_THREADS`` in the environment overrides it (1 = single-threaded)
+WRITE_THREADS = "ALL_CPUS"
+
+
+def write_threads() -> str:
+    """The ``NUM_THREADS`` value for writers (``SSM_WRITE_THREADS`` or :data:`WRITE_THREADS`)."""
+    v = os.environ.get("SSM_WRITE_THREADS", "").strip().upper() or WRITE_THREADS
+    if v != "ALL_CPUS" and not (v.isdigit() and int(v) >= 1):
+        log.warning("SSM_WRITE_THREADS=%r is neither ALL_CPUS nor a positive number; using 1", v)
+        v = "1"
+    return v
+
+
+def creation_options(dtype: np.dtype, grid: Grid, threads: str | int | None = None) -> list[str]:
+    """GeoTIFF creation options: tiled, DEFLATE, the predictor suited to the type, and
+    multi-threaded compression of the 256 px tiles of large grids (``threads``: GDAL's
+    ``NUM_THREADS``, default :func:`write_threads`; the pixel data are the same bytes
+    whatever the number of threads)."""
     dtype = np.dtype(dtype)
     opts = ["COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
     if grid.width >= 256 or grid.height >= 256:
         opts += ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"]
+        n = str(threads).upper() if threads is not None else write_threads()
+        if n != "1":
+            opts.append(f"NUM_THREADS={n}")
     else:
         opts += ["TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"]
     opts.append("PREDICTOR=3" if dtype.kind == "f" else "PREDICTOR=2")

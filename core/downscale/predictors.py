@@ -13,7 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Mapping
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,8 +83,187 @@ def check_covers(name: str, path: Path, src: Grid, fine: Grid) -> None:
                     path, LABELS.get(name, name), 100 * frac)
 
 
+class DayCache:
+    """Whole-grid float32 arrays of the inputs in use, each decoded (and warped) once.
+
+    An entry is one input file (a day's raster, a composite serving several days, or a
+    static layer) read onto the whole target grid. Small entries stay in memory; larger
+    ones (more than ``memory_layer_bytes``) go to a raw float32 file (rows in order, no
+    header) in a private scratch folder under ``scratch_dir`` and blocks are read back
+    with ``pread``, so they use the page cache, not the process's memory. ``release(day)``
+    drops the entries only that day used; beyond ``memory_bytes`` in memory or
+    ``disk_bytes`` on disk the least recently used entries are dropped too (and read
+    again if asked for). Thread-safe: concurrent readers of one entry wait for one load.
+    """
+
+    def __init__(self, grid: Grid, scratch_dir: str | Path | None = None, memory_bytes: int = 256 << 20,
+                 disk_bytes: int = 4 << 30, memory_layer_bytes: int = 32 << 20):
+        self.grid = grid
+        self.scratch_parent = Path(scratch_dir) if scratch_dir else None
+        self.memory_bytes = int(memory_bytes)
+        self.disk_bytes = int(disk_bytes)
+        self.memory_layer_bytes = int(memory_layer_bytes)
+        self._lock = threading.Lock()
+        self._scratch_lock = threading.Lock()
+        self._entries: dict[tuple, _Entry] = {}
+        self._tick = 0
+        self._scratch: Path | None = None
+        self._finalizer: weakref.finalize | None = None
+        #: entries loaded (decoded from their files) so far, for tests and benchmarks
+        self.loads = 0
+
+    # ------------------------------------------------------------------------------
+    def block(self, key: tuple, day: dt.date | None, loader: Callable[[], np.ndarray], row0: int,
+              nrows: int) -> np.ndarray:
+        """Rows ``row0 : row0 + nrows`` of entry ``key`` (a new float32 array), loading the
+        whole grid with ``loader()`` on first use; ``day`` None pins the entry (static)."""
+        for _ in range(3):
+            e = self._get(key, day, loader)
+            try:
+                return e.rows(row0, nrows, self.grid.width)
+            except FileNotFoundError:  # dropped by another thread meanwhile: load it again
+                continue
+        raise RuntimeError(f"the scratch file of {key[1]} keeps disappearing")  # pragma: no cover
+
+    def _get(self, key: tuple, day: dt.date | None, loader: Callable[[], np.ndarray]) -> _Entry:
+        with self._lock:
+            self._tick += 1
+            e = self._entries.get(key)
+            owner = e is None
+            if owner:
+                e = self._entries[key] = _Entry(key)
+            e.days.add(day)
+            e.used = serial = self._tick
+        if not owner:
+            e.ready.wait()
+            if e.error is not None:
+                raise e.error
+            return e
+        try:
+            arr = np.asarray(loader(), dtype=np.float32)
+            if arr.shape != self.grid.shape:  # pragma: no cover - loaders read onto the grid
+                raise ValueError(f"{key[1]}: read as {arr.shape}, the grid is {self.grid.shape}")
+            e.nbytes = arr.nbytes
+            if arr.nbytes > self.memory_layer_bytes:
+                try:
+                    path = self._scratch_dir() / f"{serial}.f32"
+                    arr.tofile(path)
+                    e.path = path
+                except OSError as exc:  # no scratch space: keep it in memory
+                    log.warning("Cannot write the input cache under %s (%s); keeping the day's inputs in memory",
+                                self.scratch_parent or tempfile.gettempdir(), exc)
+                    self.memory_layer_bytes = 1 << 62
+            if e.path is None:
+                e.array = arr
+            del arr
+            with self._lock:
+                self.loads += 1
+                self._evict(keep=key)
+        except BaseException as exc:
+            with self._lock:
+                self._entries.pop(key, None)
+            e.error = exc
+            e.ready.set()
+            raise
+        e.ready.set()
+        return e
+
+    def _scratch_dir(self) -> Path:
+        with self._scratch_lock:
+            return self._make_scratch()
+
+    def _make_scratch(self) -> Path:
+        if self._scratch is None:
+            parent = self.scratch_parent
+            if parent is not None:
+                parent.mkdir(parents=True, exist_ok=True)
+            self._scratch = Path(tempfile.mkdtemp(prefix="ssm-daycache-", dir=parent))
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
+        return self._scratch
+
+    def _evict(self, keep: tuple) -> None:
+        """Drop least recently used entries beyond the budgets (caller holds the lock)."""
+        for on_disk, budget in ((False, self.memory_bytes), (True, self.disk_bytes)):
+            ready = [e for e in self._entries.values() if e.ready.is_set() or e.key == keep]
+            used = sum(e.nbytes for e in ready if (e.path is not None) == on_disk)
+            for e in sorted(ready, key=lambda e: (None in e.days, e.used)):  # static entries last
+                if used <= budget:
+                    break
+                if e.key == keep or (e.path is not None) != on_disk:
+                    continue
+                used -= e.nbytes
+                self._drop(e)
+
+    def _drop(self, e: _Entry) -> None:
+        self._entries.pop(e.key, None)
+        if e.path is not None:
+            try:
+                e.path.unlink()
+            except FileNotFoundError:  # pragma: no cover
+                pass
+
+    def release(self, day: dt.date) -> None:
+        """Forget ``day``: drop the entries no other day (and no static use) holds."""
+        with self._lock:
+            for e in list(self._entries.values()):
+                if not e.ready.is_set():
+                    continue
+                e.days.discard(day)
+                if not e.days:
+                    self._drop(e)
+
+    def clear(self) -> None:
+        """Drop every entry and the scratch folder."""
+        with self._lock:
+            for e in list(self._entries.values()):
+                if e.ready.is_set():
+                    self._drop(e)
+            if self._finalizer is not None and not self._entries:
+                self._finalizer()
+                self._scratch = self._finalizer = None
+
+    @property
+    def nbytes(self) -> tuple[int, int]:
+        """Bytes held ``(in memory, on disk)``."""
+        with self._lock:
+            es = [e for e in self._entries.values() if e.ready.is_set()]
+        return (sum(e.nbytes for e in es if e.path is None), sum(e.nbytes for e in es if e.path is not None))
+
+
+class _Entry:
+    """One cached whole-grid array (see :class:`DayCache`)."""
+
+    __slots__ = ("key", "days", "used", "array", "path", "nbytes", "ready", "error")
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.days: set[dt.date | None] = set()
+        self.used = 0
+        self.array: np.ndarray | None = None
+        self.path: Path | None = None
+        self.nbytes = 0
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def rows(self, row0: int, nrows: int, width: int) -> np.ndarray:
+        if self.array is not None:
+            return self.array[row0 : row0 + nrows].copy()
+        return np.fromfile(self.path, dtype=np.float32, count=nrows * width,
+                           offset=row0 * width * 4).reshape(nrows, width)
+
+
 class FolderPredictors:
-    """1 km predictors from folders (daily series, composites) or single rasters."""
+    """1 km predictors from folders (daily series, composites) or single rasters.
+
+    Block reads of a day are served from a :class:`DayCache`: the first read of a day
+    reads each of its files once for the whole grid (in tile-aligned strips, or warped
+    once onto the whole grid when on another grid or CRS, so block edges get the values
+    of a whole-grid warp), and later reads of any block of that day (aggregation,
+    prediction, further passes) come from the cache. Call :meth:`release` after a day's
+    last read to free it (static layers stay until :meth:`close`); the cache is bounded
+    anyway (``memory_bytes`` in memory, ``disk_bytes`` of scratch files under
+    ``scratch_dir``, default the system's temporary folder).
+    """
 
     def __init__(
         self,
@@ -88,14 +271,33 @@ class FolderPredictors:
         layers: Mapping[str, LayerSource],
         lst_flags: LayerSource | None = None,
         cache_static: bool = True,
+        *,
+        scratch_dir: str | Path | None = None,
+        memory_bytes: int = 256 << 20,
+        disk_bytes: int = 4 << 30,
     ):
         self.fine = fine
         self.layers = dict(layers)
         self.flags = lst_flags
         self.cache_static = cache_static
-        self._cache: dict[tuple[str, int, int], np.ndarray] = {}
+        self.scratch_dir = scratch_dir
+        self.memory_bytes = memory_bytes
+        self.disk_bytes = disk_bytes
         self._warned: set[dt.date] = set()
         self._resampling = {k: resampling_for(v.grid(), fine) for k, v in self.layers.items()}
+        self.cache = self._new_cache()
+
+    def _new_cache(self) -> DayCache:
+        return DayCache(self.fine, self.scratch_dir, self.memory_bytes, self.disk_bytes)
+
+    def __getstate__(self) -> dict:  # a worker gets the sources, not this process's cache
+        st = dict(self.__dict__)
+        st.pop("cache", None)
+        return st
+
+    def __setstate__(self, st: dict) -> None:
+        self.__dict__.update(st)
+        self.cache = self._new_cache()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -105,18 +307,21 @@ class FolderPredictors:
         """Names of the predictors without a file for ``day``."""
         return [k for k, v in self.layers.items() if not v.covers(day)]
 
-    def _read(self, name: str, day: dt.date, grid: Grid, key: tuple[int, int] | None, resampling: str | None = None):
-        src = self.layers[name]
-        if src.is_static and key is not None and self.cache_static:
-            ck = (name, *key)
-            if ck not in self._cache:
-                self._cache[ck] = src.read(None, grid, resampling or self._resampling[name])
-            return self._cache[ck]
-        return src.read(day, grid, resampling or self._resampling[name])
+    def _cached(self, src: LayerSource, day: dt.date, resampling: str, row0: int, nrows: int) -> np.ndarray:
+        """Rows of ``src``'s file for ``day`` on the whole grid, through the day cache."""
+        if src.is_static:
+            path, owner = src.path, (None if self.cache_static else day)
+        else:
+            d = src.date_for(day)
+            if d is None:
+                raise SeriesError(f"{src.path}: no file within {src.max_age_days} days of {day}")
+            path, owner = src.series.path(d), day
+        key = (str(src.path), str(path), resampling)
+        return self.cache.block(key, owner, lambda: src.read(day, self.fine, resampling), row0, nrows)
 
     def read(self, day: dt.date, row0: int, nrows: int) -> dict[str, np.ndarray]:
-        grid = self.fine.window(row0, 0, nrows, self.fine.width)
-        return {k: self._read(k, day, grid, (row0, nrows)) for k in self.layers}
+        """The raw predictors of rows ``row0 : row0 + nrows``, float32 ``(nrows, width)``."""
+        return {k: self._cached(v, day, self._resampling[k], row0, nrows) for k, v in self.layers.items()}
 
     def read_sample(self, day: dt.date, max_pixels: int) -> dict[str, np.ndarray]:
         """All predictors on a decimated copy of the grid with at most ``max_pixels``."""
@@ -126,7 +331,7 @@ class FolderPredictors:
         gt = self.fine.transform
         grid = Grid(self.fine.crs_wkt, (gt[0], gt[1] * f, gt[2] * f, gt[3], gt[4] * f, gt[5] * f),
                     max(1, self.fine.width // f), max(1, self.fine.height // f))
-        return {k: self._read(k, day, grid, None, "nearest") for k in self.layers}
+        return {k: v.read(day, grid, "nearest") for k, v in self.layers.items()}
 
     def lst_flags(self, day: dt.date, row0: int, nrows: int) -> np.ndarray | None:
         if self.flags is None:
@@ -137,8 +342,15 @@ class FolderPredictors:
                 log.warning("%s: no LST gap-fill flags for %s; its SSM flags mark no pixel as LST gap-filled",
                             self.flags.path, day)
             return None
-        grid = self.fine.window(row0, 0, nrows, self.fine.width)
-        return self.flags.read(day, grid, "nearest")
+        return self._cached(self.flags, day, "nearest", row0, nrows)
+
+    def release(self, day: dt.date) -> None:
+        """Free the cached inputs of ``day`` (call after the day's last read)."""
+        self.cache.release(day)
+
+    def close(self) -> None:
+        """Free every cached input, static layers included, and the scratch files."""
+        self.cache.clear()
 
 
 @dataclass
@@ -170,6 +382,12 @@ class ArrayPredictors:
     def read_sample(self, day: dt.date, max_pixels: int) -> dict[str, np.ndarray]:
         f = max(1, math.ceil(math.sqrt(self.fine.size / max(max_pixels, 1))))
         return {k: np.asarray(self._get(v, day), dtype=np.float32)[::f, ::f] for k, v in self.layers.items()}
+
+    def release(self, day: dt.date) -> None:
+        """Nothing to free (the arrays belong to the caller); for the same interface."""
+
+    def close(self) -> None:
+        """Nothing to free; for the same interface as :class:`FolderPredictors`."""
 
     def lst_flags(self, day: dt.date, row0: int, nrows: int) -> np.ndarray | None:
         if self.lst_flags_ is None:

@@ -40,8 +40,9 @@ from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..series import FLAG_NODATA, DailySeries, LayerSource, RasterWriter, day_filename
 from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
-from .interp import interpolate, node_positions, node_spacing, node_xy_metres
+from .interp import interpolate, node_spacing
 from .methods import METHODS, make_downscaler
+from .plan import grid_plan
 from .predictors import (
     ArrayCoarse,
     ArrayPredictors,
@@ -202,22 +203,14 @@ class Engine:
         self.block_pixels = block_pixels
         self.n = self.coarse.size
         self.shape = self.coarse.shape
-        self.node_xy = node_xy_metres(membership)
-        if not np.isfinite(self.node_xy).all():  # cells whose centre cannot be transformed
-            ok = np.isfinite(self.node_xy).all(axis=1)
-            self.node_xy[~ok] = self.node_xy[ok].mean(axis=0)
+        plan = grid_plan(membership, self.blocks)  # node_xy, fr, fc: cached on disk by grid signature
+        self.node_xy = plan.node_xy
         self.spacing = node_spacing(self.node_xy)
         self.index = membership.index
         self.weights = membership.weights
         self.cover = np.nan_to_num(membership.coverage().ravel(), nan=0.0)
         self.members = membership.members.ravel()
-        H, W = self.fine.shape
-        self.fr = np.empty((H, W), dtype=np.float32)
-        self.fc = np.empty((H, W), dtype=np.float32)
-        for r0, nr in self.blocks:
-            a, b = node_positions(self.fine, self.coarse, r0, nr)
-            self.fr[r0 : r0 + nr] = a
-            self.fc[r0 : r0 + nr] = b
+        self.fr, self.fc = plan.fr, plan.fc
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod

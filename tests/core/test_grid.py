@@ -9,7 +9,7 @@ import pytest
 from osgeo import gdal
 
 from ssm_downscaling.core.errors import GridError, RasterReadError
-from ssm_downscaling.core.grid import Grid, same_crs, to_wkt, transform_points, warp_to_grid
+from ssm_downscaling.core.grid import Grid, array_to_mem, same_crs, to_wkt, transform_points, warp_to_grid
 
 LAEA = "+proj=laea +lat_0=30 +lon_0=90 +datum=WGS84 +units=m +no_defs"
 
@@ -183,3 +183,47 @@ def test_unreadable_and_bad_band():
         warp_to_grid(ds, g, band=2)
     with pytest.raises(ValueError, match="resampling"):
         warp_to_grid(ds, g, resampling="fancy")
+
+
+def test_window_reads_in_tile_aligned_strips_equal_one_read(tmp_path, monkeypatch):
+    """Strip-wise window reads (strip edges on the 256 px tile rows) give the values of one
+    whole read, for windows inside, across and beyond the raster."""
+    from ssm_downscaling.core import grid as grid_mod
+    from ssm_downscaling.core.series import write_raster
+
+    g = Grid.from_bounds(LAEA, (0, 0, 700_000, 900_000), 1000)
+    a = np.random.default_rng(1).normal(300, 5, g.shape).astype(np.float32)
+    a[300:310, 5:9] = np.nan
+    p = write_raster(tmp_path / "a.tif", a, g)
+    calls = []
+    real = gdal.Band.ReadAsArray
+
+    def spy(self, xoff=0, yoff=0, xsize=None, ysize=None, *args, **kw):
+        calls.append((yoff, ysize))
+        return real(self, xoff, yoff, xsize, ysize, *args, **kw)
+
+    monkeypatch.setattr(grid_mod, "READ_STRIP_PIXELS", 256 * 700)  # one tile row per strip
+    monkeypatch.setattr(gdal.Band, "ReadAsArray", spy)
+    np.testing.assert_array_equal(warp_to_grid(p, g), a)
+    assert calls == [(r, min(256, g.height - r)) for r in range(0, g.height, 256)]
+    calls.clear()
+    w = g.window(250, 3, 300, 600)  # starts mid-tile: first strip ends on a tile edge
+    np.testing.assert_array_equal(warp_to_grid(p, w), a[250:550, 3:603])
+    assert calls == [(250, 6), (256, 256), (512, 38)]
+    out = warp_to_grid(p, g.window(-5, -5, 20, 20))
+    assert np.isnan(out[:5]).all() and np.isnan(out[:, :5]).all()
+    np.testing.assert_array_equal(out[5:, 5:], a[:15, :15])
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "average", "nearest"])
+def test_multithreaded_warp_equals_one_thread(monkeypatch, resampling):
+    src = Grid.from_bounds(to_wkt(4326), (88.0, 28.0, 92.0, 32.0), 0.009)
+    a = np.random.default_rng(2).normal(0.5, 0.1, src.shape).astype(np.float32)
+    a[100:120, 40:90] = np.nan
+    dst = Grid.from_bounds(LAEA, (-150e3, -150e3, 150e3, 150e3), 1000)
+    monkeypatch.setenv("SSM_READ_THREADS", "1")
+    one = warp_to_grid(array_to_mem(a, src), dst, resampling)
+    monkeypatch.setenv("SSM_READ_THREADS", "2")
+    two = warp_to_grid(array_to_mem(a, src), dst, resampling)
+    assert np.isfinite(one).mean() > 0.5
+    np.testing.assert_array_equal(one, two)

@@ -15,6 +15,7 @@ from ssm_downscaling.core.series import (
     DailySeries,
     LayerSource,
     RasterWriter,
+    creation_options,
     date_from_name,
     day_filename,
     read_date_item,
@@ -170,3 +171,23 @@ def test_layer_source_composites_and_static(tmp_path):
     (tmp_path / "broken.tif").write_bytes(b"not a tiff")
     with pytest.raises(RasterReadError, match="broken.tif"):
         LayerSource.open(tmp_path / "broken.tif")
+
+
+def test_multithreaded_compression_writes_the_same_pixels(tmp_path, monkeypatch):
+    g = Grid.from_bounds(LAEA, (0, 0, 600_000, 520_000), 1000)
+    rng = np.random.default_rng(3)
+    a = rng.normal(0.3, 0.05, g.shape).astype(np.float32)
+    a[10:20, 30:40] = np.nan
+    assert "NUM_THREADS=ALL_CPUS" in creation_options(np.float32, g)
+    assert not any(o.startswith("NUM_THREADS") for o in creation_options(np.float32, g, threads=1))
+    monkeypatch.setenv("SSM_WRITE_THREADS", "1")
+    assert not any(o.startswith("NUM_THREADS") for o in creation_options(np.float32, g))
+    p1 = write_raster(tmp_path / "one.tif", a, g)
+    monkeypatch.setenv("SSM_WRITE_THREADS", "2")
+    assert "NUM_THREADS=2" in creation_options(np.float32, g)
+    p2 = write_raster(tmp_path / "two.tif", a, g)
+    d1, d2 = gdal.Open(str(p1)), gdal.Open(str(p2))
+    assert d1.GetRasterBand(1).ReadRaster() == d2.GetRasterBand(1).ReadRaster()
+    assert d2.GetRasterBand(1).GetBlockSize() == [256, 256]
+    assert d2.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+    d1 = d2 = None
