@@ -132,3 +132,23 @@ def test_positions_put_cell_centres_on_nodes(fine_grid, coarse_full):
     np.testing.assert_allclose(interpolate(plane, fr, fc, (R, C))[inside], (0.1 + 0.01 * fr - 0.02 * fc)[inside], atol=1e-12)
     fr1, fc1 = node_positions(fine_grid, m.coarse, step=1)  # every pixel transformed exactly
     assert np.abs(fr1 - fr).max() < 1e-3 and np.abs(fc1 - fc).max() < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (1, 6), (5, 1), (1, 1)])
+def test_interpolate_numba_equals_numpy_bit_for_bit(shape):
+    """The compiled interpolation gives the numpy path's numbers exactly: positions inside,
+    beyond the outer nodes (clamped), NaN positions and NaN node values, float32 input."""
+    from ssm_downscaling.core.accel import numba_disabled
+
+    R, C = shape
+    rng = np.random.default_rng(9)
+    vals = rng.normal(size=R * C)
+    vals[rng.random(R * C) < 0.1] = np.nan
+    fr = rng.uniform(-1.5, R + 0.5, 500).astype(np.float32)
+    fc = rng.uniform(-1.5, C + 0.5, 500).astype(np.float32)
+    fr[::17] = np.nan
+    got = interpolate(vals, fr, fc, shape)
+    with numba_disabled():
+        ref = interpolate(vals, fr, fc, shape)
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(got[::17]).all() and got.dtype == np.float64
