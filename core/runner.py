@@ -154,6 +154,7 @@ class ProcessExecutor(Executor):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        _python_for_workers()
         self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
 
     def submit(self, fn: Callable[..., Any], task: Any) -> Any:
@@ -188,6 +189,7 @@ class DaskExecutor(Executor):
             self._own_client = True
         else:
             n = workers or os.cpu_count() or 1
+            _python_for_workers()
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          memory_limit=memory_limit, dashboard_address=None)
             self.client = Client(self._cluster)
@@ -212,6 +214,20 @@ class DaskExecutor(Executor):
             self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _python_for_workers() -> None:
+    """Worker processes are started with ``sys.executable``; inside QGIS that is the QGIS
+    program, so point multiprocessing at the Python interpreter instead."""
+    import multiprocessing as mp
+    import shutil
+    import sys
+
+    if os.path.basename(sys.executable).lower().startswith("python"):
+        return
+    exe = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}") or shutil.which("python3")
+    if exe:
+        mp.set_executable(exe)
 
 
 def make_executor(scheduler: str | None = None, workers: int | None = None) -> Executor:
