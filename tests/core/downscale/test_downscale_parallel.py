@@ -111,3 +111,39 @@ def test_sample_days_is_every_day_of_a_short_run_and_bounded_blocks_of_a_long_on
     assert len(s) <= 366 and s == sorted(set(s)) and s[0] == days[0] and s[-1] == days[-1]
     gaps = np.diff([d.toordinal() for d in s])
     assert (gaps == 1).sum() >= len(s) - 366 // 8 - 1  # consecutive days (one- and two-day lags) within blocks
+
+
+def _live(cls, fitted: bool = False) -> int:
+    import gc
+
+    return sum(1 for o in gc.get_objects() if isinstance(o, cls) and (not fitted or hasattr(o, "coef_")))
+
+
+def test_per_day_state_does_not_accumulate_over_the_run(scene, tmp_path, monkeypatch):
+    """While a day is fitted and while it is corrected, the run holds a bounded window of
+    days' coarse data and fitted estimators: the most alive is the same for a run of 3 days
+    and of 9 days (a run that kept every day's state would hold 9)."""
+    from ssm_downscaling.core.downscale.base import CoarseData
+    from ssm_downscaling.core.downscale.gwr import GWRDownscaler
+
+    days = DailySeries.from_folder(_inputs(scene)["ssm_dir"]).dates
+    peak = {"data": 0, "fits": 0}
+
+    def watching(method):
+        def wrapped(*a, **k):
+            peak["data"] = max(peak["data"], _live(CoarseData))
+            peak["fits"] = max(peak["fits"], _live(GWRDownscaler, fitted=True))
+            return method(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(Engine, "fit_day", watching(Engine.fit_day))
+    monkeypatch.setattr(Engine, "apply", watching(Engine.apply))
+    peaks = {}
+    for n in (3, 9):
+        peak.update(data=0, fits=0)
+        s = _run(scene, tmp_path / str(n), end=days[n - 1], seam_days=1, chunk_days=2)
+        assert len(s.days) == n
+        peaks[n] = dict(peak)
+    assert peaks[3]["data"] >= 2 and peaks[3]["fits"] >= 1  # the watch sees the window
+    assert peaks[9]["data"] <= peaks[3]["data"] + 1 and peaks[9]["data"] < 9, peaks
+    assert peaks[9]["fits"] <= peaks[3]["fits"] + 1 and peaks[9]["fits"] < 9, peaks
