@@ -61,6 +61,10 @@ class Executor:
     def result(self, future: Any) -> Any:
         return future.result()
 
+    def on_workers(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        """Run ``fn(arg)`` on every worker process other than this one (clean-up); nothing
+        to do for workers that are threads of this process."""
+
     def cancel(self, future: Any) -> None:
         try:
             future.cancel()
@@ -132,7 +136,7 @@ class ThreadExecutor(Executor):
     name = "threads"
 
     def __init__(self, workers: int | None = None):
-        super().__init__(workers or os.cpu_count() or 1)
+        super().__init__(workers or cores())
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ssm-day")
@@ -150,7 +154,7 @@ class ProcessExecutor(Executor):
     name = "processes"
 
     def __init__(self, workers: int | None = None):
-        super().__init__(workers or os.cpu_count() or 1)
+        super().__init__(workers or cores())
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
@@ -188,7 +192,7 @@ class DaskExecutor(Executor):
                                "'dask scheduler', or a dask-jobqueue cluster) or leave the address empty") from exc
             self._own_client = True
         else:
-            n = workers or os.cpu_count() or 1
+            n = workers or cores()
             _python_for_workers()
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          memory_limit=memory_limit, dashboard_address=None)
@@ -200,6 +204,12 @@ class DaskExecutor(Executor):
 
     def share(self, obj: Any) -> Any:
         return self.client.scatter(obj, broadcast=True, hash=False)
+
+    def on_workers(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        try:
+            self.client.run(fn, arg)
+        except Exception as exc:  # a worker gone: its memory went with it  # nosec B110
+            log.debug("clean-up on the Dask workers failed: %s", exc)
 
     def submit(self, fn: Callable[..., Any], task: Any) -> Any:
         return self.client.submit(fn, task, pure=False)
@@ -230,6 +240,14 @@ def _python_for_workers() -> None:
         mp.set_executable(exe)
 
 
+def cores() -> int:
+    """The cores this process may use (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def make_executor(scheduler: str | None = None, workers: int | None = None) -> Executor:
     """The executor for a scheduler setting: empty/None = this process on ``workers`` cores
     (default all; 1 = serial); ``"local"`` or ``"local:N"`` = a Dask ``LocalCluster`` of N
@@ -237,7 +255,7 @@ def make_executor(scheduler: str | None = None, workers: int | None = None) -> E
     any other text = the address of a Dask scheduler (``tcp://host:8786``)."""
     s = (scheduler or "").strip()
     if not s:
-        n = workers or os.cpu_count() or 1
+        n = workers or cores()
         return SerialExecutor() if n <= 1 else ThreadExecutor(n)
     kind, _, count = s.partition(":")
     if kind in ("local", "processes") and (not count or count.isdigit()):

@@ -593,6 +593,7 @@ class Engine:
                              DayStore(folder), writer, on_written, max(1, int(chunk_days)))
         finally:
             _ENGINES.pop(spec.token, None)
+            executor.on_workers(forget_run, spec.token)
             with self._lock:
                 self._kept.clear()
             if own_scratch:
@@ -653,6 +654,8 @@ class Engine:
                     if d in stat:
                         resid_sample[d.toordinal()] = resid
                 pf.advance()
+        for d in days:  # the fitted state holds what the later stages need
+            store.drop("agg", d)
         if self.residual == "filter" and fitted:
             ords = sorted(resid_sample)
             stack = np.vstack([resid_sample[o] for o in ords])
@@ -754,6 +757,12 @@ def _engine(ctx: _Ctx) -> Engine:
                 del _ENGINES[k]
             eng = _ENGINES[spec.token] = Engine(spec.template, fine_src, coarse_src, m, spec.options)
     return eng
+
+
+def forget_run(token: str) -> None:
+    """Drop this worker's Engine of a finished run (its grids and kept predictions)."""
+    with _ENGINES_LOCK:
+        _ENGINES.pop(token, None)
 
 
 def _near(days: Sequence[dt.date], d: dt.date, w: int) -> list[dt.date]:
