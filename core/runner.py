@@ -74,13 +74,12 @@ class Executor:
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], ahead: int | None = None) -> Iterator[Any]:
         """``fn(task)`` for every task, yielded in task order; at most ``ahead`` (default
         twice the workers) tasks are submitted and not yet yielded."""
-        ahead = max(1, ahead or 2 * self.workers)
         it = iter(tasks)
         pending: deque = deque()
         try:
             for task in it:
                 pending.append(self.submit(fn, task))
-                if len(pending) >= ahead:
+                if len(pending) >= max(1, ahead or 2 * self.workers):  # a cluster may grow
                     yield self.result(pending.popleft())
             while pending:
                 yield self.result(pending.popleft())
@@ -198,9 +197,20 @@ class DaskExecutor(Executor):
                                          memory_limit=memory_limit, dashboard_address=None)
             self.client = Client(self._cluster)
             self._own_client = True
-        info = self.client.scheduler_info().get("workers", {})
-        super().__init__(max(1, len(info)) if info else (workers or 1))
+        self._expected = max(1, int(workers or 1))
         log.info("Dask: %d worker(s) at %s", self.workers, self.client.scheduler.address)
+
+    @property  # type: ignore[override]
+    def workers(self) -> int:
+        """The workers connected now (a dask-jobqueue cluster grows as its jobs start)."""
+        try:
+            return max(1, len(self.client.scheduler_info().get("workers", {})))
+        except Exception:  # nosec B110 - the scheduler is busy: the number asked for
+            return self._expected
+
+    @workers.setter
+    def workers(self, value: int) -> None:
+        self._expected = max(1, int(value))
 
     def share(self, obj: Any) -> Any:
         return self.client.scatter(obj, broadcast=True, hash=False)

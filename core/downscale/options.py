@@ -42,11 +42,14 @@ class DownscaleOptions:
     min_fit_coverage : share of a coarse cell's land that must have every predictor for the
         cell to be learnt from.
     stat_days : the run-wide statistics (anomaly gains, the residuals' space-time
-        covariance) are estimated from at most this many days spread evenly over the run
-        (every day of a shorter run). Both describe the method and the product's error
-        structure, not a given day; one year of days samples every season and already gives
-        thousands of cell pairs, so a longer run only narrows their sampling error while its
-        memory would grow with its length.
+        covariance, each pixel's persistent within-cell anomaly) are estimated from at most
+        this many days, in blocks of consecutive days spread evenly over the run (every day
+        of a shorter run). The gains and the covariance describe the method and the
+        product's error structure, the persistent anomaly the soil, terrain and vegetation
+        pattern: none of them is about a given day; a year of days samples every season and
+        already gives thousands of cell pairs and hundreds of days per pixel, so a longer run
+        only narrows their sampling error, while its memory and the driver's share of the
+        work would grow with its length.
     """
 
     method: str = "gwr"

@@ -227,6 +227,7 @@ def sample_days(days: Sequence[dt.date], cap: int, block: int = CHUNK_DAYS) -> l
     days = list(days)
     if len(days) <= cap:
         return days
+    block = max(1, min(block, cap))
     nb = max(1, cap // block)
     starts = np.linspace(0, len(days) - block, nb).round().astype(int)
     picked: list[dt.date] = []
@@ -672,11 +673,12 @@ class Engine:
         split = state.gain_static is not None and self.residual == "filter"
         fit_t = tuple(fitted)
         if split:  # pass 1: each pixel's within-cell anomaly averaged over the run, summed in day order
-            pp = prog.sub(0.25, total=max(len(fitted), 1))
+            pp = prog.sub(0.25, total=max(min(len(fitted), self.options.stat_days), 1))
             H, W = self.fine.shape
             acc = np.zeros((H, W))
             cnt = np.zeros((H, W), dtype=np.int32)
-            for res in executor.map(_task_static, [(ctx, c, fit_t, w) for c in chunks(fitted, chunk)]):
+            static_days = sample_days(fitted, self.options.stat_days)
+            for res in executor.map(_task_static, [(ctx, c, fit_t, w) for c in chunks(static_days, chunk)]):
                 for d in res:
                     A = store.pop_array("anom", d)
                     ok = np.isfinite(A)

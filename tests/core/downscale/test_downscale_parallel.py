@@ -111,6 +111,19 @@ def test_sample_days_is_every_day_of_a_short_run_and_bounded_blocks_of_a_long_on
     assert len(s) <= 366 and s == sorted(set(s)) and s[0] == days[0] and s[-1] == days[-1]
     gaps = np.diff([d.toordinal() for d in s])
     assert (gaps == 1).sum() >= len(s) - 366 // 8 - 1  # consecutive days (one- and two-day lags) within blocks
+    assert len(sample_days(days[:9], 4, block=8)) == 4
+
+
+def test_statistics_from_a_sample_of_days(scene, serial, tmp_path):
+    """A run longer than stat_days takes its gains, covariance and persistent anomaly from
+    a sample of days; as long as the run is within stat_days nothing changes."""
+    _, ref = serial
+    _run(scene, tmp_path / "all", stat_days=9)
+    assert _digests(tmp_path / "all") == ref
+    s = _run(scene, tmp_path / "four", stat_days=4, executor=ThreadExecutor(2), chunk_days=2)
+    assert len(s.days) == 9 and _digests(tmp_path / "four") != ref
+    for r in s.coverage:
+        assert 0 <= r["anomaly_gain"] <= 2 and 0 < r["retrieval_error"] < 0.2
 
 
 def _live(cls, fitted: bool = False) -> int:
