@@ -17,6 +17,18 @@ C. per day, the model is applied at 1 km; its within-cell anomalies (value minus
    cell's 1 km mean equal the coarse value (seam cells get the cell's residual borrowed
    from the nearest observed days, or none), values are clipped to the physical range
    keeping cell means, flags are set (DESIGN.md 3) and the three rasters are written.
+
+How a run is organised (:meth:`Engine.run`): each stage is a map over chunks of
+consecutive days (``CHUNK_DAYS``) run by an executor (:mod:`..runner`: serial, threads of
+this process, local processes or Dask workers); between the stages this process makes the
+run-wide reductions in day order - the anomaly gains from the days' anomaly pairs, the
+residual covariance, the sum of the days' persistent anomalies - so the bytes written do
+not depend on the executor, the number of workers or the chunk size. A day's state (its
+coarse data, fitted estimator, residuals and kriged residual) goes to a scratch folder
+(:class:`DayStore`) and a task reads the days of its window back, so memory does not grow
+with the number of days; the run-wide statistics use at most ``stat_days`` days
+(:class:`.options.DownscaleOptions`). Workers other than threads rebuild the Engine from
+the run's inputs and options (:class:`RunSpec`), once per run.
 """
 
 from __future__ import annotations
@@ -610,10 +622,8 @@ class Engine:
         prog.check()
         # A: aggregate every day (per-day state to the store)
         pa = prog.sub(0.3, total=max(len(days), 1))
-        has_px: dict[dt.date, bool] = {}
         for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)]):
-            for d, ok in res:
-                has_px[d] = ok
+            for _ in res:
                 pa.advance()
         # run-wide: anomaly gains (one scale up) from a bounded sample of days
         pb = prog.sub(0.1, total=2)
@@ -666,19 +676,20 @@ class Engine:
             log.info("Coarse residuals: retrieval error %.3f m3/m3 (%s), signal %.3f m3/m3 correlated over %.0f km "
                      "and %.1f days", cov.noise_sd, "given" if self.noise_sd is not None else "estimated from the data",
                      cov.signal_sd, cov.length_m / 1000.0, cov.time_days)
-            for _ in executor.map(_task_krige, [(ctx, c, tuple(fitted), cov) for c in chunks(fitted, chunk)]):
+            for _ in executor.map(_task_krige, [(ctx, c, _around(fitted, c, KRIGE_MAX_DAYS), cov)
+                                                for c in chunks(fitted, chunk)]):
                 prog.check()
         resid_sample = {}
         w = self.anomaly_days if self.template.scale_gain else 0
         split = state.gain_static is not None and self.residual == "filter"
-        fit_t = tuple(fitted)
         if split:  # pass 1: each pixel's within-cell anomaly averaged over the run, summed in day order
             pp = prog.sub(0.25, total=max(min(len(fitted), self.options.stat_days), 1))
             H, W = self.fine.shape
             acc = np.zeros((H, W))
             cnt = np.zeros((H, W), dtype=np.int32)
             static_days = sample_days(fitted, self.options.stat_days)
-            for res in executor.map(_task_static, [(ctx, c, fit_t, w) for c in chunks(static_days, chunk)]):
+            for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w)
+                                                   for c in chunks(static_days, chunk)]):
                 for d in res:
                     A = store.pop_array("anom", d)
                     ok = np.isfinite(A)
@@ -695,7 +706,9 @@ class Engine:
         # C: predict at 1 km, correct, flag and write, per day
         pc = prog.sub(0.6 if not split else 0.35, total=max(len(fitted), 1))
         out_of_range = clipped_px = valid_px = 0
-        for res in executor.map(_task_apply, [(ctx, c, fit_t, w, state, writer) for c in chunks(fitted, chunk)]):
+        reach = max(w, self.seam_days)
+        for res in executor.map(_task_apply, [(ctx, c, _around(fitted, c, reach), w, state, writer)
+                                              for c in chunks(fitted, chunk)]):
             for item, st in res:
                 out_of_range += st["targets_out_of_range"]
                 clipped_px += st["clipped_pixels"]
@@ -767,21 +780,25 @@ def forget_run(token: str) -> None:
         _ENGINES.pop(token, None)
 
 
+def _around(days: Sequence[dt.date], chunk: Sequence[dt.date], reach: int) -> tuple[dt.date, ...]:
+    """The ``days`` within ``reach`` days of a chunk (what its tasks may look at)."""
+    i = bisect.bisect_left(days, chunk[0] - dt.timedelta(days=reach))
+    j = bisect.bisect_right(days, chunk[-1] + dt.timedelta(days=reach))
+    return tuple(days[i:j])
+
+
 def _near(days: Sequence[dt.date], d: dt.date, w: int) -> list[dt.date]:
     i = bisect.bisect_left(days, d - dt.timedelta(days=w))
     j = bisect.bisect_right(days, d + dt.timedelta(days=w))
     return list(days[i:j])
 
 
-def _task_aggregate(task: tuple) -> list[tuple[dt.date, bool]]:
+def _task_aggregate(task: tuple) -> list[dt.date]:
     ctx, days = task
     eng, store = _engine(ctx), DayStore(ctx.scratch)
-    out = []
     for d in days:
-        agg = eng.aggregate(d)
-        store.put("agg", d, agg)
-        out.append((d, bool((agg[2] > 0).any())))
-    return out
+        store.put("agg", d, eng.aggregate(d))
+    return list(days)
 
 
 def _task_gain_pairs(task: tuple) -> dict:
