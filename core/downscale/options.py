@@ -3,7 +3,6 @@ runner, the tests and every worker pass this one object)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -90,16 +89,17 @@ class DownscaleOptions:
                                                               hint=" (m3/m3; None = estimate from the data)")))
         g = self.anomaly_gain
         if g != "auto":
-            if isinstance(g, bool) or not isinstance(g, (int, float)) or not (math.isfinite(g) and 0 <= g <= 2):
+            if isinstance(g, bool) or not isinstance(g, (int, float)):
                 raise SsmError(f"The anomaly gain must be 'auto' or a number in 0..2, got {g!r}")
-            object.__setattr__(self, "anomaly_gain", float(g))
+            object.__setattr__(self, "anomaly_gain", float(number(g, "anomaly_gain", 0.0, 2.0, hint=" (or 'auto')")))
         try:
             lo, hi = self.ssm_range
         except (TypeError, ValueError):
             raise SsmError(f"ssm_range must be (min, max) in m3/m3, got {self.ssm_range!r}") from None
         lo, hi = number(lo, "ssm_range[0]", 0.0, 1.0), number(hi, "ssm_range[1]", 0.0, 1.0)
         if not lo < hi:
-            raise SsmError(f"The physical range of soil moisture must have min < max, got {lo} and {hi}")
+            raise SsmError(f"ssm_range must have min < max, got {self.ssm_range!r} (the physical range of soil "
+                           "moisture, m3/m3)")
         object.__setattr__(self, "ssm_range", (float(lo), float(hi)))
         cov = number(self.min_fit_coverage, "min_fit_coverage", 0.0, 1.0)
         object.__setattr__(self, "min_fit_coverage", float(cov))

@@ -37,7 +37,7 @@ def test_frozen_picklable_and_replace():
     ({"pool_days": -1}, "pool_days"),
     ({"anomaly_days": 1.5}, "anomaly_days"),
     ({"anomaly_gain": "big"}, "anomaly gain"),
-    ({"anomaly_gain": 3.0}, "anomaly gain"),
+    ({"anomaly_gain": 3.0}, "anomaly_gain"),
     ({"noise_sd": float("nan")}, "noise_sd"),
     ({"ssm_range": (0.6, 0.1)}, "min < max"),
     ({"ssm_range": 0.5}, "ssm_range"),
