@@ -104,8 +104,10 @@ FLAG_LEGEND = (
 #: the model alone
 #: width (m3/m3) of the soft margin inside MIN_SSM..MAX_SSM in the ``filter`` mode
 SOFT_MARGIN = 0.02
-#: memory (bytes) for day predictions kept from the first pass of the static/dynamic split
-KEEP_BYTES = 512 * 1024 * 1024
+#: scratch disk (bytes) for the day predictions of the first pass of the static/dynamic
+#: split, read back by the last stage instead of predicting the day again (beyond it, days
+#: are predicted again); nothing is kept in memory, whatever the run's length
+KEEP_BYTES = 4 * 1024**3
 #: days per task of a stage (results do not depend on it)
 CHUNK_DAYS = 8
 #: residuals of the days within this many days of a day are handed to its kriging (at least
@@ -294,7 +296,6 @@ class Engine:
         self.state = RunState()
         self._static_file: str | None = None
         self.static: np.ndarray | None = None
-        self._kept: dict[dt.date, dict] = {}
         self._lock = threading.Lock()
         block_pixels = options.block_pixels
         self.blocks = _blocks(self.fine, block_pixels)
@@ -550,18 +551,6 @@ class Engine:
         borrowed = int((~(np.isfinite(data.y) & (count > 0)) & (count > 0)).sum())
         return field_, fvar, borrowed
 
-    # -- kept predictions (static pass -> stage C, within KEEP_BYTES per worker) ---------------
-    def _keep(self, day: dt.date, pd: dict) -> None:
-        H, W = self.fine.shape
-        budget = KEEP_BYTES // max(1, 8 * H * W)  # predictions (pred + unc, float32) that fit
-        with self._lock:
-            if len(self._kept) < budget:
-                self._kept[day] = pd
-
-    def _take_kept(self, day: dt.date) -> dict | None:
-        with self._lock:
-            return self._kept.pop(day, None)
-
     # -- all stages --------------------------------------------------------------------------
     def run(
         self,
@@ -607,8 +596,6 @@ class Engine:
         finally:
             _ENGINES.pop(spec.token, None)
             executor.on_workers(forget_run, spec.token)
-            with self._lock:
-                self._kept.clear()
             if own_scratch:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
@@ -688,7 +675,8 @@ class Engine:
             acc = np.zeros((H, W))
             cnt = np.zeros((H, W), dtype=np.int32)
             static_days = sample_days(fitted, self.options.stat_days)
-            for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w)
+            keep = set(static_days[: KEEP_BYTES // max(1, 9 * H * W)])  # pred + unc (float32), flags
+            for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
                                                    for c in chunks(static_days, chunk)]):
                 for d in res:
                     A = store.pop_array("anom", d)
@@ -854,14 +842,11 @@ def _task_krige(task: tuple) -> list[dt.date]:
     return list(days)
 
 
-def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.date], fit_cache: dict,
-                 keep: bool = False) -> None:
-    """Fill ``cache`` with the day predictions of ``near`` (dropping the others; with
-    ``keep`` the dropped ones may be kept on the Engine for stage C)."""
+def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.date], fit_cache: dict) -> None:
+    """Fill ``cache`` with the day predictions of ``near`` (dropping the others): those the
+    first pass saved on the scratch folder, else predicted."""
     for o in list(cache):
         if o not in near:
-            if keep:
-                eng._keep(o, cache[o])
             del cache[o]
     for o in list(fit_cache):
         if o not in near:
@@ -870,25 +855,25 @@ def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.da
         if o not in fit_cache:
             fit_cache[o] = store.get("fit", o)
         if o not in cache:
-            cache[o] = eng._take_kept(o) or eng.predict_day(o, fit_cache[o][0])
+            cache[o] = store.get("pred", o) if store.has("pred", o) else eng.predict_day(o, fit_cache[o][0])
 
 
 def _task_static(task: tuple) -> list[dt.date]:
     """Pass 1 of the static/dynamic split for a chunk of days: each day's within-cell
     anomaly (averaged over the anomaly window) saved for the driver's sum in day order."""
-    ctx, days, fitted, w = task
+    ctx, days, fitted, w, keep = task
     eng, store = _engine(ctx), DayStore(ctx.scratch)
     cache: dict[dt.date, dict] = {}
     fits: dict[dt.date, tuple] = {}
     for d in days:
         near = _near(fitted, d, w)
-        _predictions(eng, store, cache, near, fits, keep=True)
+        _predictions(eng, store, cache, near, fits)
         pd = cache[d]
         _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
                               eng.fr, eng.fc, eng.shape)
         store.put_array("anom", d, A)
-    for o, v in cache.items():
-        eng._keep(o, v)
+        if d in keep:
+            store.put("pred", d, pd)
     return list(days)
 
 
