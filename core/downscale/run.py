@@ -588,6 +588,8 @@ class Engine:
         if not isinstance(executor, (SerialExecutor, ThreadExecutor)) and spec.inputs is None:
             raise SsmError(f"A run on {executor.name} workers needs its inputs (RunSpec.inputs) to rebuild the engine")
         _ENGINES[spec.token] = self
+        if is_cancelled is not None:  # tasks in this process check it between days and blocks
+            _CANCELS[spec.token] = is_cancelled
         ctx = _Ctx(spec, str(folder), tuple(days))
         shared = executor.share(ctx)
         try:
@@ -595,6 +597,7 @@ class Engine:
                              DayStore(folder), writer, on_written, max(1, int(chunk_days)))
         finally:
             _ENGINES.pop(spec.token, None)
+            _CANCELS.pop(spec.token, None)
             executor.on_workers(forget_run, spec.token)
             if own_scratch:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -750,6 +753,15 @@ _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+#: the caller's cancel check of the runs started in this process (token -> callable)
+_CANCELS: dict[str, CancelFn] = {}
+
+
+def _checker(ctx: _Ctx) -> Progress:
+    """A progress counter that only checks for cancellation (in the driver's process)."""
+    return Progress(1e18, None, _CANCELS.get(ctx.spec.token))
+
+
 def _engine(ctx: _Ctx) -> Engine:
     spec = ctx.spec
     with _ENGINES_LOCK:
@@ -785,7 +797,7 @@ def _task_aggregate(task: tuple) -> list[dt.date]:
     ctx, days = task
     eng, store = _engine(ctx), DayStore(ctx.scratch)
     for d in days:
-        store.put("agg", d, eng.aggregate(d))
+        store.put("agg", d, eng.aggregate(d, _checker(ctx)))
     return list(days)
 
 
@@ -807,7 +819,9 @@ def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
     out = []
     cache: dict[dt.date, tuple] = {}
     reach = max(eng.seam_days, eng.pool_days)
+    check = _checker(ctx)
     for d in days:
+        check.check()
         near = _near(ctx.days, d, reach)
         for o in list(cache):
             if o not in near:
@@ -836,13 +850,15 @@ def _task_krige(task: tuple) -> list[dt.date]:
     reach = KRIGE_MAX_DAYS
     src = [o for o in fitted if days[0] - dt.timedelta(days=reach) <= o <= days[-1] + dt.timedelta(days=reach)]
     resid = {o.toordinal(): store.get("res", o) for o in src}
-    res = krige(resid, eng.node_xy, [d.toordinal() for d in days], cov, eng.spacing, grid_shape=eng.shape)
+    res = krige(resid, eng.node_xy, [d.toordinal() for d in days], cov, eng.spacing, grid_shape=eng.shape,
+                check=_checker(ctx).check)
     for d in days:
         store.put("filt", d, res[d.toordinal()])
     return list(days)
 
 
-def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.date], fit_cache: dict) -> None:
+def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.date], fit_cache: dict,
+                 check: Progress | None = None) -> None:
     """Fill ``cache`` with the day predictions of ``near`` (dropping the others): those the
     first pass saved on the scratch folder, else predicted."""
     for o in list(cache):
@@ -855,7 +871,7 @@ def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.da
         if o not in fit_cache:
             fit_cache[o] = store.get("fit", o)
         if o not in cache:
-            cache[o] = store.get("pred", o) if store.has("pred", o) else eng.predict_day(o, fit_cache[o][0])
+            cache[o] = store.get("pred", o) if store.has("pred", o) else eng.predict_day(o, fit_cache[o][0], check)
 
 
 def _task_static(task: tuple) -> list[dt.date]:
@@ -867,7 +883,7 @@ def _task_static(task: tuple) -> list[dt.date]:
     fits: dict[dt.date, tuple] = {}
     for d in days:
         near = _near(fitted, d, w)
-        _predictions(eng, store, cache, near, fits)
+        _predictions(eng, store, cache, near, fits, _checker(ctx))
         pd = cache[d]
         _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
                               eng.fr, eng.fc, eng.shape)
@@ -888,7 +904,7 @@ def _task_apply(task: tuple) -> list[tuple[object, dict]]:
     out = []
     for d in days:
         near = _near(fitted, d, w)
-        _predictions(eng, store, cache, near, fits)
+        _predictions(eng, store, cache, near, fits, _checker(ctx))
         est, data, count, yc = fits[d]
         if eng.residual == "filter":
             filt = store.get("filt", d) if store.has("filt", d) else None

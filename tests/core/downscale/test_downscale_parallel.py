@@ -160,3 +160,24 @@ def test_per_day_state_does_not_accumulate_over_the_run(scene, tmp_path, monkeyp
     assert peaks[3]["data"] >= 2 and peaks[3]["fits"] >= 1  # the watch sees the window
     assert peaks[9]["data"] <= peaks[3]["data"] + 1 and peaks[9]["data"] < 9, peaks
     assert peaks[9]["fits"] <= peaks[3]["fits"] + 1 and peaks[9]["fits"] < 9, peaks
+
+
+def test_cancel_inside_the_day_tasks_leaves_only_complete_days(scene, tmp_path):
+    """The caller's cancel check reaches the tasks running in this process: a run on two
+    threads stops within a day and leaves complete files only."""
+    from ssm_downscaling.core.errors import Cancelled
+    from ssm_downscaling.core.series import read_raster
+
+    calls = {"n": 0}
+
+    def cancel_later() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 40
+
+    out = tmp_path / "c"
+    with pytest.raises(Cancelled), ThreadExecutor(2) as ex:
+        _run(scene, out, executor=ex, chunk_days=9, is_cancelled=cancel_later)
+    assert calls["n"] <= 60  # not after the whole 9-day chunk
+    for p in out.rglob("*"):
+        assert p.is_dir() or (p.suffix == ".tif" and read_raster(p).shape) , p
+    assert not list(out.rglob(".ssm-run*")) and not list(out.rglob("*.part*"))
