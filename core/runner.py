@@ -68,7 +68,7 @@ class Executor:
     def cancel(self, future: Any) -> None:
         try:
             future.cancel()
-        except Exception:  # best effort  # nosec B110
+        except Exception:  # nosec B110
             pass
 
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], ahead: int | None = None) -> Iterator[Any]:
@@ -205,7 +205,7 @@ class DaskExecutor(Executor):
         """The workers connected now (a dask-jobqueue cluster grows as its jobs start)."""
         try:
             return max(1, len(self.client.scheduler_info().get("workers", {})))
-        except Exception:  # nosec B110 - the scheduler is busy: the number asked for
+        except Exception:  # the scheduler is busy: the number asked for
             return self._expected
 
     @workers.setter
@@ -218,7 +218,7 @@ class DaskExecutor(Executor):
     def on_workers(self, fn: Callable[[Any], Any], arg: Any) -> None:
         try:
             self.client.run(fn, arg)
-        except Exception as exc:  # a worker gone: its memory went with it  # nosec B110
+        except Exception as exc:  # a worker gone: its memory went with it
             log.debug("clean-up on the Dask workers failed: %s", exc)
 
     def submit(self, fn: Callable[..., Any], task: Any) -> Any:

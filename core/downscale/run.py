@@ -40,7 +40,7 @@ import datetime as dt
 import logging
 import math
 import os
-import pickle  # nosec B403 - the run's own scratch files only
+import pickle  # nosec B403
 import shutil
 import tempfile
 import threading
@@ -202,7 +202,7 @@ class DayStore:
 
     def get(self, kind: str, day: dt.date) -> object:
         with open(self._path(kind, day), "rb") as fh:
-            return pickle.load(fh)  # nosec B301 - the run's own scratch files
+            return pickle.load(fh)  # nosec B301
 
     def has(self, kind: str, day: dt.date) -> bool:
         return self._path(kind, day).exists()
