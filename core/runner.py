@@ -258,6 +258,27 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def threads_safe_for_kernels() -> bool:
+    """True when compiled kernels may run in several threads at once: numba absent (numpy
+    fallbacks) or with a thread-safe threading layer (TBB or OpenMP; numba's own
+    ``workqueue`` layer aborts the process on concurrent parallel calls)."""
+    try:
+        import numba
+    except ImportError:
+        return True
+    if str(getattr(numba.config, "THREADING_LAYER", "default")).lower() == "workqueue":
+        return False
+    import importlib
+
+    for mod in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            importlib.import_module(mod)
+            return True
+        except ImportError:
+            continue
+    return False
+
+
 def make_executor(scheduler: str | None = None, workers: int | None = None) -> Executor:
     """The executor for a scheduler setting: empty/None = this process on ``workers`` cores
     (default all; 1 = serial); ``"local"`` or ``"local:N"`` = a Dask ``LocalCluster`` of N
@@ -266,6 +287,10 @@ def make_executor(scheduler: str | None = None, workers: int | None = None) -> E
     s = (scheduler or "").strip()
     if not s:
         n = workers or cores()
+        if n > 1 and not threads_safe_for_kernels():
+            log.info("numba has no thread-safe threading layer here (install TBB: 'pip install tbb'): the days run "
+                     "one after another; give 'local' as the Dask scheduler address to use every core")
+            n = 1
         return SerialExecutor() if n <= 1 else ThreadExecutor(n)
     kind, _, count = s.partition(":")
     if kind in ("local", "processes") and (not count or count.isdigit()):

@@ -66,6 +66,17 @@ def test_make_executor_choices():
         make_executor("my cluster")
 
 
+def test_threads_only_with_a_thread_safe_kernel_layer(monkeypatch):
+    import ssm_downscaling.core.runner as runner
+
+    monkeypatch.setattr(runner, "threads_safe_for_kernels", lambda: False)
+    assert isinstance(make_executor("", 2), SerialExecutor)
+    monkeypatch.setattr(runner, "threads_safe_for_kernels", lambda: True)
+    ex = make_executor("", 2)
+    assert isinstance(ex, ThreadExecutor)
+    ex.close()
+
+
 def test_missing_dask_says_how_to_install(monkeypatch):
     import builtins
 
