@@ -21,7 +21,7 @@ DEMO_OUT ?= $(BUILD)/demo
 BENCH_OUT ?= $(ROOT)/benchmarks/results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-core test-qgis test-qgis344 lint demo demo-real screenshot bench bench-scene bench-lst bench-ssm bench-validation package clean
+.PHONY: setup test test-core test-qgis test-qgis344 lint demo demo-real screenshot bench bench-scene bench-lst bench-ssm bench-validation bench-archive package clean
 
 setup:
 	@scripts/setup.sh
@@ -73,6 +73,10 @@ bench-ssm: setup
 
 bench-validation: setup
 	$(PY) benchmarks/bench_validation.py --out $(BENCH_OUT)
+
+## one season of a large China scene, serial against a 2-worker Dask LocalCluster (days per hour, memory per worker)
+bench-archive: setup
+	$(PY) benchmarks/bench_archive.py --workers 2 --out $(BENCH_OUT)
 
 ## the installable plugin zip (tests and dev files excluded) in build/dist
 package: setup

@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from .base import SsmAlgorithm, enum_parameter
@@ -54,6 +55,8 @@ HELP = """Downscales a daily coarse surface soil moisture product (e.g. SMAP, AM
 <b>Seams</b>: where the coarse value is missing that day (between swaths), the model is applied without the local residual, adding instead the same cell's residual interpolated from the nearest days with a retrieval (within SEAM_DAYS days; none when there is none). dispatch and bilinear use the cell's coarse value interpolated in time, else the nearest observed cell.
 Values are kept within MIN_SSM..MAX_SSM: with "filter", values within 0.02 m³/m³ of a bound are compressed smoothly towards it (no pile-up at the bound); with the exact corrections they are clipped and the clipped amount is redistributed within the cell, keeping its mean. A warning is logged when more than 0.1 % of the pixel-days were outside the range. Pixels where a predictor is missing (water, nodata) get no estimate.
 
+<b>Parallel days</b> (DASK_SCHEDULER): empty (default) processes the days in this process on all cores; the address of a Dask scheduler (tcp://host:8786, e.g. a cluster started with dask-jobqueue on Slurm or PBS) spreads them over its workers, which must see the input and output folders; "local" (or "local:N") starts a Dask cluster of N worker processes on this machine. Every choice writes the same bytes. Dask is optional: install python3-dask and python3-distributed (Debian/Ubuntu) or "python -m pip install dask[distributed]" in QGIS's Python.
+
 <b>Inputs</b>: folders of single-band rasters with the date in each file name (YYYY-MM-DD, YYYYMMDD or YYYYDDD). The coarse SSM in m³/m³; the all-weather LST in K (e.g. the output of "Gap-fill land surface temperature"); NDVI and albedo as folders (16-day NDVI composites serve the 16 days from their date, albedo files the 8 days from theirs) or as single rasters (type the file's path); optional DEM (m); optional LST gap-fill flags (0 observed, 1 gap-filled), used for the flags. Inputs on other grids are warped onto the 1 km grid. The 1 km grid is that of the reference layer, or of the LST. A day is processed when the coarse SSM, the LST, and NDVI and albedo within their age all exist; other days are skipped with a warning.
 
 <b>Outputs</b>: per day ssm_YYYY-MM-DD.tif (m³/m³), ssm_flags_YYYY-MM-DD.tif (uint8: 0 coarse SSM observed, 1 seam-filled, 2 LST gap-filled under cloud with coarse SSM observed, 3 both, 255 no estimate) and ssm_uncertainty_YYYY-MM-DD.tif (m³/m³; no data for dispatch and bilinear), float32 GeoTIFF, nodata -9999, with the date in the DATE metadata item. The coverage table (CSV) has one row per day: coarse cells observed and in seams, land pixels (where the LST, NDVI or albedo is valid), the percentage of land pixels with an estimate, seam-filled and LST gap-filled, pixels clipped, the anomaly gain, and for gwr the bandwidth (km, inf = a global regression) and coarse residual sigma. The last day's SSM and flags are loaded when the run finishes. Bad input (grids that do not overlap, a coarse product without a usable CRS, no common dates, an output that is an input or cannot be written, values not in the expected unit - e.g. soil moisture in percent, LST in Celsius, NDVI on the MODIS integer scale - or an undeclared fill value such as -9999) stops the run before anything is written; SSM_PERCENT converts a coarse product in percent. A cancelled run leaves only complete days."""
@@ -91,6 +94,7 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
     MIN_SSM = "MIN_SSM"
     SSM_PERCENT = "SSM_PERCENT"
     MAX_SSM = "MAX_SSM"
+    DASK_SCHEDULER = "DASK_SCHEDULER"
     OUTPUT_SSM = "OUTPUT_SSM"
     OUTPUT_FLAGS = "OUTPUT_FLAGS"
     OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
@@ -151,6 +155,9 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                                          NUMBER_DOUBLE, 0.01, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterNumber(self.MAX_SSM, self.tr("Maximum soil moisture (m³/m³)"),
                                          NUMBER_DOUBLE, 0.6, minValue=0.0, maxValue=1.0),
+            QgsProcessingParameterString(self.DASK_SCHEDULER,
+                                         self.tr("Dask scheduler address (empty = this process, on all cores)"),
+                                         defaultValue=None, optional=True),
         ]
         for p in advanced:  # defaults also apply to models saved before a new option appeared
             p.setFlags(p.flags() | FLAG_ADVANCED)
@@ -203,11 +210,13 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
         coverage = self.parameterAsFileOutput(parameters, self.OUTPUT_COVERAGE, context)
 
         feedback.pushInfo(self.tr(f"Method {method}; 1 km grid from {reference or lst}"))
+        scheduler = (self.parameterAsString(parameters, self.DASK_SCHEDULER, context) or "").strip()
         with self.core_call(feedback):
-            summary = downscale_series(
-                ssm, lst, ndvi, albedo, out_ssm, out_flags, out_unc,
-                dem=dem, lst_flags=lst_flags, lst_diff=lst_diff, reference=reference, start=start, end=end,
-                method=method, kernel=kernel, bandwidth_km=bandwidth,
+            from ..core.downscale.options import DownscaleOptions
+            from ..core.runner import make_executor
+
+            options = DownscaleOptions(
+                method=method, kernel=kernel, bandwidth_km=bandwidth or None,
                 pool_days=self.parameterAsInt(parameters, self.POOL_DAYS, context),
                 seam_days=self.parameterAsInt(parameters, self.SEAM_DAYS, context),
                 n_trees=self.parameterAsInt(parameters, self.TREES, context),
@@ -217,9 +226,16 @@ class DownscaleSsmAlgorithm(SsmAlgorithm):
                 anomaly_gain=gain if gain >= 0 else "auto",
                 anomaly_days=self.parameterAsInt(parameters, self.ANOMALY_DAYS, context),
                 noise_sd=noise if noise >= 0 else None,
-                coverage_csv=coverage, ssm_percent=self.parameterAsBool(parameters, self.SSM_PERCENT, context),
-                **self.progress_args(feedback),
+                ssm_percent=self.parameterAsBool(parameters, self.SSM_PERCENT, context),
             )
+            with make_executor(scheduler) as executor:
+                feedback.pushInfo(self.tr(f"Days processed on {executor.workers} {executor.name} worker(s)"
+                                          + (f" at {scheduler}" if scheduler else "")))
+                summary = downscale_series(
+                    ssm, lst, ndvi, albedo, out_ssm, out_flags, out_unc,
+                    dem=dem, lst_flags=lst_flags, lst_diff=lst_diff, reference=reference, start=start, end=end,
+                    options=options, coverage_csv=coverage, executor=executor, **self.progress_args(feedback),
+                )
         feedback.pushInfo(self.tr(
             f"{len(summary.days)} day(s) written to {out_ssm}; mean coverage of land pixels "
             f"{summary.mean_estimated_pct:.2f} %"))

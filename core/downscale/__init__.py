@@ -14,6 +14,7 @@ from .forest import ForestDownscaler
 from .gwr import GWRDownscaler, GWRFit, gwr_aicc, gwr_fit, select_bandwidth
 from .methods import METHODS, make_downscaler
 from .nearest import NearestDownscaler
+from .options import DownscaleOptions
 from .run import (
     FLAG_LEGEND,
     DayResult,
@@ -32,6 +33,7 @@ __all__ = [
     "CoarseData",
     "DayResult",
     "DispatchDownscaler",
+    "DownscaleOptions",
     "DownscaleSummary",
     "Downscaler",
     "Engine",

@@ -17,15 +17,34 @@ C. per day, the model is applied at 1 km; its within-cell anomalies (value minus
    cell's 1 km mean equal the coarse value (seam cells get the cell's residual borrowed
    from the nearest observed days, or none), values are clipped to the physical range
    keeping cell means, flags are set (DESIGN.md 3) and the three rasters are written.
+
+How a run is organised (:meth:`Engine.run`): each stage is a map over chunks of
+consecutive days (``CHUNK_DAYS``) run by an executor (:mod:`..runner`: serial, threads of
+this process, local processes or Dask workers); between the stages this process makes the
+run-wide reductions in day order - the anomaly gains from the days' anomaly pairs, the
+residual covariance, the sum of the days' persistent anomalies - so the bytes written do
+not depend on the executor, the number of workers or the chunk size. A day's state (its
+coarse data, fitted estimator, residuals and kriged residual) goes to a scratch folder
+(:class:`DayStore`) and a task reads the days of its window back, so memory does not grow
+with the number of days; the run-wide statistics use at most ``stat_days`` days
+(:class:`.options.DownscaleOptions`). Workers other than threads rebuild the Engine from
+the run's inputs and options (:class:`RunSpec`), once per run.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import csv
 import datetime as dt
 import logging
 import math
 import os
+import pickle  # nosec B403
+import shutil
+import tempfile
+import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +57,12 @@ from ..grid import Grid
 from ..membership import Membership
 from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
+from ..runner import Executor, SerialExecutor, ThreadExecutor
 from ..series import FLAG_NODATA, DailySeries, LayerSource, RasterWriter, day_filename
 from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
 from .interp import interpolate, node_spacing
 from .methods import METHODS, make_downscaler
+from .options import RESIDUAL_ALIASES, RESIDUAL_MODES, DownscaleOptions, options_from
 from .plan import grid_plan
 from .predictors import (
     ArrayCoarse,
@@ -53,7 +74,18 @@ from .predictors import (
     common_days,
 )
 from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
-from .scale import anomaly_gain, anomaly_gains, combine_anomalies, combine_anomalies_smooth, smooth_anomaly
+from .scale import (
+    MAX_GAIN,
+    MIN_DAYS_STATIC,
+    MIN_PAIRS,
+    Gains,
+    _anomaly_pairs,
+    _pooled_slope,
+    _window_mean,
+    combine_anomalies,
+    combine_anomalies_smooth,
+    smooth_anomaly,
+)
 from .seams import borrow_in_time, fill_coarse
 from .stfilter import Covariance, estimate_covariance, krige
 
@@ -65,17 +97,23 @@ FLAG_LEGEND = (
     "SSM flags: 0 coarse SSM observed; 1 seam-filled (coarse SSM missing that day); "
     "2 LST gap-filled under cloud (coarse observed); 3 seam-filled and LST gap-filled; 255 no estimate"
 )
-#: residual corrections: ``filter`` (default of the model-based methods) treats the coarse
-#: value as a noisy observation and spreads its space-time filtered residual smoothly;
-#: ``coherent`` makes every observed cell's 1 km mean equal its coarse value exactly
-#: (interpolated residual, then a constant shift per cell); ``smooth`` is exact and
-#: smooth across cell edges; ``cell`` a constant per cell; ``none`` the model alone
-RESIDUAL_MODES = ("filter", "coherent", "smooth", "cell", "none")
-RESIDUAL_ALIASES = {"interp": "coherent"}
+#: residual corrections (:data:`.options.RESIDUAL_MODES`): ``filter`` (default of the
+#: model-based methods) treats the coarse value as a noisy observation and spreads its
+#: space-time filtered residual smoothly; ``coherent`` makes every observed cell's 1 km mean
+#: equal its coarse value exactly (interpolated residual, then a constant shift per cell);
+#: ``smooth`` is exact and smooth across cell edges; ``cell`` a constant per cell; ``none``
+#: the model alone
 #: width (m3/m3) of the soft margin inside MIN_SSM..MAX_SSM in the ``filter`` mode
 SOFT_MARGIN = 0.02
-#: memory (bytes) for day predictions kept from the first pass of the static/dynamic split
-KEEP_BYTES = 512 * 1024 * 1024
+#: scratch disk (bytes) for the day predictions of the first pass of the static/dynamic
+#: split, read back by the last stage instead of predicting the day again (beyond it, days
+#: are predicted again); nothing is kept in memory, whatever the run's length
+KEEP_BYTES = 4 * 1024**3
+#: days per task of a stage (results do not depend on it)
+CHUNK_DAYS = 8
+#: residuals of the days within this many days of a day are handed to its kriging (at least
+#: the kriging window of :func:`.stfilter.krige`, at most 5 days today)
+KRIGE_MAX_DAYS = 10
 #: share of pixel-days outside MIN_SSM..MAX_SSM above which the run warns
 CLIPPED_WARN = 0.001
 PREFIX_SSM, PREFIX_FLAGS, PREFIX_UNC = "ssm", "ssm_flags", "ssm_uncertainty"
@@ -144,8 +182,90 @@ def soft_bounds(field_: np.ndarray, lo: float, hi: float, info: CorrectionInfo |
     return x
 
 
+class DayStore:
+    """Per-day state of a run on a scratch folder (pickles, written atomically): what a
+    day's later stages need (its coarse data, fitted estimator, residuals, filtered
+    residual), so that nothing accumulates in memory over the run and any worker can pick
+    a day up. The folder must be visible to every worker (on a cluster: a shared disk)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def _path(self, kind: str, day: dt.date) -> Path:
+        return self.folder / f"{kind}_{day.toordinal()}.pkl"
+
+    def put(self, kind: str, day: dt.date, obj: object) -> None:
+        path = self._path(kind, day)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        with open(tmp, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+    def get(self, kind: str, day: dt.date) -> object:
+        with open(self._path(kind, day), "rb") as fh:
+            return pickle.load(fh)  # nosec B301
+
+    def has(self, kind: str, day: dt.date) -> bool:
+        return self._path(kind, day).exists()
+
+    def drop(self, kind: str, day: dt.date) -> None:
+        self._path(kind, day).unlink(missing_ok=True)
+
+    def put_array(self, kind: str, day: dt.date, arr: np.ndarray) -> None:
+        path = self.folder / f"{kind}_{day.toordinal()}.npy"
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+        np.save(tmp, arr)
+        os.replace(tmp, path)
+
+    def pop_array(self, kind: str, day: dt.date) -> np.ndarray:
+        path = self.folder / f"{kind}_{day.toordinal()}.npy"
+        arr = np.load(path)
+        path.unlink()
+        return arr
+
+
+@dataclass
+class RunState:
+    """The run-wide results a day's last stages need: the anomaly gains, the residual
+    covariance and the static anomaly (saved on the scratch folder, ``static_file``)."""
+
+    gain: float = 1.0
+    gain_static: float | None = None
+    covariance: Covariance | None = None
+    static_file: str | None = None
+
+
+def sample_days(days: Sequence[dt.date], cap: int, block: int = CHUNK_DAYS) -> list[dt.date]:
+    """At most ``cap`` of ``days`` (sorted) for the run-wide statistics: all of them when
+    there are no more, else blocks of ``block`` consecutive run days spread evenly over the
+    run (consecutive days keep the one- and two-day lags the covariance needs)."""
+    days = list(days)
+    if len(days) <= cap:
+        return days
+    block = max(1, min(block, cap))
+    nb = max(1, cap // block)
+    starts = np.linspace(0, len(days) - block, nb).round().astype(int)
+    picked: list[dt.date] = []
+    for s in starts:
+        for d in days[s : s + block]:
+            if not picked or d > picked[-1]:
+                picked.append(d)
+    return picked
+
+
+def chunks(days: Sequence[dt.date], size: int) -> list[list[dt.date]]:
+    """``days`` cut into consecutive runs of ``size`` (the tasks of a stage)."""
+    days = list(days)
+    return [days[i : i + size] for i in range(0, len(days), max(1, size))]
+
+
 class Engine:
-    """Runs stages A-C for one estimator over given days (see the module docstring)."""
+    """Runs the stages over given days for one estimator (see the module docstring).
+
+    The per-day work is in methods that read only the Engine's grid set-up and the
+    :class:`RunState` (so workers - threads, processes, Dask - can run them); :meth:`run`
+    maps them over chunks of days with an executor (:mod:`..runner`) and makes every
+    reduction in day order in this process."""
 
     def __init__(
         self,
@@ -153,52 +273,32 @@ class Engine:
         fine_source: FolderPredictors | ArrayPredictors,
         coarse_source: FolderCoarse | ArrayCoarse,
         membership: Membership,
-        *,
-        pool_days: int = 0,
-        seam_days: int = 7,
-        ssm_range: tuple[float, float] = (0.01, 0.6),
-        residual: str | None = None,
-        min_fit_coverage: float = 0.5,
-        block_pixels: int = 1_000_000,
-        anomaly_gain: float | str = "auto",
-        anomaly_days: int = 1,
-        noise_sd: float | None = None,
+        options: DownscaleOptions | None = None,
     ):
+        options = options if options is not None else DownscaleOptions()
+        self.options = options
         self.template = template
         self.fine_source = fine_source
         self.coarse_source = coarse_source
         self.m = membership
         self.fine = membership.fine
         self.coarse = membership.coarse
-        self.pool_days = int(pool_days)
-        self.seam_days = int(seam_days)
-        lo, hi = map(float, ssm_range)
-        if not lo < hi:
-            raise SsmError(f"The physical range of soil moisture must have min < max, got {lo} and {hi}")
-        self.lo, self.hi = lo, hi
-        self.residual = residual or template.residual
+        self.pool_days = options.pool_days
+        self.seam_days = options.seam_days
+        self.lo, self.hi = options.ssm_range
+        self.residual = options.residual or template.residual
         self.residual = RESIDUAL_ALIASES.get(self.residual, self.residual)
         if self.residual not in RESIDUAL_MODES:
             raise SsmError(f"Unknown residual correction {self.residual!r}; choose {', '.join(RESIDUAL_MODES)}")
-        if noise_sd is not None and not (isinstance(noise_sd, (int, float)) and 0 <= noise_sd < 1
-                                         and math.isfinite(noise_sd)):
-            raise SsmError(f"The retrieval error must be a number in 0..1 m3/m3 (or None to estimate it), got {noise_sd!r}")
-        self.noise_sd = None if noise_sd is None else float(noise_sd)
-        self.covariance: Covariance | None = None
-        self.filtered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.coarse_pred: dict[int, np.ndarray] = {}
-        #: static/dynamic split of the anomaly gain (filter mode, gain estimated): the gain of
-        #: the persistent pattern and each pixel's run-mean anomaly (pass 1)
-        self.gain_static: float | None = None
+        self.noise_sd = options.noise_sd
+        self.min_fit_coverage = options.min_fit_coverage
+        self.gain_option = options.anomaly_gain
+        self.anomaly_days = options.anomaly_days
+        self.state = RunState()
+        self._static_file: str | None = None
         self.static: np.ndarray | None = None
-        self.min_fit_coverage = float(min_fit_coverage)
-        if anomaly_gain != "auto" and not (isinstance(anomaly_gain, (int, float)) and 0 <= anomaly_gain <= 2):
-            raise SsmError(f"The anomaly gain must be 'auto' or a number in 0..2, got {anomaly_gain!r}")
-        self.gain_option = anomaly_gain
-        if int(anomaly_days) < 0:
-            raise SsmError(f"The anomaly window must be 0 or more days, got {anomaly_days}")
-        self.anomaly_days = int(anomaly_days)
-        self.gain = 1.0
+        self._lock = threading.Lock()
+        block_pixels = options.block_pixels
         self.blocks = _blocks(self.fine, block_pixels)
         self.block_pixels = block_pixels
         self.n = self.coarse.size
@@ -211,6 +311,27 @@ class Engine:
         self.cover = np.nan_to_num(membership.coverage().ravel(), nan=0.0)
         self.members = membership.members.ravel()
         self.fr, self.fc = plan.fr, plan.fc
+
+    # -- run-wide state ----------------------------------------------------------------------
+    @property
+    def gain(self) -> float:
+        return self.state.gain
+
+    @property
+    def gain_static(self) -> float | None:
+        return self.state.gain_static
+
+    @property
+    def covariance(self) -> Covariance | None:
+        return self.state.covariance
+
+    def use_state(self, state: RunState) -> None:
+        """Take the run-wide results (loads the static anomaly once per worker)."""
+        with self._lock:
+            self.state = state
+            if state.static_file != self._static_file:
+                self.static = None if state.static_file is None else np.load(state.static_file)
+                self._static_file = state.static_file
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -226,7 +347,8 @@ class Engine:
         return np.broadcast_to(self.weights, self.fine.shape)[r0 : r0 + nr][ok]
 
     # -- stage A -----------------------------------------------------------------------------
-    def aggregate(self, day: dt.date, prog: Progress) -> tuple[Downscaler, CoarseData, np.ndarray]:
+    def aggregate(self, day: dt.date, prog: Progress | None = None) -> tuple[Downscaler, CoarseData, np.ndarray]:
+        prog = prog or Progress(len(self.blocks))
         est = self.template.clone()
         if type(est).prepare is not Downscaler.prepare:
             est.prepare(self.fine_source.read_sample(day, 250_000))
@@ -256,10 +378,30 @@ class Engine:
         data = CoarseData(y, Xc, usable, self.node_xy, self.shape, est.feature_names, day=day.toordinal())
         return est, data, count
 
+    # -- stage B (per day) ------------------------------------------------------------------------
+    def fit_day(self, day: dt.date, agg: tuple[Downscaler, CoarseData, np.ndarray],
+                y_series: dict[int, np.ndarray], pool: Sequence[CoarseData]) -> tuple[Downscaler, np.ndarray | None, str]:
+        """Fit one day: ``y_series`` the observed coarse SSM of the days within
+        ``seam_days`` (ordinal -> (n,)), ``pool`` the coarse data of the days within
+        ``pool_days``. Returns the fitted estimator, the coarse prediction and '' - or the
+        reason the day is skipped (and None)."""
+        est, data, count = agg
+        if not (count > 0).any():  # not the coarse product's fault: say which input is empty
+            return est, None, f"no 1 km pixel has every predictor ({', '.join(est.feature_names)}): an input is all nodata"
+        if not (np.isfinite(data.y) & (count > 0)).any() and self.pool_days <= 0:
+            return est, None, "no coarse soil moisture over the 1 km grid"
+        data.y_filled = fill_coarse(data.y, y_series, data.day, self.seam_days, self.node_xy, count > 0)
+        try:
+            est.fit(data, pool)
+        except ValueError as exc:
+            return est, None, f"the model cannot be fitted: {exc}"
+        return est, est.predict_coarse(data), ""
+
     # -- stage C -----------------------------------------------------------------------------
-    def predict_day(self, day: dt.date, est: Downscaler, prog: Progress) -> dict:
+    def predict_day(self, day: dt.date, est: Downscaler, prog: Progress | None = None) -> dict:
         """The model at 1 km for one day (no correction): ``pred``, ``unc`` float32 full
         arrays, ``lstf`` (LST gap-filled pixels) and the number of land pixels."""
+        prog = prog or Progress(len(self.blocks))
         H, W = self.fine.shape
         pred = np.full((H, W), np.nan, dtype=np.float32)
         unc = np.full((H, W), np.nan, dtype=np.float32)
@@ -290,10 +432,13 @@ class Engine:
 
     def apply(self, day: dt.date, est: Downscaler, data: CoarseData, count: np.ndarray,
               resid_series: dict[int, np.ndarray], prog: Progress | None = None,
-              predicted: dict | None = None, window: Sequence[dict] = ()) -> DayResult:
+              predicted: dict | None = None, window: Sequence[dict] = (),
+              filtered: tuple[np.ndarray, np.ndarray] | None = None, coarse_pred: np.ndarray | None = None
+              ) -> DayResult:
         """Stage C for one day: ``predicted`` (from :meth:`predict_day`, computed when None)
         and the predictions of neighbouring days whose within-cell anomalies are averaged
-        with today's (``window``)."""
+        with today's (``window``); ``filtered`` the day's kriged residual signal and
+        variance and ``coarse_pred`` the model's coarse prediction (``filter`` mode)."""
         H, W = self.fine.shape
         pd = predicted if predicted is not None else self.predict_day(day, est, prog or Progress(len(self.blocks)))
         pred, unc, lstf, land_n = pd["pred"].copy(), pd["unc"], pd["lstf"], pd["land_n"]
@@ -308,7 +453,7 @@ class Engine:
         filt_var = None
         if self.residual == "filter":
             mean_now, _ = cell_means(pred, self.index, self.weights, self.n)
-            field_, filt_var, borrowed_cells = self._apply_filter(pred, mean_now, data, count)
+            field_, filt_var, borrowed_cells = self._apply_filter(pred, mean_now, data, count, filtered, coarse_pred)
         elif self.residual != "none":
             mean_pred, _ = cell_means(pred, self.index, self.weights, self.n)
             borrowed = borrow_in_time(resid_series, data.day, self.seam_days) if resid_series else np.full(self.n, np.nan)
@@ -371,15 +516,15 @@ class Engine:
         d = np.abs(mean - y)[observed & np.isfinite(mean)]
         return float(d.mean()) if d.size else math.nan
 
-    def _apply_filter(self, pred: np.ndarray, mean_pred: np.ndarray, data: CoarseData, count: np.ndarray
+    def _apply_filter(self, pred: np.ndarray, mean_pred: np.ndarray, data: CoarseData, count: np.ndarray,
+                      filtered: tuple[np.ndarray, np.ndarray] | None, yc: np.ndarray | None
                       ) -> tuple[np.ndarray, np.ndarray, int]:
         """The ``filter`` correction: node values ``v = s + yc - m`` (filtered residual
         signal ``s``, the model's coarse prediction ``yc`` and the cell mean ``m`` of its
         1 km prediction), interpolated bilinearly and added; returns the field, the
         interpolated kriging variance and the number of cells without a retrieval whose
         residual came from neighbouring cells and days."""
-        sig, var = self.filtered.get(data.day, (np.zeros(self.n), np.full(self.n, np.nan)))
-        yc = self.coarse_pred.get(data.day)
+        sig, var = filtered if filtered is not None else (np.zeros(self.n), np.full(self.n, np.nan))
         v = sig.copy()
         if yc is not None:
             adj = yc - mean_pred
@@ -387,7 +532,6 @@ class Engine:
             v[ok] += adj[ok]
         field_ = pred.copy()
         fvar = np.full(pred.shape, np.nan, dtype=np.float32)
-        H, W = pred.shape
         vv = np.nan_to_num(var, nan=float(np.nanmax(var)) if np.isfinite(var).any() else 0.0)
         for r0, nr in _blocks(self.fine, self.block_pixels):
             blk = field_[r0 : r0 + nr]
@@ -400,147 +544,166 @@ class Engine:
         borrowed = int((~(np.isfinite(data.y) & (count > 0)) & (count > 0)).sum())
         return field_, fvar, borrowed
 
-    def _static_pass(self, fitted: Sequence[dt.date], coarse: dict, w: int, prog: Progress) -> dict[dt.date, dict]:
-        """Pass 1 of the static/dynamic split: ``self.static`` = each pixel's within-cell
-        anomaly (relative to the smooth large-scale field, averaged over the anomaly window)
-        averaged over the run. Returns the day predictions it could keep within
-        :data:`KEEP_BYTES` (the rest are predicted again in pass 2)."""
-        H, W = self.fine.shape
-        acc = np.zeros((H, W))
-        cnt = np.zeros((H, W), dtype=np.int32)
-        cache: dict[dt.date, dict] = {}
-        kept: dict[dt.date, dict] = {}
-        budget = KEEP_BYTES // max(1, 8 * H * W)  # predictions (pred + unc, float32) that fit
-        for d in fitted:
-            near = [o for o in fitted if abs((o - d).days) <= w]
-            for o in list(cache):
-                if o not in near:
-                    if len(kept) < budget:
-                        kept[o] = cache[o]
-                    del cache[o]
-            for o in near:
-                if o not in cache:
-                    cache[o] = self.predict_day(o, coarse[o][0], prog)
-            pd = cache[d]
-            _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
-                                  self.fr, self.fc, self.shape)
-            ok = np.isfinite(A)
-            acc[ok] += A[ok]
-            cnt[ok] += 1
-            prog.advance()
-        for o, v in cache.items():
-            if len(kept) < budget:
-                kept[o] = v
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.static = np.where(cnt > 0, acc / cnt, np.nan).astype(np.float32)
-        return kept
-
-    def _filter_residuals(self, resid_series: dict[int, np.ndarray], fitted: Sequence[dt.date],
-                          check: Callable[[], None]) -> None:
-        """Estimate the residuals' space-time covariance and krige their signal for the
-        fitted days (:mod:`.stfilter`)."""
-        ords = sorted(resid_series)
-        stack = np.vstack([resid_series[o] for o in ords])
-        self.covariance = cov = estimate_covariance(stack, self.node_xy, np.array(ords), self.spacing, self.noise_sd)
-        log.info("Coarse residuals: retrieval error %.3f m3/m3 (%s), signal %.3f m3/m3 correlated over %.0f km and "
-                 "%.1f days", cov.noise_sd, "given" if self.noise_sd is not None else "estimated from the data",
-                 cov.signal_sd, cov.length_m / 1000.0, cov.time_days)
-        self.filtered = krige(resid_series, self.node_xy, [d.toordinal() for d in fitted], cov, self.spacing,
-                              grid_shape=self.shape, check=check)
-
     # -- all stages --------------------------------------------------------------------------
     def run(
         self,
         days: Sequence[dt.date],
-        sink: Callable[[DayResult], None],
+        sink: Callable[[DayResult], None] | None = None,
         progress: ProgressFn | None = None,
         is_cancelled: CancelFn | None = None,
         skipped: dict[dt.date, str] | None = None,
+        *,
+        executor: Executor | None = None,
+        spec: RunSpec | None = None,
+        writer: Callable[[DayResult], dict] | None = None,
+        on_written: Callable[[dict], None] | None = None,
+        scratch: str | Path | None = None,
+        chunk_days: int = CHUNK_DAYS,
     ) -> list[dt.date]:
-        """Process ``days`` (sorted), handing each day's result to ``sink``; returns the days
-        done. Days that cannot be fitted are recorded in ``skipped`` with the reason."""
+        """Process ``days`` (sorted): each day's result goes to ``sink`` here, or is
+        written in the worker by ``writer`` (picklable; its return value goes to
+        ``on_written`` here, in day order). Returns the days done; days that cannot be
+        fitted are recorded in ``skipped`` with the reason.
+
+        ``executor`` (default serial) runs the per-day stages over chunks of
+        ``chunk_days`` days; workers other than this process's threads rebuild the Engine
+        from ``spec``. Per-day state goes to ``scratch`` (default: a temporary folder;
+        removed at the end). The reductions between the stages (anomaly gains, residual
+        covariance, static anomaly) are made here in day order, so every executor and
+        chunk size gives the same bytes."""
         skipped = {} if skipped is None else skipped
-        nb = len(self.blocks)
-        prog = Progress(1.0, progress, is_cancelled)
+        executor = executor or SerialExecutor()
+        own_scratch = scratch is None
+        folder = Path(tempfile.mkdtemp(prefix="ssm-run-") if own_scratch else scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        if spec is None:
+            spec = RunSpec(token=uuid.uuid4().hex, inputs=None, options=self.options, template=self.template)
+        if not isinstance(executor, (SerialExecutor, ThreadExecutor)) and spec.inputs is None:
+            raise SsmError(f"A run on {executor.name} workers needs its inputs (RunSpec.inputs) to rebuild the engine")
+        _ENGINES[spec.token] = self
+        if is_cancelled is not None:  # tasks in this process check it between days and blocks
+            _CANCELS[spec.token] = is_cancelled
+        ctx = _Ctx(spec, str(folder), tuple(days))
+        shared = executor.share(ctx)
+        try:
+            return self._run(list(days), sink, Progress(1.0, progress, is_cancelled), skipped, executor, shared,
+                             DayStore(folder), writer, on_written, max(1, int(chunk_days)))
+        finally:
+            _ENGINES.pop(spec.token, None)
+            _CANCELS.pop(spec.token, None)
+            self.fine_source.close()  # the decoded inputs of the run
+            executor.on_workers(forget_run, spec.token)
+            if own_scratch:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                for p in folder.glob("*"):
+                    p.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+    def _run(self, days: list[dt.date], sink, prog: Progress, skipped: dict, executor: Executor, ctx,
+             store: DayStore, writer, on_written, chunk: int) -> list[dt.date]:
         prog.check()
-        pa = prog.sub(0.3, total=max(len(days) * nb, 1))
-        coarse: dict[dt.date, tuple[Downscaler, CoarseData, np.ndarray]] = {}
-        for d in days:
-            coarse[d] = self.aggregate(d, pa)
-        y_series = {d.toordinal(): np.where(c[2] > 0, c[1].y, np.nan) for d, c in coarse.items()}
-        pb = prog.sub(0.1, total=max(len(days), 1) + 1)
+        # A: aggregate every day (per-day state to the store)
+        pa = prog.sub(0.3, total=max(len(days), 1))
+        for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)]):
+            for _ in res:
+                pa.advance()
+        # run-wide: anomaly gains (one scale up) from a bounded sample of days
+        pb = prog.sub(0.1, total=2)
+        state = RunState()
         if self.gain_option == "auto":
-            if self.template.scale_gain and self.residual == "filter":
-                g = anomaly_gains(self.template, [(c[1], c[2]) for c in coarse.values()],
-                                  window=self.anomaly_days, check=prog.check)
-                self.gain, self.gain_static = g.dynamic, g.static
-                log.info("Within-cell anomaly gains (estimated one scale up from %d coarse cell-days): %.2f for the "
-                         "persistent pattern, %.2f for its day-to-day changes (%.2f pooled)", g.pairs, g.static,
-                         g.dynamic, g.pooled)
-            elif self.template.scale_gain:
-                self.gain, pairs = anomaly_gain(self.template, [(c[1], c[2]) for c in coarse.values()],
-                                                window=self.anomaly_days, check=prog.check)
-                log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cell-days)",
-                         self.gain, pairs)
+            if self.template.scale_gain:
+                sample = sample_days(days, self.options.stat_days)
+                per: dict = {off: {} for off in GAIN_OFFSETS}
+                for res in executor.map(_task_gain_pairs, [(ctx, c) for c in chunks(sample, chunk)]):
+                    prog.check()
+                    for off, entries in res.items():
+                        per[off].update(entries)
+                if self.residual == "filter":
+                    g = _gains_from_pairs(per, self.anomaly_days)
+                    state.gain, state.gain_static = g.dynamic, g.static
+                    log.info("Within-cell anomaly gains (estimated one scale up from %d coarse cell-days): %.2f for "
+                             "the persistent pattern, %.2f for its day-to-day changes (%.2f pooled)", g.pairs, g.static,
+                             g.dynamic, g.pooled)
+                else:
+                    state.gain, pairs = _pooled_slope(per, self.anomaly_days)
+                    log.info("Within-cell anomaly gain %.2f (estimated one scale up from %d coarse cell-days)",
+                             state.gain, pairs)
+                del per
         else:
-            self.gain = float(self.gain_option)
+            state.gain = float(self.gain_option)
         pb.advance()
+        # B: fit every day (fitted state to the store), residuals of a bounded sample kept
+        pf = prog.sub(0.1, total=max(len(days), 1))
         fitted: list[dt.date] = []
-        resid_series: dict[int, np.ndarray] = {}
-        for d in days:
-            est, data, count = coarse[d]
-            if not (count > 0).any():  # not the coarse product's fault: say which input is empty
-                skipped[d] = f"no 1 km pixel has every predictor ({', '.join(est.feature_names)}): an input is all nodata"
-                pb.advance()
-                continue
-            if not (np.isfinite(data.y) & (count > 0)).any() and self.pool_days <= 0:
-                skipped[d] = "no coarse soil moisture over the 1 km grid"
-                pb.advance()
-                continue
-            data.y_filled = fill_coarse(data.y, y_series, data.day, self.seam_days, self.node_xy, count > 0)
-            pool = [coarse[o][1] for o in days if o != d and abs((o - d).days) <= self.pool_days]
-            try:
-                est.fit(data, pool)
-            except ValueError as exc:
-                skipped[d] = f"the model cannot be fitted: {exc}"
-                pb.advance()
-                continue
-            yc = est.predict_coarse(data)
-            self.coarse_pred[data.day] = yc
-            resid_series[data.day] = np.where(np.isfinite(data.y) & (count > 0), data.y - yc, np.nan)
-            fitted.append(d)
-            pb.advance()
-        for d, why in skipped.items():
-            if d in coarse:
-                log.warning("%s skipped: %s", d, why)
+        stat = set(sample_days(days, self.options.stat_days))
+        resid_sample: dict[int, np.ndarray] = {}
+        for res in executor.map(_task_fit, [(ctx, c) for c in chunks(days, chunk)]):
+            for d, why, resid in res:
+                if why:
+                    skipped[d] = why
+                    log.warning("%s skipped: %s", d, why)
+                else:
+                    fitted.append(d)
+                    if d in stat:
+                        resid_sample[d.toordinal()] = resid
+                pf.advance()
+        for d in days:  # the fitted state holds what the later stages need
+            store.drop("agg", d)
         if self.residual == "filter" and fitted:
-            self._filter_residuals(resid_series, fitted, prog.check)
+            ords = sorted(resid_sample)
+            stack = np.vstack([resid_sample[o] for o in ords])
+            state.covariance = cov = estimate_covariance(stack, self.node_xy, np.array(ords), self.spacing,
+                                                         self.noise_sd)
+            del stack, resid_sample
+            log.info("Coarse residuals: retrieval error %.3f m3/m3 (%s), signal %.3f m3/m3 correlated over %.0f km "
+                     "and %.1f days", cov.noise_sd, "given" if self.noise_sd is not None else "estimated from the data",
+                     cov.signal_sd, cov.length_m / 1000.0, cov.time_days)
+            for _ in executor.map(_task_krige, [(ctx, c, _around(fitted, c, KRIGE_MAX_DAYS), cov)
+                                                for c in chunks(fitted, chunk)]):
+                prog.check()
+        resid_sample = {}
         w = self.anomaly_days if self.template.scale_gain else 0
-        kept: dict[dt.date, dict] = {}
-        split = self.gain_static is not None and self.residual == "filter"
-        if split:  # pass 1: each pixel's within-cell anomaly averaged over the run
-            pp = prog.sub(0.25, total=max(len(fitted) * (nb + 1), 1))
-            kept = self._static_pass(fitted, coarse, w, pp)
-        pc = prog.sub(0.6 if not split else 0.35, total=max(len(fitted) * (nb + 1), 1))
+        split = state.gain_static is not None and self.residual == "filter"
+        if split:  # pass 1: each pixel's within-cell anomaly averaged over the run, summed in day order
+            pp = prog.sub(0.25, total=max(min(len(fitted), self.options.stat_days), 1))
+            H, W = self.fine.shape
+            acc = np.zeros((H, W))
+            cnt = np.zeros((H, W), dtype=np.int32)
+            static_days = sample_days(fitted, self.options.stat_days)
+            keep = set(static_days[: KEEP_BYTES // max(1, 9 * H * W)])  # pred + unc (float32), flags
+            for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
+                                                   for c in chunks(static_days, chunk)]):
+                for d in res:
+                    A = store.pop_array("anom", d)
+                    ok = np.isfinite(A)
+                    acc[ok] += A[ok]
+                    cnt[ok] += 1
+                    pp.advance()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                static = np.where(cnt > 0, acc / cnt, np.nan).astype(np.float32)
+            del acc, cnt
+            state.static_file = str(store.folder / "static.npy")
+            np.save(state.static_file, static)
+            del static
+        self.use_state(state)
+        # C: predict at 1 km, correct, flag and write, per day
+        pc = prog.sub(0.6 if not split else 0.35, total=max(len(fitted), 1))
         out_of_range = clipped_px = valid_px = 0
-        cache: dict[dt.date, dict] = {}  # predictions of the days in the anomaly window
-        for d in fitted:
-            near = [o for o in fitted if abs((o - d).days) <= w]
-            for o in list(cache):
-                if o not in near:
-                    del cache[o]
-            for o in near:
-                if o not in cache:
-                    cache[o] = kept.pop(o, None) or self.predict_day(o, coarse[o][0], pc)
-            est, data, count = coarse[d]
-            others = {k: v for k, v in resid_series.items() if k != data.day}
-            res = self.apply(d, est, data, count, others, predicted=cache[d],
-                             window=[cache[o] for o in near if o != d])
-            out_of_range += res.stats["targets_out_of_range"]
-            clipped_px += res.stats["clipped_pixels"]
-            valid_px += int(np.isfinite(res.ssm).sum())
-            sink(res)
-            pc.advance()
+        reach = max(w, self.seam_days)
+        for res in executor.map(_task_apply, [(ctx, c, _around(fitted, c, reach), w, state, writer)
+                                              for c in chunks(fitted, chunk)]):
+            for item, st in res:
+                out_of_range += st["targets_out_of_range"]
+                clipped_px += st["clipped_pixels"]
+                valid_px += st["valid_pixels"]
+                if writer is None:
+                    if sink is not None:
+                        sink(item)
+                elif on_written is not None:
+                    on_written(item)
+                pc.advance()
         if valid_px and clipped_px > CLIPPED_WARN * valid_px:
             log.warning("%.2f %% of the pixel-days (%d) were outside %.3f-%.3f m3/m3 and were %s: check the inputs' "
                         "units and the MIN_SSM / MAX_SSM range", 100.0 * clipped_px / valid_px, clipped_px, self.lo,
@@ -550,6 +713,243 @@ class Engine:
                         "clipped, so their means sit at the bound", out_of_range, self.lo, self.hi)
         prog.finish()
         return fitted
+
+
+# ---------------------------------------------------------------------------------------
+# the tasks (module-level, picklable): each gets the run context and a chunk of days
+# ---------------------------------------------------------------------------------------
+
+#: anomaly-gain block offsets (as :func:`.scale.anomaly_gains`)
+GAIN_OFFSETS = ((0, 0), (1, 1))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a worker needs to rebuild the Engine: ``inputs`` (:class:`FolderInputs` or
+    :class:`ArrayInputs`), the options and the unfitted estimator; ``token`` names the
+    run (a worker builds its Engine once per run)."""
+
+    token: str
+    inputs: FolderInputs | ArrayInputs | None
+    options: DownscaleOptions
+    template: Downscaler
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    spec: RunSpec
+    scratch: str
+    days: tuple[dt.date, ...]
+
+
+#: engines of the runs this process works on (token -> Engine); the driver registers its own
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+#: the caller's cancel check of the runs started in this process (token -> callable)
+_CANCELS: dict[str, CancelFn] = {}
+
+
+def _checker(ctx: _Ctx) -> Progress:
+    """A progress counter that only checks for cancellation (in the driver's process)."""
+    return Progress(1e18, None, _CANCELS.get(ctx.spec.token))
+
+
+def _engine(ctx: _Ctx) -> Engine:
+    spec = ctx.spec
+    with _ENGINES_LOCK:
+        eng = _ENGINES.get(spec.token)
+        if eng is None:
+            fine_src, coarse_src, m = spec.inputs.open(spec.options)
+            for k in [k for k in _ENGINES if k != spec.token]:  # one run at a time per worker
+                del _ENGINES[k]
+            eng = _ENGINES[spec.token] = Engine(spec.template, fine_src, coarse_src, m, spec.options)
+    return eng
+
+
+def forget_run(token: str) -> None:
+    """Drop this worker's Engine of a finished run (its grids, kept predictions and
+    cached inputs)."""
+    with _ENGINES_LOCK:
+        eng = _ENGINES.pop(token, None)
+    if eng is not None:
+        eng.fine_source.close()
+
+
+def _around(days: Sequence[dt.date], chunk: Sequence[dt.date], reach: int) -> tuple[dt.date, ...]:
+    """The ``days`` within ``reach`` days of a chunk (what its tasks may look at)."""
+    i = bisect.bisect_left(days, chunk[0] - dt.timedelta(days=reach))
+    j = bisect.bisect_right(days, chunk[-1] + dt.timedelta(days=reach))
+    return tuple(days[i:j])
+
+
+def _near(days: Sequence[dt.date], d: dt.date, w: int) -> list[dt.date]:
+    i = bisect.bisect_left(days, d - dt.timedelta(days=w))
+    j = bisect.bisect_right(days, d + dt.timedelta(days=w))
+    return list(days[i:j])
+
+
+def _task_aggregate(task: tuple) -> list[dt.date]:
+    ctx, days = task
+    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    for d in days:
+        store.put("agg", d, eng.aggregate(d, _checker(ctx)))
+    return list(days)
+
+
+def _task_gain_pairs(task: tuple) -> dict:
+    ctx, days = task
+    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    out: dict = {off: {} for off in GAIN_OFFSETS}
+    for d in days:
+        _, data, count = store.get("agg", d)
+        per = _anomaly_pairs(eng.template, [(data, count)], GAIN_OFFSETS, 2, None)
+        for off in GAIN_OFFSETS:
+            out[off].update(per[off])
+    return out
+
+
+def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
+    ctx, days = task
+    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    out = []
+    cache: dict[dt.date, tuple] = {}
+    reach = max(eng.seam_days, eng.pool_days)
+    check = _checker(ctx)
+    for d in days:
+        check.check()
+        near = _near(ctx.days, d, reach)
+        for o in list(cache):
+            if o not in near:
+                del cache[o]
+        for o in near:
+            if o not in cache:
+                cache[o] = store.get("agg", o)
+        est, data, count = cache[d]
+        y_series = {o.toordinal(): np.where(cache[o][2] > 0, cache[o][1].y, np.nan)
+                    for o in near if abs((o - d).days) <= eng.seam_days}
+        pool = [cache[o][1] for o in near if o != d and abs((o - d).days) <= eng.pool_days]
+        est, yc, why = eng.fit_day(d, (est, data, count), y_series, pool)
+        if why:
+            out.append((d, why, None))
+            continue
+        resid = np.where(np.isfinite(data.y) & (count > 0), data.y - yc, np.nan)
+        store.put("fit", d, (est, data, count, yc))
+        store.put("res", d, resid)
+        out.append((d, "", resid))
+    return out
+
+
+def _task_krige(task: tuple) -> list[dt.date]:
+    ctx, days, fitted, cov = task
+    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    reach = KRIGE_MAX_DAYS
+    src = [o for o in fitted if days[0] - dt.timedelta(days=reach) <= o <= days[-1] + dt.timedelta(days=reach)]
+    resid = {o.toordinal(): store.get("res", o) for o in src}
+    res = krige(resid, eng.node_xy, [d.toordinal() for d in days], cov, eng.spacing, grid_shape=eng.shape,
+                check=_checker(ctx).check)
+    for d in days:
+        store.put("filt", d, res[d.toordinal()])
+    return list(days)
+
+
+def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.date], fit_cache: dict,
+                 check: Progress | None = None) -> None:
+    """Fill ``cache`` with the day predictions of ``near`` (dropping the others): those the
+    first pass saved on the scratch folder, else predicted."""
+    for o in list(cache):
+        if o not in near:
+            del cache[o]
+    for o in list(fit_cache):
+        if o not in near:
+            del fit_cache[o]
+    for o in near:
+        if o not in fit_cache:
+            fit_cache[o] = store.get("fit", o)
+        if o not in cache:
+            cache[o] = store.get("pred", o) if store.has("pred", o) else eng.predict_day(o, fit_cache[o][0], check)
+
+
+def _task_static(task: tuple) -> list[dt.date]:
+    """Pass 1 of the static/dynamic split for a chunk of days: each day's within-cell
+    anomaly (averaged over the anomaly window) saved for the driver's sum in day order."""
+    ctx, days, fitted, w, keep = task
+    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    cache: dict[dt.date, dict] = {}
+    fits: dict[dt.date, tuple] = {}
+    for d in days:
+        near = _near(fitted, d, w)
+        _predictions(eng, store, cache, near, fits, _checker(ctx))
+        pd = cache[d]
+        _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
+                              eng.fr, eng.fc, eng.shape)
+        store.put_array("anom", d, A)
+        if d in keep:
+            store.put("pred", d, pd)
+    return list(days)
+
+
+def _task_apply(task: tuple) -> list[tuple[object, dict]]:
+    """Stage C for a chunk of days: the corrected day, written by ``writer`` in the worker
+    (its return value comes back) or returned whole (no writer)."""
+    ctx, days, fitted, w, state, writer = task
+    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    eng.use_state(state)
+    cache: dict[dt.date, dict] = {}
+    fits: dict[dt.date, tuple] = {}
+    out = []
+    for d in days:
+        near = _near(fitted, d, w)
+        _predictions(eng, store, cache, near, fits, _checker(ctx))
+        est, data, count, yc = fits[d]
+        if eng.residual == "filter":
+            filt = store.get("filt", d) if store.has("filt", d) else None
+            others: dict[int, np.ndarray] = {}
+        else:
+            filt = None
+            others = {o.toordinal(): store.get("res", o) for o in _near(fitted, d, eng.seam_days) if o != d}
+        res = eng.apply(d, est, data, count, others, predicted=cache[d], window=[cache[o] for o in near if o != d],
+                        filtered=filt, coarse_pred=yc)
+        st = {"targets_out_of_range": res.stats["targets_out_of_range"], "clipped_pixels": res.stats["clipped_pixels"],
+              "valid_pixels": int(np.isfinite(res.ssm).sum())}
+        out.append((writer(res) if writer is not None else res, st))
+        for o in fitted:  # inputs no later day of this chunk reads (their decoded copies)
+            if o <= d - dt.timedelta(days=w) and o not in days[days.index(d) + 1:]:
+                eng.fine_source.release(o)
+    return out
+
+
+def _gains_from_pairs(per: dict, window: int) -> Gains:
+    """:func:`.scale.anomaly_gains` from the anomaly pairs gathered per day
+    (``per[offset][day ordinal] = (ap, ao, w)``, days in order)."""
+    k, pairs = _pooled_slope(per, window)
+    if pairs < MIN_PAIRS:
+        return Gains(k, k, k, pairs)
+    sn = sd_ = dn = dd = 0.0
+    for by_day in per.values():
+        if not by_day:
+            continue
+        ords = sorted(by_day)
+        AP = np.vstack([_window_mean(by_day, o, window) for o in ords])
+        AO = np.vstack([by_day[o][1] for o in ords])
+        W = np.vstack([by_day[o][2] for o in ords])
+        ok = np.isfinite(AP) & np.isfinite(AO) & (W > 0)
+        n = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mp = np.where(n > 0, np.where(ok, AP, 0.0).sum(axis=0) / n, np.nan)
+            mo = np.where(n > 0, np.where(ok, AO, 0.0).sum(axis=0) / n, np.nan)
+        cells = n >= MIN_DAYS_STATIC
+        sn += float((n * mo * mp)[cells].sum())
+        sd_ += float((n * mp * mp)[cells].sum())
+        sel = ok & cells[None, :]
+        dp = np.where(sel, AP - mp[None, :], 0.0)
+        do = np.where(sel, AO - mo[None, :], 0.0)
+        dn += float((W * do * dp)[sel].sum())
+        dd += float((W * dp * dp)[sel].sum())
+    ks = float(np.clip(sn / sd_, 0.0, MAX_GAIN)) if sd_ > 0 else k
+    kd = float(np.clip(dn / dd, 0.0, MAX_GAIN)) if dd > 0 else k
+    return Gains(k, ks, kd, pairs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -577,6 +977,71 @@ def build_membership(fine: Grid, coarse_full: Grid, name: str = "coarse soil moi
     return m
 
 
+@dataclass(frozen=True)
+class FolderInputs:
+    """The input folders of :func:`downscale_series` (picklable: a worker opens them again)."""
+
+    ssm_dir: Path
+    lst_dir: Path
+    ndvi: Path
+    albedo: Path
+    dem: Path | None = None
+    lst_flags: Path | None = None
+    lst_diff: Path | None = None
+    reference: Path | None = None
+
+    def layers(self, options: DownscaleOptions) -> tuple[dict[str, LayerSource], LayerSource | None]:
+        """The predictor layers (raw name -> source) and the LST flag source."""
+        layers: dict[str, LayerSource] = {
+            "lst": LayerSource.open(self.lst_dir),
+            "ndvi": LayerSource.open(self.ndvi, max_age_days=options.ndvi_max_age),
+            "albedo": LayerSource.open(self.albedo, max_age_days=options.albedo_max_age),
+        }
+        if self.dem:
+            layers["dem"] = LayerSource.open(self.dem)
+        if self.lst_diff:
+            layers["lst_diff"] = LayerSource.open(self.lst_diff)
+        return layers, (LayerSource.open(self.lst_flags) if self.lst_flags else None)
+
+    def fine_grid(self, layers: dict[str, LayerSource]) -> Grid:
+        try:
+            return Grid.from_raster(self.reference) if self.reference else layers["lst"].grid()
+        except GridError as exc:
+            raise GridError(f"{self.reference or self.lst_dir}: cannot use it as the 1 km grid: {exc}") from exc
+
+    def open(self, options: DownscaleOptions) -> tuple[FolderPredictors, FolderCoarse | PercentCoarse, Membership]:
+        """The 1 km and coarse sources and the grid membership (no checks: see
+        :func:`downscale_series`)."""
+        ssm_series = DailySeries.from_folder(self.ssm_dir)
+        layers, flags_src = self.layers(options)
+        fine = self.fine_grid(layers)
+        membership = build_membership(fine, coarse_grid_of(ssm_series), str(self.ssm_dir))
+        coarse_src: FolderCoarse | PercentCoarse = FolderCoarse(ssm_series, membership.coarse)
+        if options.ssm_percent:
+            coarse_src = PercentCoarse(coarse_src)
+        return FolderPredictors(fine, layers, flags_src), coarse_src, membership
+
+
+@dataclass(frozen=True)
+class ArrayInputs:
+    """The in-memory inputs of :func:`downscale_arrays` (``coarse`` already cropped)."""
+
+    coarse_ssm: dict
+    predictors: dict
+    lst_flags: object | None
+    fine: Grid
+    coarse: Grid
+
+    def open(self, options: DownscaleOptions) -> tuple[ArrayPredictors, ArrayCoarse, Membership]:
+        m = build_membership(self.fine, self.coarse)
+        return ArrayPredictors(self.fine, self.predictors, self.lst_flags), ArrayCoarse(self.coarse_ssm), m
+
+
+#: downscale_arrays options that go to the Engine (the rest go to the estimator)
+ENGINE_KEYS = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels", "anomaly_gain",
+               "anomaly_days", "noise_sd", "stat_days")
+
+
 def downscale_arrays(
     coarse_ssm: dict[dt.date, np.ndarray] | np.ndarray,
     predictors: dict[str, object],
@@ -588,6 +1053,8 @@ def downscale_arrays(
     day: dt.date | None = None,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
+    executor: Executor | None = None,
+    chunk_days: int = CHUNK_DAYS,
     **options,
 ) -> dict[dt.date, DayResult]:
     """Downscale in-memory arrays (tests, notebooks).
@@ -595,8 +1062,10 @@ def downscale_arrays(
     ``coarse_ssm`` maps dates to arrays of ``coarse``'s shape (or one array, for ``day``,
     default 2000-01-01); ``coarse`` must be the coarse grid cropped to ``fine`` (see
     :func:`build_membership`) or will be cropped. ``predictors`` maps raw names to 1 km
-    arrays (static) or date -> array mappings. ``options`` go to :func:`make_downscaler`
-    and :class:`Engine`. Returns date -> :class:`DayResult`.
+    arrays (static) or date -> array mappings. ``options``: the Engine's fields of
+    :class:`DownscaleOptions` (:data:`ENGINE_KEYS`) and keyword arguments of
+    :func:`make_downscaler`. ``executor``: see :meth:`Engine.run`. Returns date ->
+    :class:`DayResult`.
     """
     if isinstance(coarse_ssm, np.ndarray):
         coarse_ssm = {day or dt.date(2000, 1, 1): coarse_ssm}
@@ -605,17 +1074,19 @@ def downscale_arrays(
         win = coarse.window_of(m.coarse)
         r0, c0, nr, nc = win
         coarse_ssm = {d: np.asarray(a)[r0 : r0 + nr, c0 : c0 + nc] for d, a in coarse_ssm.items()}
-    engine_keys = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_coverage", "block_pixels", "anomaly_gain",
-                   "anomaly_days", "noise_sd")
-    eng_opts = {k: options.pop(k) for k in engine_keys if k in options}
+    eng_opts = {k: options.pop(k) for k in ENGINE_KEYS if k in options}
+    opts = DownscaleOptions(method=method if isinstance(method, str) and method in METHODS else "gwr", **eng_opts)
     names = tuple(p for p in PREDICTOR_ORDER if p in predictors)
     est = method if isinstance(method, Downscaler) else make_downscaler(method, names, **options)
+    inputs = ArrayInputs(dict(coarse_ssm), dict(predictors), lst_flags, fine, m.coarse)
     fine_src = ArrayPredictors(fine, predictors, lst_flags)
     coarse_src = ArrayCoarse(coarse_ssm)
     days, skipped = common_days(coarse_src.dates, fine_src, None, None)
-    eng = Engine(est, fine_src, coarse_src, m, **eng_opts)
+    eng = Engine(est, fine_src, coarse_src, m, opts)
     out: dict[dt.date, DayResult] = {}
-    eng.run(days, lambda r: out.__setitem__(r.day, r), progress, is_cancelled, skipped)
+    spec = RunSpec(uuid.uuid4().hex, inputs, opts, est)
+    eng.run(days, lambda r: out.__setitem__(r.day, r), progress, is_cancelled, skipped, executor=executor, spec=spec,
+            chunk_days=chunk_days)
     return out
 
 
@@ -624,6 +1095,35 @@ def _same_folder(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:  # pragma: no cover
         return False
+
+
+@dataclass(frozen=True)
+class DayWriter:
+    """Writes a day's three rasters (picklable: runs in the worker that made the day);
+    returns the day's coverage row and the files written."""
+
+    out_ssm: Path
+    out_flags: Path
+    out_unc: Path | None
+    fine: Grid
+    method: str
+    block_pixels: int
+
+    def __call__(self, res: DayResult) -> dict:
+        outputs = [(self.out_ssm, PREFIX_SSM, res.ssm, "float32", "Soil moisture (m3/m3)", "ssm"),
+                   (self.out_flags, PREFIX_FLAGS, res.flags, "uint8", FLAG_LEGEND, "flags")]
+        if self.out_unc is not None:
+            outputs.append((self.out_unc, PREFIX_UNC, res.uncertainty, "float32",
+                            f"Soil moisture uncertainty (m3/m3, {_unc_label(self.method)})", "uncertainty"))
+        files: dict[str, Path] = {}
+        for folder, prefix, arr, dtype, desc, key in outputs:
+            path = folder / day_filename(prefix, res.day)
+            with RasterWriter(path, self.fine, dtype, date=res.day, description=desc,
+                              metadata={"METHOD": self.method, "UNITS": "m3/m3" if key != "flags" else "flag"}) as w:
+                for r0, nr in _blocks(self.fine, self.block_pixels):
+                    w.write(arr[r0 : r0 + nr], r0)
+            files[key] = path
+        return {"day": res.day, "stats": res.stats, "files": files}
 
 
 def downscale_series(
@@ -641,26 +1141,14 @@ def downscale_series(
     reference: str | Path | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
-    method: str = "gwr",
-    kernel: str = "gaussian",
-    bandwidth_km: float | None = None,
-    pool_days: int = 0,
-    seam_days: int = 7,
-    n_trees: int = 100,
-    seed: int = 0,
-    n_jobs: int = 1,
-    residual: str | None = None,
-    anomaly_gain: float | str = "auto",
-    anomaly_days: int = 1,
-    noise_sd: float | None = None,
-    ssm_range: tuple[float, float] = (0.01, 0.6),
-    ndvi_max_age: int = 16,
-    albedo_max_age: int = 8,
+    options: DownscaleOptions | None = None,
     coverage_csv: str | Path | None = None,
-    block_pixels: int = 1_000_000,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
-    ssm_percent: bool = False,
+    executor: Executor | None = None,
+    scratch: str | Path | None = None,
+    chunk_days: int = CHUNK_DAYS,
+    **option_kwargs,
 ) -> DownscaleSummary:
     """Downscale a folder of coarse SSM to 1 km daily SSM, flags and uncertainty.
 
@@ -670,42 +1158,41 @@ def downscale_series(
     date), optional ``dem`` (m), ``lst_flags`` (0 clear, 1 gap-filled) and ``lst_diff``
     (day-night LST difference, K). Writes ``<out>/ssm_YYYY-MM-DD.tif`` (m3/m3),
     ``ssm_flags_...`` (uint8, DESIGN.md 3) and ``ssm_uncertainty_...`` (m3/m3) per day,
-    and the coverage table CSV. Options: see :func:`make_downscaler` and :class:`Engine`
-    (``bandwidth_km`` 0/None = AICc search). Raises :class:`SsmError` subclasses naming the
-    input on bad input, before anything is written: argument types and values, outputs
-    that would overwrite an input, units and undeclared fill on the first days
-    (``ssm_percent=True`` reads a coarse SSM in percent as m3/m3), see :mod:`..preflight`.
+    and the coverage table CSV.
+
+    ``options``: a :class:`DownscaleOptions`, or its fields as keyword arguments
+    (``method="gwr"``, ``bandwidth_km``, ``pool_days``, ... ; not both). ``executor``
+    (:mod:`..runner`; default serial): where the days are processed - every executor
+    writes the same bytes. ``scratch``: folder for the per-day state of the run (default:
+    a hidden folder in ``out_ssm``, which workers on other machines must see; removed at
+    the end). ``chunk_days``: days per task.
+
+    Raises :class:`SsmError` subclasses naming the input on bad input, before anything is
+    written: argument types and values, outputs that would overwrite an input, units and
+    undeclared fill on the first days (``ssm_percent=True`` reads a coarse SSM in percent
+    as m3/m3), see :mod:`..preflight`.
     """
-    start, end = check_downscale_args(locals())
+    opt = options_from(options, option_kwargs)
+    start, end = check_downscale_args({k: v for k, v in locals().items() if k not in ("options", "option_kwargs")})
     ssm_dir, lst_dir = Path(ssm_dir), Path(lst_dir)
     out_ssm, out_flags = Path(out_ssm), Path(out_flags)
     out_unc = Path(out_uncertainty) if out_uncertainty else None
-    if method not in METHODS:
-        raise SsmError(f"Unknown downscaling method {method!r}; choose {', '.join(METHODS)}")
+    method = opt.method
+    inputs = FolderInputs(ssm_dir, lst_dir, Path(ndvi), Path(albedo), Path(dem) if dem else None,
+                          Path(lst_flags) if lst_flags else None, Path(lst_diff) if lst_diff else None,
+                          Path(reference) if reference else None)
     ssm_series = DailySeries.from_folder(ssm_dir)
-    layers: dict[str, LayerSource] = {
-        "lst": LayerSource.open(lst_dir),
-        "ndvi": LayerSource.open(ndvi, max_age_days=ndvi_max_age),
-        "albedo": LayerSource.open(albedo, max_age_days=albedo_max_age),
-    }
-    if dem:
-        layers["dem"] = LayerSource.open(dem)
-    if lst_diff:
-        layers["lst_diff"] = LayerSource.open(lst_diff)
-    flags_src = LayerSource.open(lst_flags) if lst_flags else None
-    inputs = [ssm_dir, *(v.path for v in layers.values())] + ([flags_src.path] if flags_src else [])
+    layers, flags_src = inputs.layers(opt)
+    inputs_list = [ssm_dir, *(v.path for v in layers.values())] + ([flags_src.path] if flags_src else [])
     outs = [("SSM", out_ssm), ("flags", out_flags)] + ([("uncertainty", out_unc)] if out_unc else [])
     for label, o in outs:
-        for i in inputs:
+        for i in inputs_list:
             if _same_folder(o, i):
                 raise SsmError(f"{o}: the {label} output folder is an input ({i}); choose another folder")
     for (la, a), (lb, b) in [(x, y) for k, x in enumerate(outs) for y in outs[k + 1 :]]:
         if _same_folder(a, b):
             raise SsmError(f"{a}: the {la} and {lb} outputs need different folders")
-    try:
-        fine = Grid.from_raster(reference) if reference else layers["lst"].grid()
-    except GridError as exc:
-        raise GridError(f"{reference or lst_dir}: cannot use it as the 1 km grid: {exc}") from exc
+    fine = inputs.fine_grid(layers)
     coarse_full = coarse_grid_of(ssm_series)
     for k, v in layers.items():
         check_covers(k, v.path, v.grid(), fine)
@@ -719,43 +1206,44 @@ def downscale_series(
         log.warning("%s skipped: %s", d, why)
     downscale_preflight(ssm_series=ssm_series, layers=layers, flags_src=flags_src, reference=reference,
                         out_ssm=out_ssm, out_flags=out_flags, out_unc=out_unc, coverage_csv=coverage_csv, days=days,
-                        method=method, ssm_percent=ssm_percent)
+                        method=method, ssm_percent=opt.ssm_percent)
     membership = build_membership(fine, coarse_full, str(ssm_dir))
-    coarse_src = FolderCoarse(ssm_series, membership.coarse)
-    if ssm_percent:
+    coarse_src: FolderCoarse | PercentCoarse = FolderCoarse(ssm_series, membership.coarse)
+    if opt.ssm_percent:
         coarse_src = PercentCoarse(coarse_src)
     names = tuple(layers)
-    est = make_downscaler(
-        method, names, kernel=kernel, bandwidth=(bandwidth_km * 1000.0 if bandwidth_km else None),
-        n_estimators=n_trees, random_state=seed, n_jobs=n_jobs,
-    )
+    est = make_downscaler(method, names, **opt.estimator_params())
     missing = [p for p in est.required if p not in names]
     if missing:
         raise SsmError(f"The {method} method needs {', '.join(missing)}")
-    engine = Engine(est, fine_src, coarse_src, membership, pool_days=pool_days, seam_days=seam_days,
-                    ssm_range=ssm_range, residual=residual, block_pixels=block_pixels, anomaly_gain=anomaly_gain,
-                    anomaly_days=anomaly_days, noise_sd=noise_sd)
+    engine = Engine(est, fine_src, coarse_src, membership, opt)
     summary = DownscaleSummary(method=method, skipped=skipped, fine=fine, coarse=membership.coarse)
     if out_unc is not None and not est.has_uncertainty:
         log.warning("The %s method has no uncertainty estimate: the uncertainty rasters hold no data", method)
+    writer = DayWriter(out_ssm, out_flags, out_unc, fine, method, opt.block_pixels)
 
-    def sink(res: DayResult) -> None:
-        outputs = [(out_ssm, PREFIX_SSM, res.ssm, "float32", "Soil moisture (m3/m3)", "ssm"),
-                   (out_flags, PREFIX_FLAGS, res.flags, "uint8", FLAG_LEGEND, "flags")]
-        if out_unc is not None:
-            outputs.append((out_unc, PREFIX_UNC, res.uncertainty, "float32",
-                            f"Soil moisture uncertainty (m3/m3, {_unc_label(method)})", "uncertainty"))
-        for folder, prefix, arr, dtype, desc, key in outputs:
-            path = folder / day_filename(prefix, res.day)
-            with RasterWriter(path, fine, dtype, date=res.day, description=desc,
-                              metadata={"METHOD": method, "UNITS": "m3/m3" if key != "flags" else "flag"}) as w:
-                for r0, nr in _blocks(fine, block_pixels):
-                    w.write(arr[r0 : r0 + nr], r0)
+    def written(item: dict) -> None:
+        for key, path in item["files"].items():
             summary.files[key].append(path)
-        summary.coverage.append(res.stats)
-        summary.days.append(res.day)
+        summary.coverage.append(item["stats"])
+        summary.days.append(item["day"])
 
-    engine.run(days, sink, progress, is_cancelled, skipped)
+    token = uuid.uuid4().hex
+    spec = RunSpec(token, inputs, opt, est)
+    # the per-day state: where every worker sees it (Dask workers may be on other machines:
+    # next to the outputs, unless told), else in the system's temporary folder
+    folder = None
+    if scratch:
+        folder = Path(scratch) / f"ssm-run-{token[:12]}"
+    elif executor is not None and executor.name == "dask":
+        folder = out_ssm / f".ssm-run-{token[:12]}"
+    made_out = not out_ssm.exists()
+    try:
+        engine.run(days, None, progress, is_cancelled, skipped, executor=executor, spec=spec, writer=writer,
+                   on_written=written, scratch=folder, chunk_days=chunk_days)
+    finally:
+        if made_out and out_ssm.is_dir() and not any(out_ssm.iterdir()):
+            out_ssm.rmdir()
     if coverage_csv and summary.coverage:  # only after a complete run
         summary.coverage_csv = write_coverage(coverage_csv, summary.coverage)
     if not summary.days:

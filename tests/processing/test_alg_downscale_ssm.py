@@ -212,3 +212,34 @@ def test_default_filter_reports_the_retrieval_error_and_a_given_one_is_used(alg_
     given = _run(_params(data, tmp_path / "b", RETRIEVAL_ERROR=0.03, RESIDUAL=5))  # 5 = filter, by index
     rows = list(csv.DictReader(open(given["OUTPUT_COVERAGE"])))
     assert all(float(r["retrieval_error"]) == pytest.approx(0.03) for r in rows)
+
+
+def test_dask_scheduler_parameter(alg_ready, data, tmp_path):
+    """Advanced, empty by default (this process, all cores); a local Dask cluster writes the
+    same bytes; an address that is not one is a clear error."""
+    import hashlib
+
+    from qgis import processing
+    from qgis.core import QgsProcessingException
+
+    from ssm_downscaling.core.runner import dask_available
+    from ssm_downscaling.processing_provider.compat import FLAG_ADVANCED, FLAG_OPTIONAL
+
+    alg = alg_ready.algorithmById("ssm:downscalessm")
+    p = alg.parameterDefinition("DASK_SCHEDULER")
+    assert p.flags() & FLAG_ADVANCED and p.flags() & FLAG_OPTIONAL and p.defaultValue() is None
+    assert "Parallel days" in alg.shortHelpString() and "dask-jobqueue" in alg.shortHelpString()
+
+    def digests(out: Path) -> dict:
+        return {q.name: hashlib.sha256(q.read_bytes()).hexdigest() for q in sorted(out.rglob("*.tif"))}
+
+    kw = dict(END_DATE="2019-07-03", BANDWIDTH_KM=60)
+    res = _run(_params(data, tmp_path / "here", **kw))
+    assert res["DAYS"] == 3
+    with pytest.raises(QgsProcessingException, match="not a Dask scheduler address"):
+        processing.run("ssm:downscalessm", _params(data, tmp_path / "bad", DASK_SCHEDULER="my cluster", **kw))
+    if not dask_available():
+        pytest.skip("dask.distributed is not installed (optional: apt install python3-dask python3-distributed)")
+    res2 = _run(_params(data, tmp_path / "dask", DASK_SCHEDULER="local:2", **kw))
+    assert res2["DAYS"] == 3
+    assert digests(tmp_path / "dask") == digests(tmp_path / "here") and len(digests(tmp_path / "here")) == 9

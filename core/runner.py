@@ -1,0 +1,302 @@
+"""Where the days of a run are processed: executors that map a picklable function over
+picklable tasks and hand the results back in task order.
+
+- :class:`SerialExecutor`: one after another in this process (the reference);
+- :class:`ThreadExecutor`: threads of this process, one per core (numpy, GDAL and the
+  compiled kernels release the GIL); the default of the Processing tools, safe inside QGIS;
+- :class:`ProcessExecutor`: local worker processes (``spawn``);
+- :class:`DaskExecutor`: ``dask.distributed`` workers, a ``LocalCluster`` or a running
+  scheduler (a cluster started with dask-jobqueue on Slurm/PBS, see the README).
+
+Results come back in task order whatever finishes first, and at most ``ahead`` tasks are in
+flight, so a driver that reduces them in order holds a bounded number of results. The
+drivers (:mod:`.downscale.run`) make every reduction in day order over tasks whose split
+does not depend on the number of workers, so every executor writes the same bytes.
+
+Dask is optional: :func:`make_executor` says how to install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .errors import SsmError
+
+log = logging.getLogger(__name__)
+
+DASK_INSTALL = ("Dask is not installed. Install it in the Python that runs QGIS: on Debian/Ubuntu "
+                "'sudo apt install python3-dask python3-distributed'; elsewhere "
+                "'python -m pip install \"dask[distributed]\"' (on Windows in the OSGeo4W shell). "
+                "Or leave the Dask scheduler address empty to run in this process on all cores.")
+
+
+def dask_available() -> bool:
+    """True when ``dask.distributed`` can be imported."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Executor:
+    """Maps ``fn`` over ``tasks``; subclasses say how (``submit``/``result``)."""
+
+    name = "executor"
+
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, int(workers))
+
+    def submit(self, fn: Callable[..., Any], task: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def share(self, obj: Any) -> Any:
+        """A handle on ``obj`` to put in every task (itself here; Dask sends it once)."""
+        return obj
+
+    def result(self, future: Any) -> Any:
+        return future.result()
+
+    def on_workers(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        """Run ``fn(arg)`` on every worker process other than this one (clean-up); nothing
+        to do for workers that are threads of this process."""
+
+    def cancel(self, future: Any) -> None:
+        try:
+            future.cancel()
+        except Exception:  # nosec B110
+            pass
+
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], ahead: int | None = None) -> Iterator[Any]:
+        """``fn(task)`` for every task, yielded in task order; at most ``ahead`` (default
+        twice the workers) tasks are submitted and not yet yielded."""
+        it = iter(tasks)
+        pending: deque = deque()
+        try:
+            for task in it:
+                pending.append(self.submit(fn, task))
+                if len(pending) >= max(1, ahead or 2 * self.workers):  # a cluster may grow
+                    yield self.result(pending.popleft())
+            while pending:
+                yield self.result(pending.popleft())
+        finally:  # an error or a cancelled run: drop what has not started
+            for f in pending:
+                self.cancel(f)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(workers={self.workers})"
+
+
+class _Done:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+    def cancel(self) -> None:
+        pass
+
+
+class SerialExecutor(Executor):
+    """Runs each task when its result is asked for, in this process."""
+
+    name = "serial"
+
+    def __init__(self, workers: int = 1):
+        super().__init__(1)
+
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], ahead: int | None = None) -> Iterator[Any]:
+        for task in tasks:
+            yield fn(task)
+
+    def submit(self, fn: Callable[..., Any], task: Any) -> Any:
+        return _Done(fn(task))
+
+
+class ThreadExecutor(Executor):
+    """Threads of this process (shares the run's grids and caches between workers)."""
+
+    name = "threads"
+
+    def __init__(self, workers: int | None = None):
+        super().__init__(workers or cores())
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ssm-day")
+
+    def submit(self, fn: Callable[..., Any], task: Any) -> Any:
+        return self._pool.submit(fn, task)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ProcessExecutor(Executor):
+    """Local worker processes started with ``spawn`` (no state inherited by forking)."""
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None):
+        super().__init__(workers or cores())
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        _python_for_workers()
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+
+    def submit(self, fn: Callable[..., Any], task: Any) -> Any:
+        return self._pool.submit(fn, task)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """``dask.distributed``: a ``LocalCluster`` of ``workers`` single-threaded worker
+    processes (default), or the scheduler at ``address`` (``tcp://host:8786``)."""
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, workers: int | None = None, *,
+                 memory_limit: str | float | None = "auto", client: Any = None):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise SsmError(DASK_INSTALL) from exc
+        self._cluster = None
+        if client is not None:
+            self.client = client
+            self._own_client = False
+        elif address:
+            try:
+                self.client = Client(address, timeout="30s")
+            except OSError as exc:
+                raise SsmError(f"Cannot reach the Dask scheduler at {address!r}: {exc}. Start it (e.g. "
+                               "'dask scheduler', or a dask-jobqueue cluster) or leave the address empty") from exc
+            self._own_client = True
+        else:
+            n = workers or cores()
+            _python_for_workers()
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                         memory_limit=memory_limit, dashboard_address=None)
+            self.client = Client(self._cluster)
+            self._own_client = True
+        self._expected = max(1, int(workers or 1))
+        log.info("Dask: %d worker(s) at %s", self.workers, self.client.scheduler.address)
+
+    @property  # type: ignore[override]
+    def workers(self) -> int:
+        """The workers connected now (a dask-jobqueue cluster grows as its jobs start)."""
+        try:
+            return max(1, len(self.client.scheduler_info().get("workers", {})))
+        except Exception:  # the scheduler is busy: the number asked for
+            return self._expected
+
+    @workers.setter
+    def workers(self, value: int) -> None:
+        self._expected = max(1, int(value))
+
+    def share(self, obj: Any) -> Any:
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
+    def on_workers(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        try:
+            self.client.run(fn, arg)
+        except Exception as exc:  # a worker gone: its memory went with it
+            log.debug("clean-up on the Dask workers failed: %s", exc)
+
+    def submit(self, fn: Callable[..., Any], task: Any) -> Any:
+        return self.client.submit(fn, task, pure=False)
+
+    def result(self, future: Any) -> Any:
+        r = future.result()
+        future.release()
+        return r
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def _python_for_workers() -> None:
+    """Worker processes are started with ``sys.executable``; inside QGIS that is the QGIS
+    program, so point multiprocessing at the Python interpreter instead."""
+    import multiprocessing as mp
+    import shutil
+    import sys
+
+    if os.path.basename(sys.executable).lower().startswith("python"):
+        return
+    exe = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}") or shutil.which("python3")
+    if exe:
+        mp.set_executable(exe)
+
+
+def cores() -> int:
+    """The cores this process may use (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_safe_for_kernels() -> bool:
+    """True when compiled kernels may run in several threads at once: numba absent (numpy
+    fallbacks) or with a thread-safe threading layer (TBB or OpenMP; numba's own
+    ``workqueue`` layer aborts the process on concurrent parallel calls)."""
+    try:
+        import numba
+    except ImportError:
+        return True
+    if str(getattr(numba.config, "THREADING_LAYER", "default")).lower() == "workqueue":
+        return False
+    import importlib
+
+    for mod in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            importlib.import_module(mod)
+            return True
+        except ImportError:
+            continue
+    return False
+
+
+def make_executor(scheduler: str | None = None, workers: int | None = None) -> Executor:
+    """The executor for a scheduler setting: empty/None = this process on ``workers`` cores
+    (default all; 1 = serial); ``"local"`` or ``"local:N"`` = a Dask ``LocalCluster`` of N
+    worker processes; ``"processes"``/``"processes:N"`` = local processes without Dask;
+    any other text = the address of a Dask scheduler (``tcp://host:8786``)."""
+    s = (scheduler or "").strip()
+    if not s:
+        n = workers or cores()
+        if n > 1 and not threads_safe_for_kernels():
+            log.info("numba has no thread-safe threading layer here (install TBB: 'pip install tbb'): the days run "
+                     "one after another; give 'local' as the Dask scheduler address to use every core")
+            n = 1
+        return SerialExecutor() if n <= 1 else ThreadExecutor(n)
+    kind, _, count = s.partition(":")
+    if kind in ("local", "processes") and (not count or count.isdigit()):
+        n = int(count) if count else workers
+        return DaskExecutor(None, n) if kind == "local" else ProcessExecutor(n)
+    if "://" not in s and ":" not in s:
+        raise SsmError(f"{s!r} is not a Dask scheduler address: give one such as tcp://host:8786, 'local' for a "
+                       "local Dask cluster, or leave it empty")
+    return DaskExecutor(s if "://" in s else f"tcp://{s}", workers)

@@ -1,0 +1,183 @@
+"""Days in parallel: every executor writes the same bytes as the serial run; the run-wide
+statistics equal the all-days estimators; memory does not grow with the run's length."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import numpy as np
+import pytest
+
+from ssm_downscaling.core.downscale import downscale_series
+from ssm_downscaling.core.downscale.options import DownscaleOptions
+from ssm_downscaling.core.downscale.run import (
+    GAIN_OFFSETS,
+    Engine,
+    FolderInputs,
+    _gains_from_pairs,
+    sample_days,
+)
+from ssm_downscaling.core.downscale.scale import _anomaly_pairs, anomaly_gains
+from ssm_downscaling.core.runner import ProcessExecutor, SerialExecutor, ThreadExecutor, dask_available
+from ssm_downscaling.core.series import DailySeries
+
+scene_mod = pytest.importorskip("ssm_downscaling.core.scene")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A 90 km x 72 km, 9-day scene with seams and clouds."""
+    out = tmp_path_factory.mktemp("par_scene")
+    return scene_mod.small_scene(out / "scene", width_km=90, height_km=72, days=9, seed=4, cloudiness=0.5).out_dir
+
+
+def _inputs(sc):
+    return dict(ssm_dir=sc / "inputs" / "ssm_coarse", lst_dir=sc / "truth" / "lst", ndvi=sc / "inputs" / "ndvi",
+                albedo=sc / "inputs" / "albedo", dem=sc / "inputs" / "dem.tif", lst_flags=sc / "truth" / "cloud")
+
+
+def _run(sc, out, **kw):
+    i = _inputs(sc)
+    return downscale_series(i["ssm_dir"], i["lst_dir"], i["ndvi"], i["albedo"], out / "ssm", out / "flags",
+                            out / "unc", dem=i["dem"], lst_flags=i["lst_flags"], coverage_csv=out / "coverage.csv",
+                            **kw)
+
+
+def _digests(out) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def serial(scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    s = _run(scene, out, executor=SerialExecutor())
+    assert len(s.days) == 9
+    return out, _digests(out)
+
+
+def test_threads_and_processes_write_the_serial_bytes(scene, serial, tmp_path):
+    ref_out, ref = serial
+    assert len(ref) == 9 * 3 + 1
+    for name, ex, chunk in (("threads", ThreadExecutor(2), 2), ("processes", ProcessExecutor(2), 3)):
+        with ex:
+            _run(scene, tmp_path / name, executor=ex, chunk_days=chunk)
+        assert _digests(tmp_path / name) == ref, name
+    assert not any(p.name.startswith(".ssm-run") for p in (tmp_path / "threads" / "ssm").iterdir())
+
+
+@pytest.mark.skipif(not dask_available(), reason="dask.distributed is not installed (optional: "
+                    "apt install python3-dask python3-distributed)")
+def test_dask_local_cluster_writes_the_serial_bytes(scene, serial, tmp_path):
+    from ssm_downscaling.core.runner import DaskExecutor
+
+    _, ref = serial
+    with DaskExecutor(None, 2) as ex:
+        assert ex.workers == 2
+        _run(scene, tmp_path / "dask", executor=ex, chunk_days=2)
+    got = _digests(tmp_path / "dask")
+    assert got == ref
+    assert not list((tmp_path / "dask" / "ssm").glob(".ssm-run*"))  # the scratch next to the outputs is gone
+
+
+def test_options_object_gives_the_same_run_as_keywords(scene, tmp_path):
+    opt = DownscaleOptions(residual="coherent", anomaly_days=0, seam_days=3)
+    _run(scene, tmp_path / "a", options=opt, executor=ThreadExecutor(2), chunk_days=2)
+    _run(scene, tmp_path / "b", residual="coherent", anomaly_days=0, seam_days=3)
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+
+
+def test_gains_from_per_day_pairs_equal_the_all_days_estimate(scene):
+    opt = DownscaleOptions()
+    fine_src, coarse_src, m = FolderInputs(**_inputs(scene)).open(opt)
+    from ssm_downscaling.core.downscale.methods import make_downscaler
+
+    eng = Engine(make_downscaler("gwr", fine_src.names, **opt.estimator_params()), fine_src, coarse_src, m, opt)
+    days = DailySeries.from_folder(_inputs(scene)["ssm_dir"]).dates
+    aggs = [eng.aggregate(d)[1:] for d in days]
+    per: dict = {off: {} for off in GAIN_OFFSETS}
+    for data, count in aggs:  # one day at a time, as the workers do
+        for off, entries in _anomaly_pairs(eng.template, [(data, count)], GAIN_OFFSETS, 2, None).items():
+            per[off].update(entries)
+    for window in (0, 1):
+        assert _gains_from_pairs(per, window) == anomaly_gains(eng.template, aggs, window=window)
+
+
+def test_sample_days_is_every_day_of_a_short_run_and_bounded_blocks_of_a_long_one():
+    days = [dt.date(2003, 1, 1) + dt.timedelta(days=i) for i in range(6205)]
+    assert sample_days(days[:300], 366) == days[:300]
+    s = sample_days(days, 366, block=8)
+    assert len(s) <= 366 and s == sorted(set(s)) and s[0] == days[0] and s[-1] == days[-1]
+    gaps = np.diff([d.toordinal() for d in s])
+    assert (gaps == 1).sum() >= len(s) - 366 // 8 - 1  # consecutive days (one- and two-day lags) within blocks
+    assert len(sample_days(days[:9], 4, block=8)) == 4
+
+
+def test_statistics_from_a_sample_of_days(scene, serial, tmp_path):
+    """A run longer than stat_days takes its gains, covariance and persistent anomaly from
+    a sample of days; as long as the run is within stat_days nothing changes."""
+    _, ref = serial
+    _run(scene, tmp_path / "all", stat_days=9)
+    assert _digests(tmp_path / "all") == ref
+    s = _run(scene, tmp_path / "four", stat_days=4, executor=ThreadExecutor(2), chunk_days=2)
+    assert len(s.days) == 9 and _digests(tmp_path / "four") != ref
+    for r in s.coverage:
+        assert 0 <= r["anomaly_gain"] <= 2 and 0 < r["retrieval_error"] < 0.2
+
+
+def _live(cls, fitted: bool = False) -> int:
+    import gc
+
+    return sum(1 for o in gc.get_objects() if isinstance(o, cls) and (not fitted or hasattr(o, "coef_")))
+
+
+def test_per_day_state_does_not_accumulate_over_the_run(scene, tmp_path, monkeypatch):
+    """While a day is fitted and while it is corrected, the run holds a bounded window of
+    days' coarse data and fitted estimators: the most alive is the same for a run of 3 days
+    and of 9 days (a run that kept every day's state would hold 9)."""
+    from ssm_downscaling.core.downscale.base import CoarseData
+    from ssm_downscaling.core.downscale.gwr import GWRDownscaler
+
+    days = DailySeries.from_folder(_inputs(scene)["ssm_dir"]).dates
+    peak = {"data": 0, "fits": 0}
+
+    def watching(method):
+        def wrapped(*a, **k):
+            peak["data"] = max(peak["data"], _live(CoarseData))
+            peak["fits"] = max(peak["fits"], _live(GWRDownscaler, fitted=True))
+            return method(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(Engine, "fit_day", watching(Engine.fit_day))
+    monkeypatch.setattr(Engine, "apply", watching(Engine.apply))
+    peaks = {}
+    for n in (3, 9):
+        peak.update(data=0, fits=0)
+        s = _run(scene, tmp_path / str(n), end=days[n - 1], seam_days=1, chunk_days=2)
+        assert len(s.days) == n
+        peaks[n] = dict(peak)
+    assert peaks[3]["data"] >= 2 and peaks[3]["fits"] >= 1  # the watch sees the window
+    assert peaks[9]["data"] <= peaks[3]["data"] + 1 and peaks[9]["data"] < 9, peaks
+    assert peaks[9]["fits"] <= peaks[3]["fits"] + 1 and peaks[9]["fits"] < 9, peaks
+
+
+def test_cancel_inside_the_day_tasks_leaves_only_complete_days(scene, tmp_path):
+    """The caller's cancel check reaches the tasks running in this process: a run on two
+    threads stops within a day and leaves complete files only."""
+    from ssm_downscaling.core.errors import Cancelled
+    from ssm_downscaling.core.series import read_raster
+
+    calls = {"n": 0}
+
+    def cancel_later() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 40
+
+    out = tmp_path / "c"
+    with pytest.raises(Cancelled), ThreadExecutor(2) as ex:
+        _run(scene, out, executor=ex, chunk_days=9, is_cancelled=cancel_later)
+    assert calls["n"] <= 60  # not after the whole 9-day chunk
+    for p in out.rglob("*"):
+        assert p.is_dir() or (p.suffix == ".tif" and read_raster(p).shape) , p
+    assert not list(out.rglob(".ssm-run*")) and not list(out.rglob("*.part*"))

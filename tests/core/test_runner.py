@@ -1,0 +1,93 @@
+"""Executors: results in task order, bounded tasks in flight, Dask optional."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ssm_downscaling.core.errors import SsmError
+from ssm_downscaling.core.runner import (
+    ProcessExecutor,
+    SerialExecutor,
+    ThreadExecutor,
+    dask_available,
+    make_executor,
+)
+
+
+def _slow_square(x: int) -> int:
+    time.sleep(0.01 * (5 - x % 5))  # later tasks finish first
+    return x * x
+
+
+def test_results_come_back_in_task_order():
+    want = [x * x for x in range(12)]
+    for ex in (SerialExecutor(), ThreadExecutor(3), ProcessExecutor(2)):
+        with ex:
+            assert list(ex.map(_slow_square, range(12))) == want, ex
+
+
+def test_at_most_ahead_tasks_in_flight():
+    running = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def task(x: int) -> int:
+        with lock:
+            running["now"] += 1
+            running["max"] = max(running["max"], running["now"])
+        time.sleep(0.005)
+        with lock:
+            running["now"] -= 1
+        return x
+
+    pulled = []
+
+    def tasks():
+        for i in range(20):
+            pulled.append(i)
+            yield i
+
+    with ThreadExecutor(4) as ex:
+        it = ex.map(task, tasks(), ahead=3)
+        assert next(it) == 0
+        assert len(pulled) <= 3  # the generator is not drained ahead of the consumer
+        assert list(it) == list(range(1, 20))
+    assert running["max"] <= 3
+
+
+def test_make_executor_choices():
+    assert isinstance(make_executor(None, 1), SerialExecutor)
+    ex = make_executor("", 2)
+    assert isinstance(ex, ThreadExecutor) and ex.workers == 2
+    ex.close()
+    with pytest.raises(SsmError, match="scheduler address"):
+        make_executor("my cluster")
+
+
+def test_threads_only_with_a_thread_safe_kernel_layer(monkeypatch):
+    import ssm_downscaling.core.runner as runner
+
+    monkeypatch.setattr(runner, "threads_safe_for_kernels", lambda: False)
+    assert isinstance(make_executor("", 2), SerialExecutor)
+    monkeypatch.setattr(runner, "threads_safe_for_kernels", lambda: True)
+    ex = make_executor("", 2)
+    assert isinstance(ex, ThreadExecutor)
+    ex.close()
+
+
+def test_missing_dask_says_how_to_install(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_dask(name, *a, **k):
+        if name.split(".")[0] in ("distributed", "dask"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    assert not dask_available()
+    with pytest.raises(SsmError, match="python3-dask python3-distributed"):
+        make_executor("local:2")
