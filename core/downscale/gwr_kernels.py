@@ -97,18 +97,20 @@ def _chol_inverse_nb(M, out, tol):  # pragma: no cover - compiled
     return True
 
 
-def _tile_sums_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, kern, cut2, want_cov):  # pragma: no cover
+def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, kern, cut2, want_cov, p):  # pragma: no cover
     """Weighted sums ``A = sum_j w_ij Z_j`` (and ``A2 = sum_j w_ij^2 Z2_j``) and the number of
     weighted neighbours at locations sorted into the same square bins as the observations
     (``loc_start``/``starts``: first location/observation of each row-major bin). One tile
     (bin) of locations at a time: its weights against each bin row within ``nreach`` bins
-    form a small dense matrix, multiplied by the row's contiguous block of ``Z`` (BLAS)."""
+    form a small dense matrix, multiplied by the row's contiguous block of ``Z`` (BLAS);
+    then each location's fit (:func:`_solve_one`), all in one parallel loop."""
     m = loc_xy.shape[0]
     q = Z.shape[1]
     tri = Z2.shape[1]
-    A = np.zeros((m, q))
-    A2 = np.zeros((m if want_cov else 1, tri))
     sup = np.zeros(m, dtype=np.int64)
+    beta = np.full((m, p), np.nan)
+    minv = np.full((m, p, p), np.nan)
+    cov = np.full((m, p, p), np.nan) if want_cov else np.full((1, p, p), np.nan)
     bw2 = bw * bw
     for b in prange(nbx * nby):
         l0 = loc_start[b]
@@ -149,7 +151,7 @@ def _tile_sums_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, k
                         sup[l0 + a] += 1
             if hits == 0:
                 continue
-            if mt >= GEMM_MIN_TILE and 2 * hits >= mt * (e - s):  # dense enough: one matrix product (BLAS)
+            if 8 * hits >= mt * (e - s):  # dense enough: one matrix product (BLAS)
                 acc += np.dot(W, Z[s:e])
                 if want_cov:
                     acc2 += np.dot(W * W, Z2[s:e])
@@ -165,70 +167,63 @@ def _tile_sums_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, k
                             w2 = w * w
                             for t in range(tri):
                                 acc2[a, t] += w2 * Z2[j, t]
-        A[l0:l1] = acc
-        if want_cov:
-            A2[l0:l1] = acc2
-    return A, A2, sup
-
-
-def _solve_nb(A, A2, sup, p, want_cov):  # pragma: no cover - compiled
-    """Per location: unpack the packed sums, invert ``X'WX`` (ridge when singular), and
-    return ``beta``, ``(X'WX)^-1`` and the sandwich covariance."""
-    m = A.shape[0]
-    tri = p * (p + 1) // 2
-    beta = np.full((m, p), np.nan)
-    minv = np.full((m, p, p), np.nan)
-    cov = np.full((m, p, p), np.nan) if want_cov else np.full((1, p, p), np.nan)
-    for i in prange(m):
-        M = np.empty((p, p))
-        M2 = np.zeros((p, p))
-        t = 0
-        for a in range(p):
-            for c in range(a, p):
-                M[a, c] = A[i, t]
-                M[c, a] = A[i, t]
-                if want_cov:
-                    M2[a, c] = A2[i, t]
-                    M2[c, a] = A2[i, t]
-                t += 1
-        Mi = np.empty((p, p))
-        if not _chol_inverse(M, Mi, RIDGE_PIVOT):
-            if sup[i] >= p:  # a locally constant or collinear predictor: ridge-penalise the slopes
-                lam = RIDGE * M[0, 0]
-                for a in range(1, p):
-                    M[a, a] += lam
-            if not _chol_inverse(M, Mi, PIVOT_TOL):  # fewer neighbours than parameters: no fit
-                continue
-        for a in range(p):
-            s = 0.0
-            for c in range(p):
-                s += Mi[a, c] * A[i, tri + c]
-            beta[i, a] = s
-            for c in range(p):
-                minv[i, a, c] = Mi[a, c]
-        if want_cov:
-            T = np.zeros((p, p))
-            for a in range(p):
-                for c in range(p):
-                    s = 0.0
-                    for d in range(p):
-                        s += Mi[a, d] * M2[d, c]
-                    T[a, c] = s
-            for a in range(p):
-                for c in range(p):
-                    s = 0.0
-                    for d in range(p):
-                        s += T[a, d] * Mi[d, c]
-                    cov[i, a, c] = s
+        for a in range(mt):
+            _solve_one(acc[a], acc2[a] if want_cov else acc2[0], sup[l0 + a], p, want_cov, beta, minv, cov, l0 + a)
     return beta, minv, cov
 
 
+def _solve_one_nb(Ai, A2i, sup_i, p, want_cov, beta, minv, cov, i):  # pragma: no cover - compiled
+    """Unpack one location's packed sums, invert ``X'WX`` (ridge when singular), and write
+    ``beta``, ``(X'WX)^-1`` and the sandwich covariance into row ``i``."""
+    tri = p * (p + 1) // 2
+    M = np.empty((p, p))
+    M2 = np.zeros((p, p))
+    t = 0
+    for a in range(p):
+        for c in range(a, p):
+            M[a, c] = Ai[t]
+            M[c, a] = Ai[t]
+            if want_cov:
+                M2[a, c] = A2i[t]
+                M2[c, a] = A2i[t]
+            t += 1
+    Mi = np.empty((p, p))
+    if not _chol_inverse(M, Mi, RIDGE_PIVOT):
+        if sup_i >= p:  # a locally constant or collinear predictor: ridge-penalise the slopes
+            lam = RIDGE * M[0, 0]
+            for a in range(1, p):
+                M[a, a] += lam
+        if not _chol_inverse(M, Mi, PIVOT_TOL):  # fewer neighbours than parameters: no fit
+            return
+    for a in range(p):
+        s = 0.0
+        for c in range(p):
+            s += Mi[a, c] * Ai[tri + c]
+        beta[i, a] = s
+        for c in range(p):
+            minv[i, a, c] = Mi[a, c]
+    if want_cov:
+        T = np.zeros((p, p))
+        for a in range(p):
+            for c in range(p):
+                s = 0.0
+                for d in range(p):
+                    s += Mi[a, d] * M2[d, c]
+                T[a, c] = s
+        for a in range(p):
+            for c in range(p):
+                s = 0.0
+                for d in range(p):
+                    s += T[a, d] * Mi[d, c]
+                cov[i, a, c] = s
+
+
 _chol_inverse = njit()(_chol_inverse_nb)
-if _chol_inverse is not None:  # the compiled fit calls the compiled helper by this name
-    _tile_sums = njit(parallel=True)(_tile_sums_nb)
-    _solve = njit(parallel=True)(_solve_nb)
+_solve_one = njit()(_solve_one_nb)
+if _chol_inverse is not None:  # the compiled fits call the compiled helpers by these names
+    _tile_fits = njit(parallel=True)(_tile_fits_nb)
 else:  # pragma: no cover - without numba
-    _tile_sums = _solve = None
+    _tile_fits = None
 
 
 def cutoff2(eps: float) -> float:
@@ -287,12 +282,12 @@ def _local_fits_numba(obs_xy, y, X, at_xy, bw, kern, want_cov, eps):
     lb = _bin_of(at_xy, x0, y0, h, nbx, nby)
     lorder = np.argsort(lb, kind="stable")
     loc_start = np.searchsorted(lb[lorder], np.arange(nbx * nby + 1)).astype(np.int64)
-    A, A2, sup = _tile_sums(np.ascontiguousarray(obs_xy[order]), Z, Z2, np.ascontiguousarray(at_xy[lorder]), loc_start,
-                            starts, nbx, nby, nreach, float(bw), int(kern), cutoff2(eps), bool(want_cov))
+    beta, minv, cov = _tile_fits(np.ascontiguousarray(obs_xy[order]), Z, Z2, np.ascontiguousarray(at_xy[lorder]),
+                                 loc_start, starts, nbx, nby, nreach, float(bw), int(kern), cutoff2(eps),
+                                 bool(want_cov), X.shape[1])
     back = np.empty_like(lorder)
     back[lorder] = np.arange(lorder.size)
-    A2 = A2[back] if want_cov else A2
-    return _solve(np.ascontiguousarray(A[back]), np.ascontiguousarray(A2), sup[back], X.shape[1], bool(want_cov))
+    return beta[back], minv[back], (cov[back] if want_cov else cov)
 
 
 # ---------------------------------------------------------------------------------------
@@ -371,7 +366,7 @@ def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, eps, chunk_bytes=
     return beta, minv, cov
 
 
-_local_fits_kernel = kernel(_local_fits_numba if _tile_sums is not None else None, _local_fits_numpy,
+_local_fits_kernel = kernel(_local_fits_numba if _tile_fits is not None else None, _local_fits_numpy,
                             name="gwr_local_fits")
 
 

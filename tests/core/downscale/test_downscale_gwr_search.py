@@ -142,3 +142,34 @@ def test_search_numba_and_numpy_agree():
     with numba_disabled():
         b = select_bandwidth(coords, y, X)
     assert a[0] == b[0] and a[1] == pytest.approx(b[1], rel=1e-12)
+
+
+def _grid_day(R, C, seed, day):
+    from ssm_downscaling.core.downscale import CoarseData
+
+    rng = np.random.default_rng(seed)
+    r, c = np.divmod(np.arange(R * C), C)
+    xy = np.column_stack([c * 36e3, -r * 36e3])
+    x = np.sin(r / 3.0 + seed) + np.cos(c / 4.0) + rng.normal(0, 0.5, R * C)
+    y = 0.3 + 0.02 * x * (1 + c / C) + rng.normal(0, 0.005, R * C)
+    return CoarseData(y, x[:, None], np.ones(R * C, bool), xy, (R, C), ("x0",), day=day)
+
+
+def test_anomaly_gain_reuses_given_day_bandwidths_without_searching(monkeypatch):
+    from ssm_downscaling.core.downscale import GWRDownscaler
+    from ssm_downscaling.core.downscale import gwr as gwr_mod
+    from ssm_downscaling.core.downscale.scale import anomaly_gain, fit_template
+
+    days = [(_grid_day(12, 14, s, 700000 + s), np.full(12 * 14, 50)) for s in range(3)]
+    bws = {700000 + s: 80e3 + 10e3 * s for s in range(3)}
+    template = GWRDownscaler(predictors=("x0",))
+    assert fit_template(template, 700001, bws).bandwidth == 90e3
+    assert fit_template(template, 699999, bws).bandwidth is None  # no entry: its own search
+    assert fit_template(GWRDownscaler(predictors=("x0",), bandwidth=5e4), 700001, bws).bandwidth == 5e4
+    searched = anomaly_gain(template, days)
+    # with the days' bandwidths no search runs, and each day's fits use its own bandwidth
+    monkeypatch.setattr(gwr_mod, "select_bandwidth", lambda *a, **k: pytest.fail("searched"))
+    k, pairs = anomaly_gain(template, days, bandwidths=bws)
+    per_day = [anomaly_gain(GWRDownscaler(predictors=("x0",), bandwidth=bws[d.day]), [(d, n)]) for d, n in days]
+    assert pairs == searched[1] == sum(p for _, p in per_day)
+    assert 0 < k <= 2 and k != searched[0]
