@@ -21,7 +21,7 @@ DEMO_OUT ?= $(BUILD)/demo
 BENCH_OUT ?= $(ROOT)/benchmarks/results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-core test-qgis test-qgis344 lint demo demo-real screenshot bench bench-scene bench-lst bench-ssm bench-validation bench-archive package clean
+.PHONY: setup test test-core test-qgis test-qgis344 lint demo demo-real screenshot bench bench-scene bench-lst bench-ssm bench-gwr bench-validation bench-archive package clean
 
 setup:
 	@scripts/setup.sh
@@ -60,7 +60,7 @@ screenshot: setup
 	$(PY) scripts/screenshot.py --project $(DEMO_OUT)/demo.qgz --out $(ROOT)/docs/screenshot.png
 
 ## accuracy and speed benchmarks: tables on stdout, JSON/CSV under benchmarks/results
-bench: bench-scene bench-lst bench-ssm bench-validation
+bench: bench-scene bench-lst bench-ssm bench-gwr bench-validation
 
 bench-scene: setup
 	$(PY) benchmarks/bench_scene.py --out $(BENCH_OUT)
@@ -70,6 +70,9 @@ bench-lst: setup
 
 bench-ssm: setup
 	$(PY) benchmarks/bench_ssm.py --jobs 2 --out $(BENCH_OUT)
+
+bench-gwr: setup
+	$(PY) benchmarks/bench_gwr.py --out $(BENCH_OUT)
 
 bench-validation: setup
 	$(PY) benchmarks/bench_validation.py --out $(BENCH_OUT)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import CoarseData, Downscaler, FineBlock
-from .gwr_kernels import apply_fields, kernel_code, local_fits
+from .gwr_kernels import GAUSS_EPS, GAUSSIAN, apply_fields, kernel_code, local_fits
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,23 @@ INTERACTION = "lst_x_ndvi"
 LST_CENTRE_K = 300.0
 #: a day's fit keeps only as many predictors as leave this many coarse cells per coefficient
 MIN_CELLS_PER_PARAMETER = 5
+#: coarser Gaussian truncations tried first when comparing two candidate bandwidths
+SEARCH_EPS = (1e-3, 1e-6)
+#: ... only for candidates at least this many cell spacings wide (narrower kernels have few
+#: neighbours, so their exact evaluation is cheap, and few effective observations, so
+#: their fits are ill-conditioned and the bound below does not hold)
+SEARCH_EPS_MIN_SPACINGS = 2.0
+#: dropping Gaussian weights below ``eps`` changes the AICc by at most ``C n eps`` for
+#: bandwidths of SEARCH_EPS_MIN_SPACINGS spacings or more. The dropped kernel mass of a
+#: location, relative to the kept one, is about ``eps`` for locations spread in the plane
+#: (the Gaussian tail beyond ``sqrt(-2 ln eps) bw`` over a 2-D density: ``2 pi bw^2 rho
+#: eps`` against ``2 pi bw^2 rho``), so every local weighted sum, RSS and tr(S) move by a
+#: relative ~eps, the AICc (``n ln RSS`` and a term in tr S) by ~``n eps`` times the
+#: conditioning of the local fits. Measured (tests/core/downscale/test_downscale_gwr_search.py,
+#: China-sized cells): at most 1.3 ``n eps`` for well-posed fits, up to 19 where a
+#: locally constant predictor is ridge-penalised (a perturbation can switch the ridge
+#: on or off); C = 100 leaves a margin of five over the worst case.
+AICC_TRUNCATION_C = 100.0
 
 
 @dataclass
@@ -80,16 +97,18 @@ def gwr_fit(
     bandwidth: float,
     kernel: str = "gaussian",
     constant: bool = True,
+    eps: float = GAUSS_EPS,
 ) -> GWRFit:
     """Calibrate a GWR with a fixed ``bandwidth`` (same units as ``coords``; ``inf`` for
     global least squares). ``coords (n,2)``, ``y (n,)``, ``X (n,k)`` (an intercept column
-    is added when ``constant``). Repeated locations (pooled days) share one local fit."""
+    is added when ``constant``). Repeated locations (pooled days) share one local fit.
+    Gaussian weights below ``eps`` are dropped (0: none)."""
     coords = np.asarray(coords, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).ravel()
     D = _design(X, constant)
     n, p = D.shape
     uniq, loc = _unique_locations(coords)
-    beta, minv, cov = local_fits(coords, y, D, uniq, float(bandwidth), kernel_code(kernel), True)
+    beta, minv, cov = local_fits(coords, y, D, uniq, float(bandwidth), kernel_code(kernel), True, eps)
     params = beta[loc]
     predy = np.einsum("np,np->n", D, params)
     influ = np.einsum("na,nab,nb->n", D, minv[loc], D)
@@ -102,12 +121,13 @@ def gwr_fit(
 
 
 def gwr_aicc(coords: np.ndarray, y: np.ndarray, X: np.ndarray, bandwidth: float, kernel: str = "gaussian",
-             constant: bool = True, _uniq: tuple | None = None) -> float:
+             constant: bool = True, _uniq: tuple | None = None, eps: float = GAUSS_EPS) -> float:
     """AICc of a GWR with ``bandwidth`` (inf when any local fit is singular)."""
     y = np.asarray(y, dtype=np.float64).ravel()
     D = _design(X, constant)
     uniq, loc = _uniq if _uniq is not None else _unique_locations(coords)
-    beta, minv, _ = local_fits(np.asarray(coords, dtype=np.float64), y, D, uniq, float(bandwidth), kernel_code(kernel), False)
+    beta, minv, _ = local_fits(np.asarray(coords, dtype=np.float64), y, D, uniq, float(bandwidth), kernel_code(kernel), False,
+                               eps)
     if not np.isfinite(beta).all():
         return math.inf
     resid = y - np.einsum("np,np->n", D, beta[loc])
@@ -127,6 +147,12 @@ def spacing(coords: np.ndarray) -> tuple[float, float]:
     return float(np.median(d[:, 1])), float(np.hypot(*(hi - lo)))
 
 
+def aicc_truncation_bound(n: int, eps: float) -> float:
+    """Bound on the AICc change from dropping Gaussian weights below ``eps``:
+    ``AICC_TRUNCATION_C * n * eps`` (see :data:`AICC_TRUNCATION_C`)."""
+    return AICC_TRUNCATION_C * n * eps
+
+
 def select_bandwidth(
     coords: np.ndarray,
     y: np.ndarray,
@@ -137,49 +163,99 @@ def select_bandwidth(
     tol: float = 0.01,
     max_iter: int = 60,
     constant: bool = True,
+    eps: float = GAUSS_EPS,
+    adaptive: bool = True,
 ) -> tuple[float, float, list[tuple[float, float]]]:
     """Bandwidth minimising the AICc by golden-section search on ``ln(bw)``.
 
     Default interval: from half the median nearest-neighbour spacing (Gaussian) or 1.5
     spacings (bisquare) to twice the largest distance (capped at 40 spacings for more
     than 2000 locations, where a wider Gaussian is a global fit in all but name). The
-    global least-squares fit (``inf``) is tried last, as ``mgwr`` does. Stops when the
-    interval is narrower than ``tol`` (relative). Returns ``(bw, aicc, history)``.
+    global least-squares fit (``inf``) is tried last, as ``mgwr`` does, as one least-squares
+    fit. Stops when the interval is narrower than ``tol`` (relative). Returns
+    ``(bw, aicc, history)``, ``history`` one ``(bw, aicc)`` per candidate in the order
+    tried, each at the finest truncation it was evaluated with.
+
+    Gaussian weights below ``eps`` are dropped (0: none). With ``adaptive`` each
+    comparison of two candidates (at least :data:`SEARCH_EPS_MIN_SPACINGS` spacings wide)
+    is first made with coarser truncations (:data:`SEARCH_EPS`, far fewer neighbours), and
+    repeated finer only when the two AICc are closer than their truncation bounds
+    (:func:`aicc_truncation_bound`); once a comparison needed a finer level the next ones
+    start there (the golden section's differences only shrink). The search takes the same
+    steps, and returns the same bandwidth and AICc, as with ``eps`` everywhere.
     """
     uniq = _unique_locations(coords)
+    n = int(np.asarray(y).size)
     sp, dmax = spacing(coords)
     a = bw_min if bw_min else (0.5 if kernel == "gaussian" else 1.5) * sp
     c = bw_max if bw_max else 2.0 * dmax
     if not bw_max and uniq[0].shape[0] > 2000:
         c = min(c, 40.0 * sp)
     c = max(c, a * 1.0001)
-    history: list[tuple[float, float]] = []
-    cache: dict[float, float] = {}
+    gaussian = kernel_code(kernel) == GAUSSIAN
+    levels = tuple(e for e in SEARCH_EPS if e > eps) if (adaptive and gaussian) else ()
+    levels = (*levels, eps)
+    last = len(levels) - 1
+    order: list[float] = []
+    cache: dict[float, tuple[int, float]] = {}  # ln bw -> (level, AICc)
 
-    def f(logbw: float) -> float:
-        bw = math.exp(logbw)
-        if logbw not in cache:
-            cache[logbw] = gwr_aicc(coords, y, X, bw, kernel, constant, _uniq=uniq)
-            history.append((bw, cache[logbw]))
-        return cache[logbw]
+    def f(logbw: float, lev: int) -> tuple[int, float]:
+        got = cache.get(logbw)
+        if logbw < min_loose:
+            lev = last
+        if got is None or got[0] < lev:
+            got = (lev, gwr_aicc(coords, y, X, math.exp(logbw), kernel, constant, _uniq=uniq, eps=levels[lev]))
+            if logbw not in cache:
+                order.append(logbw)
+            cache[logbw] = got
+        return got
+
+    def slack(lev: int) -> float:
+        return 0.0 if lev == last else aicc_truncation_bound(n, levels[lev])
+
+    min_loose = math.log(SEARCH_EPS_MIN_SPACINGS * sp)
+
+    start = [0]  # the golden section's margins only shrink: start where the last decision was made
+
+    def first_not_worse(x1: float, x2: float) -> bool:
+        """``AICc(x1) <= AICc(x2)`` as decided at the finest level."""
+        lev = start[0]
+        while True:
+            l1, v1 = f(x1, lev)
+            l2, v2 = f(x2, lev)
+            exact = l1 == last and l2 == last
+            if exact or (math.isfinite(v1) and math.isfinite(v2) and abs(v1 - v2) > slack(l1) + slack(l2)):
+                start[0] = lev
+                return v1 <= v2
+            lev += 1
 
     lo, hi = math.log(a), math.log(c)
     x1 = hi - GOLDEN * (hi - lo)
     x2 = lo + GOLDEN * (hi - lo)
-    f1, f2 = f(x1), f(x2)
     it = 0
     while hi - lo > tol and it < max_iter:
         it += 1
-        if f1 <= f2:
-            hi, x2, f2 = x2, x1, f1
+        if first_not_worse(x1, x2):
+            hi, x2 = x2, x1
             x1 = hi - GOLDEN * (hi - lo)
-            f1 = f(x1)
         else:
-            lo, x1, f1 = x1, x2, f2
+            lo, x1 = x1, x2
             x2 = lo + GOLDEN * (hi - lo)
-            f2 = f(x2)
-    best_bw, best = min(history, key=lambda t: t[1])
-    glob = gwr_aicc(coords, y, X, math.inf, kernel, constant, _uniq=uniq)
+    f(x1, start[0])
+    f(x2, start[0])
+    # the best candidate at the finest level: refine every one that could still be it
+    while True:
+        upper = min(v + slack(lv) for lv, v in cache.values())
+        could = [k for k in order if cache[k][1] - slack(cache[k][0]) <= upper or not math.isfinite(cache[k][1])]
+        coarse = [k for k in could if cache[k][0] < last]
+        if not coarse:
+            break
+        for k in coarse:
+            f(k, last)
+    best_lb = min(could, key=lambda k: cache[k][1])
+    best_bw, best = math.exp(best_lb), cache[best_lb][1]
+    history = [(math.exp(k), cache[k][1]) for k in order]
+    glob = gwr_aicc(coords, y, X, math.inf, kernel, constant, _uniq=uniq, eps=eps)
     history.append((math.inf, glob))
     if glob <= best:
         best_bw, best = math.inf, glob

@@ -9,13 +9,26 @@ e.g. a flat DEM over a delta, or collinear) the slopes are ridge-penalised
 (``X'WX + RIDGE sum(w) I`` without the intercept) and the fit retried; only what is still
 singular (fewer neighbours with a weight than parameters) returns NaN.
 
-Each kernel comes as a numba implementation (one ``prange`` loop over regression points)
-and a numpy fallback (chunks of regression points, batched linear algebra) that give the
-same numbers to rounding. Gaussian weights below ``exp(-GAUSS_CUT2/2)`` (about 1e-12) are
-skipped by both.
+Gaussian weights below ``eps`` (``GAUSS_EPS`` = 1e-12 unless a caller asks otherwise; 0
+keeps every weight that does not underflow) are dropped. The dropped kernel mass of a
+location is about ``eps`` relative to the kept one (locations spread in the plane), so
+every local weighted sum moves by a relative ~eps and the coefficients by ~eps times the
+local matrix's conditioning: at 1e-12 they equal the untruncated ones to 1e-9 (tested),
+far inside the 1e-6 agreement with ``mgwr``; the AICc bound is in :mod:`.gwr`.
+
+Each kernel comes as a numba implementation and a numpy fallback (chunks of regression
+points against every observation, batched linear algebra) that give the same numbers to
+rounding. The numba fit sorts observations and regression points into square bins (a
+quarter of the kernel's reach, at least ~``TILE_LOCATIONS`` points each) and runs one
+``prange`` loop over bins: a bin's locations against each bin row within reach give a
+small dense weight matrix, multiplied by that row's contiguous block of packed products
+``x_a x_c, x_a y`` (BLAS), then each location's matrix is inverted. With ``bw = inf``
+every local fit is the global least-squares fit, computed once.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -23,8 +36,14 @@ from ..accel import kernel, njit, prange
 
 GAUSSIAN = 0
 BISQUARE = 1
-#: squared kernel argument beyond which Gaussian weights are treated as 0 (w < 1e-12)
-GAUSS_CUT2 = 2.0 * 27.631021115928547  # -2 ln(1e-12)
+#: Gaussian weights below this are treated as 0 in every fit (see the module docstring for
+#: the error bound), and the squared kernel argument where that happens
+GAUSS_EPS = 1e-12
+GAUSS_CUT2 = 2.0 * 27.631021115928547  # -2 ln(GAUSS_EPS)
+#: locations per bin aimed at (bins are at least this large)
+TILE_LOCATIONS = 4
+#: squared kernel argument where ``exp(-z^2/2)`` is below 1e-304 (near the double underflow)
+UNDERFLOW_Z2 = 1400.0
 #: relative pivot below which a local matrix counts as singular
 PIVOT_TOL = 1e-10
 #: ridge added to the slopes' diagonal of a singular local matrix, relative to the sum of
@@ -87,87 +106,197 @@ def _chol_inverse_nb(M, out, tol):  # pragma: no cover - compiled
     return True
 
 
-def _weight_nb(d2, bw, kern):  # pragma: no cover - compiled
-    if not np.isfinite(bw):
-        return 1.0
-    z2 = d2 / (bw * bw)
-    if kern == 0:
-        if z2 > GAUSS_CUT2:
-            return 0.0
-        return np.exp(-0.5 * z2)
-    if z2 >= 1.0:
-        return 0.0
-    t = 1.0 - z2
-    return t * t
-
-
-def _local_fits_nb(obs_xy, y, X, at_xy, bw, kern, want_cov):  # pragma: no cover - compiled
-    n, p = X.shape
-    m = at_xy.shape[0]
+def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, kern, cut2, want_cov, p):  # pragma: no cover
+    """Weighted sums ``A = sum_j w_ij Z_j`` (and ``A2 = sum_j w_ij^2 Z2_j``) and the number of
+    weighted neighbours at locations sorted into the same square bins as the observations
+    (``loc_start``/``starts``: first location/observation of each row-major bin). One tile
+    (bin) of locations at a time: its weights against each bin row within ``nreach`` bins
+    form a small dense matrix, multiplied by the row's contiguous block of ``Z`` (BLAS);
+    then each location's fit (:func:`_solve_one`), all in one parallel loop."""
+    m = loc_xy.shape[0]
+    q = Z.shape[1]
+    tri = Z2.shape[1]
+    sup = np.zeros(m, dtype=np.int64)
     beta = np.full((m, p), np.nan)
     minv = np.full((m, p, p), np.nan)
     cov = np.full((m, p, p), np.nan) if want_cov else np.full((1, p, p), np.nan)
-    for i in prange(m):
-        M = np.zeros((p, p))
-        M2 = np.zeros((p, p))
-        b = np.zeros(p)
-        support = 0
-        for j in range(n):
-            dx = obs_xy[j, 0] - at_xy[i, 0]
-            dy = obs_xy[j, 1] - at_xy[i, 1]
-            w = _weight(dx * dx + dy * dy, bw, kern)
-            if w == 0.0:
+    bw2 = bw * bw
+    for b in prange(nbx * nby):
+        l0 = loc_start[b]
+        l1 = loc_start[b + 1]
+        if l1 == l0:
+            continue
+        mt = l1 - l0
+        bx = b % nbx
+        by = b // nbx
+        bx0 = max(bx - nreach, 0)
+        bx1 = min(bx + nreach, nbx - 1)
+        acc = np.zeros((mt, q))
+        acc2 = np.zeros((mt if want_cov else 1, tri))
+        for yy in range(max(by - nreach, 0), min(by + nreach, nby - 1) + 1):
+            s = starts[yy * nbx + bx0]
+            e = starts[yy * nbx + bx1 + 1]
+            if e == s:
                 continue
-            support += 1
-            for a in range(p):
-                xa = X[j, a] * w
-                b[a] += xa * y[j]
-                for c in range(a, p):
-                    M[a, c] += xa * X[j, c]
-                    if want_cov:
-                        M2[a, c] += xa * w * X[j, c]
-        for a in range(p):
-            for c in range(a + 1, p):
-                M[c, a] = M[a, c]
-                M2[c, a] = M2[a, c]
-        Mi = np.empty((p, p))
-        if not _chol_inverse(M, Mi, RIDGE_PIVOT):
-            if support >= p:  # a locally constant or collinear predictor: ridge-penalise the slopes
-                lam = RIDGE * M[0, 0]
-                for a in range(1, p):
-                    M[a, a] += lam
-            if not _chol_inverse(M, Mi, PIVOT_TOL):  # fewer neighbours than parameters: no fit
+            hits = 0
+            W = np.empty((mt, e - s))
+            for a in range(mt):
+                xi = loc_xy[l0 + a, 0]
+                yi = loc_xy[l0 + a, 1]
+                for j in range(s, e):
+                    dx = oxy[j, 0] - xi
+                    dy = oxy[j, 1] - yi
+                    z2 = (dx * dx + dy * dy) / bw2
+                    w = 0.0
+                    if kern == 0:
+                        if z2 <= cut2:
+                            w = np.exp(-0.5 * z2)
+                    elif z2 < 1.0:
+                        t = 1.0 - z2
+                        w = t * t
+                    W[a, j - s] = w
+                    if w != 0.0:
+                        hits += 1
+                        sup[l0 + a] += 1
+            if hits == 0:
                 continue
-        for a in range(p):
-            t = 0.0
-            for c in range(p):
-                t += Mi[a, c] * b[c]
-            beta[i, a] = t
-            for c in range(p):
-                minv[i, a, c] = Mi[a, c]
-        if want_cov:
-            T = np.zeros((p, p))
-            for a in range(p):
-                for c in range(p):
-                    t = 0.0
-                    for d in range(p):
-                        t += Mi[a, d] * M2[d, c]
-                    T[a, c] = t
-            for a in range(p):
-                for c in range(p):
-                    t = 0.0
-                    for d in range(p):
-                        t += T[a, d] * Mi[d, c]
-                    cov[i, a, c] = t
+            if 8 * hits >= mt * (e - s):  # at least 1/8 of the pairs weighted: one matrix product (BLAS)
+                acc += np.dot(W, Z[s:e])
+                if want_cov:
+                    acc2 += np.dot(W * W, Z2[s:e])
+            else:  # few locations or sparse weights: accumulate the weighted rows
+                for a in range(mt):
+                    for j in range(s, e):
+                        w = W[a, j - s]
+                        if w == 0.0:
+                            continue
+                        for t in range(q):
+                            acc[a, t] += w * Z[j, t]
+                        if want_cov:
+                            w2 = w * w
+                            for t in range(tri):
+                                acc2[a, t] += w2 * Z2[j, t]
+        for a in range(mt):
+            _solve_one(acc[a], acc2[a] if want_cov else acc2[0], sup[l0 + a], p, want_cov, beta, minv, cov, l0 + a)
     return beta, minv, cov
 
 
+def _solve_one_nb(Ai, A2i, sup_i, p, want_cov, beta, minv, cov, i):  # pragma: no cover - compiled
+    """Unpack one location's packed sums, invert ``X'WX`` (ridge when singular), and write
+    ``beta``, ``(X'WX)^-1`` and the sandwich covariance into row ``i``."""
+    tri = p * (p + 1) // 2
+    M = np.empty((p, p))
+    M2 = np.zeros((p, p))
+    t = 0
+    for a in range(p):
+        for c in range(a, p):
+            M[a, c] = Ai[t]
+            M[c, a] = Ai[t]
+            if want_cov:
+                M2[a, c] = A2i[t]
+                M2[c, a] = A2i[t]
+            t += 1
+    Mi = np.empty((p, p))
+    if not _chol_inverse(M, Mi, RIDGE_PIVOT):
+        if sup_i >= p:  # a locally constant or collinear predictor: ridge-penalise the slopes
+            lam = RIDGE * M[0, 0]
+            for a in range(1, p):
+                M[a, a] += lam
+        if not _chol_inverse(M, Mi, PIVOT_TOL):  # fewer neighbours than parameters: no fit
+            return
+    for a in range(p):
+        s = 0.0
+        for c in range(p):
+            s += Mi[a, c] * Ai[tri + c]
+        beta[i, a] = s
+        for c in range(p):
+            minv[i, a, c] = Mi[a, c]
+    if want_cov:
+        T = np.zeros((p, p))
+        for a in range(p):
+            for c in range(p):
+                s = 0.0
+                for d in range(p):
+                    s += Mi[a, d] * M2[d, c]
+                T[a, c] = s
+        for a in range(p):
+            for c in range(p):
+                s = 0.0
+                for d in range(p):
+                    s += T[a, d] * Mi[d, c]
+                cov[i, a, c] = s
+
+
 _chol_inverse = njit()(_chol_inverse_nb)
-_weight = njit()(_weight_nb)
-if _chol_inverse is not None:  # the compiled fit calls the compiled helpers by these names
-    _local_fits_numba = njit(parallel=True)(_local_fits_nb)
+_solve_one = njit()(_solve_one_nb)
+if _chol_inverse is not None:  # the compiled fits call the compiled helpers by these names
+    _tile_fits = njit(parallel=True)(_tile_fits_nb)
 else:  # pragma: no cover - without numba
-    _local_fits_numba = None
+    _tile_fits = None
+
+
+def cutoff2(eps: float) -> float:
+    """Squared Gaussian kernel argument ``z^2 = d^2/bw^2`` beyond which weights
+    ``exp(-z^2/2) < eps`` are dropped (``eps <= 0``: only weights that underflow, below
+    ``exp(-UNDERFLOW_Z2/2)`` ~ 1e-304, i.e. no truncation)."""
+    return -2.0 * math.log(eps) if eps > 0 else UNDERFLOW_Z2
+
+
+def kernel_radius(bw: float, kern: int, eps: float) -> float:
+    """Distance beyond which the (truncated) kernel weight is 0 (same units as ``bw``)."""
+    if not np.isfinite(bw):
+        return math.inf
+    return bw * math.sqrt(cutoff2(eps)) if kern == GAUSSIAN else bw
+
+
+def pack_products(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per observation the products ``x_a x_c`` (``a <= c``, row-major) then ``x_a y``:
+    ``(n, p(p+1)/2 + p)``, so the local sums are one weighted sum of rows."""
+    a, c = np.triu_indices(X.shape[1])
+    return np.ascontiguousarray(np.concatenate([X[:, a] * X[:, c], X * y[:, None]], axis=1))
+
+
+def neighbour_bins(obs_xy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, float, float, float, int, int, int]:
+    """Square bins for fixed-radius neighbour queries: ``order`` (observations sorted by
+    row-major bin), ``starts (nbx*nby+1,)``, origin ``x0, y0``, side ``h``, ``nbx, nby`` and
+    the reach in bins (``radius`` capped at what covers every observation)."""
+    lo = obs_xy.min(axis=0)
+    hi = obs_xy.max(axis=0)
+    ext = float(max(hi[0] - lo[0], hi[1] - lo[1], 1e-9))
+    n = obs_xy.shape[0]
+    reach = min(radius, 2.0 * ext + 1.0)
+    # side: a quarter of the reach (a tile scans (2.25 r)^2 for a disc of pi r^2), and
+    # about TILE_LOCATIONS locations per bin (so a tile's sums are one matrix product)
+    area = max((hi[0] - lo[0]) * (hi[1] - lo[1]), ext * ext * 1e-6)
+    h = max(reach / 4.0, math.sqrt(TILE_LOCATIONS * area / max(n, 1)), ext * 1e-6)
+    nbx = int(math.floor((hi[0] - lo[0]) / h)) + 1
+    nby = int(math.floor((hi[1] - lo[1]) / h)) + 1
+    b = _bin_of(obs_xy, float(lo[0]), float(lo[1]), h, nbx, nby)
+    order = np.argsort(b, kind="stable")
+    starts = np.searchsorted(b[order], np.arange(nbx * nby + 1)).astype(np.int64)
+    return order, starts, float(lo[0]), float(lo[1]), float(h), nbx, nby, int(math.ceil(reach / h))
+
+
+def _bin_of(xy: np.ndarray, x0: float, y0: float, h: float, nbx: int, nby: int) -> np.ndarray:
+    bx = np.clip(np.floor((xy[:, 0] - x0) / h), 0, nbx - 1).astype(np.int64)
+    by = np.clip(np.floor((xy[:, 1] - y0) / h), 0, nby - 1).astype(np.int64)
+    return by * nbx + bx
+
+
+def _local_fits_numba(obs_xy, y, X, at_xy, bw, kern, want_cov, eps):
+    order, starts, x0, y0, h, nbx, nby, nreach = neighbour_bins(obs_xy, kernel_radius(bw, kern, eps))
+    Z = pack_products(X[order], y[order])
+    tri = X.shape[1] * (X.shape[1] + 1) // 2
+    Z2 = np.ascontiguousarray(Z[:, :tri])
+    lb = _bin_of(at_xy, x0, y0, h, nbx, nby)
+    lorder = np.argsort(lb, kind="stable")
+    loc_start = np.searchsorted(lb[lorder], np.arange(nbx * nby + 1)).astype(np.int64)
+    beta, minv, cov = _tile_fits(np.ascontiguousarray(obs_xy[order]), Z, Z2, np.ascontiguousarray(at_xy[lorder]),
+                                 loc_start, starts, nbx, nby, nreach, float(bw), int(kern), cutoff2(eps),
+                                 bool(want_cov), X.shape[1])
+    back = np.empty_like(lorder)
+    back[lorder] = np.arange(lorder.size)
+    return beta[back], minv[back], (cov[back] if want_cov else cov)
 
 
 # ---------------------------------------------------------------------------------------
@@ -175,13 +304,15 @@ else:  # pragma: no cover - without numba
 # ---------------------------------------------------------------------------------------
 
 
-def weights_np(d2: np.ndarray, bw: float, kern: int) -> np.ndarray:
-    """Kernel weights of squared distances ``d2`` (any shape)."""
+def weights_np(d2: np.ndarray, bw: float, kern: int, eps: float = GAUSS_EPS) -> np.ndarray:
+    """Kernel weights of squared distances ``d2`` (any shape); Gaussian weights below
+    ``eps`` are 0."""
     if not np.isfinite(bw):
         return np.ones_like(d2)
     z2 = d2 / (bw * bw)
     if kern == GAUSSIAN:
-        return np.where(z2 > GAUSS_CUT2, 0.0, np.exp(-0.5 * np.minimum(z2, GAUSS_CUT2 + 1)))
+        cut = cutoff2(eps)
+        return np.where(z2 > cut, 0.0, np.exp(-0.5 * np.minimum(z2, min(cut, 2000.0) + 1)))
     t = np.where(z2 >= 1.0, 0.0, 1.0 - z2)
     return t * t
 
@@ -211,7 +342,7 @@ def chol_inverse_batch(M: np.ndarray, tol: float = PIVOT_TOL) -> tuple[np.ndarra
     return inv, ok
 
 
-def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, chunk_bytes=64_000_000):
+def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, eps, chunk_bytes=64_000_000):
     n, p = X.shape
     m = at_xy.shape[0]
     beta = np.full((m, p), np.nan)
@@ -221,7 +352,7 @@ def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, chunk_bytes=64_00
     for s in range(0, m, step):
         e = min(m, s + step)
         d2 = (at_xy[s:e, None, 0] - obs_xy[None, :, 0]) ** 2 + (at_xy[s:e, None, 1] - obs_xy[None, :, 1]) ** 2
-        W = weights_np(d2, bw, kern)
+        W = weights_np(d2, bw, kern, eps)
         M = np.einsum("in,na,nb->iab", W, X, X)
         b = np.einsum("in,na,n->ia", W, X, y)
         Mi, ok = chol_inverse_batch(M, RIDGE_PIVOT)
@@ -244,11 +375,32 @@ def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, chunk_bytes=64_00
     return beta, minv, cov
 
 
-local_fits = kernel(_local_fits_numba, _local_fits_numpy, name="gwr_local_fits")
-"""``local_fits(obs_xy (n,2), y (n,), X (n,p), at_xy (m,2), bw, kern, want_cov)`` ->
-``beta (m,p)``, ``(X'W X)^-1 (m,p,p)``, and when ``want_cov`` the unscaled coefficient
-covariance ``(X'WX)^-1 X'W^2X (X'WX)^-1 (m,p,p)`` (else a ``(1,p,p)`` NaN placeholder).
-All float64; NaN rows where a local fit is singular."""
+_local_fits_kernel = kernel(_local_fits_numba if _tile_fits is not None else None, _local_fits_numpy,
+                            name="gwr_local_fits")
+
+
+def local_fits(obs_xy: np.ndarray, y: np.ndarray, X: np.ndarray, at_xy: np.ndarray, bw: float, kern: int,
+               want_cov: bool, eps: float = GAUSS_EPS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local weighted least squares at ``at_xy``.
+
+    ``obs_xy (n,2)``, ``y (n,)``, ``X (n,p)`` (design, intercept included), ``at_xy
+    (m,2)``, ``bw`` (``inf``: equal weights), ``kern`` (:func:`kernel_code`), Gaussian
+    weights below ``eps`` dropped (0: none). Returns ``beta (m,p)``, ``(X'W X)^-1
+    (m,p,p)``, and when ``want_cov`` the unscaled coefficient covariance
+    ``(X'WX)^-1 X'W^2X (X'WX)^-1 (m,p,p)`` (else a ``(1,p,p)`` NaN placeholder). All
+    float64; NaN rows where a local fit is singular. With ``bw = inf`` every local fit is
+    the global least-squares fit: it is computed once and repeated.
+    """
+    obs_xy = np.ascontiguousarray(obs_xy, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64).ravel()
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    at_xy = np.ascontiguousarray(at_xy, dtype=np.float64).reshape(-1, 2)
+    m = at_xy.shape[0]
+    if not np.isfinite(bw) and m > 1:
+        b, mi, cv = _local_fits_kernel(obs_xy, y, X, at_xy[:1], float(bw), int(kern), bool(want_cov), float(eps))
+        cv = np.repeat(cv, m, axis=0) if want_cov else cv
+        return np.repeat(b, m, axis=0), np.repeat(mi, m, axis=0), cv
+    return _local_fits_kernel(obs_xy, y, X, at_xy, float(bw), int(kern), bool(want_cov), float(eps))
 
 
 # ---------------------------------------------------------------------------------------
