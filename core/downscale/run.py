@@ -75,15 +75,11 @@ from .predictors import (
 )
 from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
 from .scale import (
-    MAX_GAIN,
-    MIN_DAYS_STATIC,
-    MIN_PAIRS,
-    Gains,
     _anomaly_pairs,
     _pooled_slope,
-    _window_mean,
     combine_anomalies,
     combine_anomalies_smooth,
+    gains_from_pairs,
     smooth_anomaly,
 )
 from .seams import borrow_in_time, fill_coarse
@@ -621,7 +617,7 @@ class Engine:
                     for off, entries in res.items():
                         per[off].update(entries)
                 if self.residual == "filter":
-                    g = _gains_from_pairs(per, self.anomaly_days)
+                    g = gains_from_pairs(per, self.anomaly_days)
                     state.gain, state.gain_static = g.dynamic, g.static
                     log.info("Within-cell anomaly gains (estimated one scale up from %d coarse cell-days): %.2f for "
                              "the persistent pattern, %.2f for its day-to-day changes (%.2f pooled)", g.pairs, g.static,
@@ -918,38 +914,6 @@ def _task_apply(task: tuple) -> list[tuple[object, dict]]:
             if o <= d - dt.timedelta(days=w) and o not in days[days.index(d) + 1:]:
                 eng.fine_source.release(o)
     return out
-
-
-def _gains_from_pairs(per: dict, window: int) -> Gains:
-    """:func:`.scale.anomaly_gains` from the anomaly pairs gathered per day
-    (``per[offset][day ordinal] = (ap, ao, w)``, days in order)."""
-    k, pairs = _pooled_slope(per, window)
-    if pairs < MIN_PAIRS:
-        return Gains(k, k, k, pairs)
-    sn = sd_ = dn = dd = 0.0
-    for by_day in per.values():
-        if not by_day:
-            continue
-        ords = sorted(by_day)
-        AP = np.vstack([_window_mean(by_day, o, window) for o in ords])
-        AO = np.vstack([by_day[o][1] for o in ords])
-        W = np.vstack([by_day[o][2] for o in ords])
-        ok = np.isfinite(AP) & np.isfinite(AO) & (W > 0)
-        n = ok.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mp = np.where(n > 0, np.where(ok, AP, 0.0).sum(axis=0) / n, np.nan)
-            mo = np.where(n > 0, np.where(ok, AO, 0.0).sum(axis=0) / n, np.nan)
-        cells = n >= MIN_DAYS_STATIC
-        sn += float((n * mo * mp)[cells].sum())
-        sd_ += float((n * mp * mp)[cells].sum())
-        sel = ok & cells[None, :]
-        dp = np.where(sel, AP - mp[None, :], 0.0)
-        do = np.where(sel, AO - mo[None, :], 0.0)
-        dn += float((W * do * dp)[sel].sum())
-        dd += float((W * dp * dp)[sel].sum())
-    ks = float(np.clip(sn / sd_, 0.0, MAX_GAIN)) if sd_ > 0 else k
-    kd = float(np.clip(dn / dd, 0.0, MAX_GAIN)) if dd > 0 else k
-    return Gains(k, ks, kd, pairs)
 
 
 # ---------------------------------------------------------------------------------------

@@ -126,7 +126,13 @@ def anomaly_gains(
     model whose day-to-day within-cell changes are noise gets a dynamic gain near 0, so
     its noise stays out of each pixel's time series. Retrieval noise in the observed
     anomalies does not bias a slope. ``bandwidths``: see :func:`fit_template`."""
-    per = _anomaly_pairs(template, days, offsets, block, check, bandwidths)
+    return gains_from_pairs(_anomaly_pairs(template, days, offsets, block, check, bandwidths), window)
+
+
+def gains_from_pairs(per: dict, window: int = 0) -> Gains:
+    """:class:`Gains` from the super-cell anomaly pairs gathered per day
+    (``per[offset][day ordinal] = (predicted, observed, weight)``, as made by
+    :func:`anomaly_gains`; runs that gather them day by day call this directly)."""
     k, pairs = _pooled_slope(per, window)
     if pairs < MIN_PAIRS:
         return Gains(k, k, k, pairs)

@@ -15,10 +15,9 @@ from ssm_downscaling.core.downscale.run import (
     GAIN_OFFSETS,
     Engine,
     FolderInputs,
-    _gains_from_pairs,
     sample_days,
 )
-from ssm_downscaling.core.downscale.scale import _anomaly_pairs, anomaly_gains
+from ssm_downscaling.core.downscale.scale import _anomaly_pairs, anomaly_gains, gains_from_pairs
 from ssm_downscaling.core.runner import ProcessExecutor, SerialExecutor, ThreadExecutor, dask_available
 from ssm_downscaling.core.series import DailySeries
 
@@ -101,7 +100,7 @@ def test_gains_from_per_day_pairs_equal_the_all_days_estimate(scene):
         for off, entries in _anomaly_pairs(eng.template, [(data, count)], GAIN_OFFSETS, 2, None).items():
             per[off].update(entries)
     for window in (0, 1):
-        assert _gains_from_pairs(per, window) == anomaly_gains(eng.template, aggs, window=window)
+        assert gains_from_pairs(per, window) == anomaly_gains(eng.template, aggs, window=window)
 
 
 def test_sample_days_is_every_day_of_a_short_run_and_bounded_blocks_of_a_long_one():
