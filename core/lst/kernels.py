@@ -24,10 +24,16 @@ from ..accel import kernel, njit, prange
 # ---------------------------------------------------------------------------------------
 
 
-def _window_sums_numpy(stack: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(sum_d w_d * x_d, sum_d w_d)`` over the finite ``x_d`` of ``stack`` (D, H, W).
+#: int16 code of a missing value in a quantised day stack (see ``quantum`` below)
+MISSING_Q = -32768
 
-    Returns two float32 ``(H, W)`` arrays; days with weight 0 are skipped.
+
+def _window_sums_numpy(stack: np.ndarray, weights: np.ndarray, quantum: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum_d w_d * x_d, sum_d w_d)`` over the valid ``x_d`` of ``stack`` (D, H, W).
+
+    A float stack holds the values (NaN missing); an int16 stack holds ``round(x /
+    quantum)`` with :data:`MISSING_Q` where missing, and the sums are in the units of
+    ``x``. Returns two float32 ``(H, W)`` arrays; days with weight 0 are skipped.
     """
     num = np.zeros(stack.shape[1:], dtype=np.float64)
     den = np.zeros(stack.shape[1:], dtype=np.float64)
@@ -36,14 +42,14 @@ def _window_sums_numpy(stack: np.ndarray, weights: np.ndarray) -> tuple[np.ndarr
         if w == 0.0:
             continue
         x = stack[d]
-        ok = np.isfinite(x)
-        num[ok] += w * x[ok].astype(np.float64)
+        ok = np.isfinite(x) & (x != MISSING_Q)
+        num[ok] += w * (x[ok].astype(np.float64) * quantum)
         den[ok] += w
     return num.astype(np.float32), den.astype(np.float32)
 
 
 @njit(parallel=True)
-def _window_sums_numba(stack, weights):  # pragma: no cover - compiled
+def _window_sums_numba(stack, weights, quantum=1.0):  # pragma: no cover - compiled
     nd, h, w = stack.shape
     num = np.zeros((h, w), dtype=np.float32)
     den = np.zeros((h, w), dtype=np.float32)
@@ -53,9 +59,9 @@ def _window_sums_numba(stack, weights):  # pragma: no cover - compiled
             t = 0.0
             for d in range(nd):
                 wd = weights[d]
-                x = stack[d, i, j]
-                if wd != 0.0 and np.isfinite(x):
-                    s += wd * np.float64(x)
+                x = np.float64(stack[d, i, j])
+                if wd != 0.0 and x != MISSING_Q and np.isfinite(x):
+                    s += wd * (x * quantum)
                     t += wd
             num[i, j] = s
             den[i, j] = t
@@ -63,49 +69,6 @@ def _window_sums_numba(stack, weights):  # pragma: no cover - compiled
 
 
 window_sums = kernel(_window_sums_numba, _window_sums_numpy, "window_sums")
-
-
-#: int16 code of a missing value in a quantised day stack
-MISSING_Q = -32768
-
-
-def _window_sums_q_numpy(stack: np.ndarray, weights: np.ndarray, quantum: float) -> tuple[np.ndarray, np.ndarray]:
-    """:data:`window_sums` of an int16 stack holding ``round(x / quantum)`` (``MISSING_Q``
-    where missing); the sums are in the units of ``x``."""
-    num = np.zeros(stack.shape[1:], dtype=np.float64)
-    den = np.zeros(stack.shape[1:], dtype=np.float64)
-    for d in range(stack.shape[0]):
-        w = float(weights[d])
-        if w == 0.0:
-            continue
-        x = stack[d]
-        ok = x != MISSING_Q
-        num[ok] += w * (x[ok].astype(np.float64) * quantum)
-        den[ok] += w
-    return num.astype(np.float32), den.astype(np.float32)
-
-
-@njit(parallel=True)
-def _window_sums_q_numba(stack, weights, quantum):  # pragma: no cover - compiled
-    nd, h, w = stack.shape
-    num = np.zeros((h, w), dtype=np.float32)
-    den = np.zeros((h, w), dtype=np.float32)
-    for i in prange(h):
-        for j in range(w):
-            s = 0.0
-            t = 0.0
-            for d in range(nd):
-                wd = weights[d]
-                x = stack[d, i, j]
-                if wd != 0.0 and x != MISSING_Q:
-                    s += wd * (np.float64(x) * quantum)
-                    t += wd
-            num[i, j] = s
-            den[i, j] = t
-    return num, den
-
-
-window_sums_q = kernel(_window_sums_q_numba, _window_sums_q_numpy, "window_sums_q")
 
 
 # ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 
 from .background import BackgroundModel
 from .footprint import Footprint
-from .kernels import MISSING_Q, idw_fill, temporal_interp, window_sums, window_sums_q
+from .kernels import MISSING_Q, idw_fill, temporal_interp, window_sums
 from .options import GapfillOptions
 
 log = logging.getLogger(__name__)
@@ -119,9 +119,7 @@ class DayStack:
 
     def window_sums(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(sum_d w_d x_d, sum_d w_d)`` over the finite values of the stored days, float32 (H, W)."""
-        if self.quantum is None:
-            return window_sums(self.data, weights)
-        return window_sums_q(self.data, weights, self.quantum)
+        return window_sums(self.data, weights, 1.0 if self.quantum is None else self.quantum)
 
     def weights(self, fn) -> np.ndarray:
         """Per-slot weights ``fn(day)`` (0 for free slots), float64."""

@@ -62,7 +62,7 @@ def test_quantised_stack_window_sums_known_answer_and_equal_to_float():
     n_q, d_q = qnt.window_sums(w)
     np.testing.assert_array_equal(d_q, d_f)
     np.testing.assert_allclose(n_q, n_f, atol=0.005 * w.sum() + 1e-5)
-    for num, den in both(K.window_sums_q, qnt.data, w, 0.01):
+    for num, den in both(K.window_sums, qnt.data, w, 0.01):
         np.testing.assert_allclose(num, n_q, atol=1e-5)
         np.testing.assert_array_equal(den, d_q)
 
