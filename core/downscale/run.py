@@ -178,19 +178,88 @@ def soft_bounds(field_: np.ndarray, lo: float, hi: float, info: CorrectionInfo |
     return x
 
 
+#: bytes of per-day state a run whose tasks all run in this process keeps in memory
+#: instead of on its scratch folder (``SSM_STORE_MB`` overrides it; 0: always the folder)
+STORE_MEMORY_BYTES = 512 * 1024**2
+
+
+def store_memory_budget() -> int:
+    """The in-memory budget of :class:`DayStore` (bytes), from ``SSM_STORE_MB``."""
+    env = os.environ.get("SSM_STORE_MB", "").strip()
+    try:
+        return max(0, int(float(env) * 1024**2)) if env else STORE_MEMORY_BYTES
+    except ValueError:
+        log.warning("SSM_STORE_MB=%r is not a number of megabytes; using %d", env, STORE_MEMORY_BYTES // 1024**2)
+        return STORE_MEMORY_BYTES
+
+
+class _MemoryLayer:
+    """Per-day state held in this process, per scratch folder: pickled bytes (each
+    :meth:`DayStore.get` unpickles a fresh copy, as from the folder) and arrays (taken
+    once by :meth:`DayStore.pop_array`), up to a byte budget shared by the runs."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str, int], bytes | np.ndarray] = {}
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def put(self, key: tuple[str, str, int], value: bytes | np.ndarray, budget: int) -> bool:
+        size = len(value) if isinstance(value, bytes) else int(value.nbytes)
+        with self.lock:
+            old = self.items.pop(key, None)
+            if old is not None:
+                self.bytes -= len(old) if isinstance(old, bytes) else int(old.nbytes)
+            if self.bytes + size > budget:
+                return False
+            self.items[key] = value
+            self.bytes += size
+            return True
+
+    def take(self, key: tuple[str, str, int], remove: bool) -> bytes | np.ndarray | None:
+        with self.lock:
+            value = self.items.pop(key, None) if remove else self.items.get(key)
+            if value is not None and remove:
+                self.bytes -= len(value) if isinstance(value, bytes) else int(value.nbytes)
+            return value
+
+    def forget(self, folder: str) -> None:
+        with self.lock:
+            for key in [k for k in self.items if k[0] == folder]:
+                value = self.items.pop(key)
+                self.bytes -= len(value) if isinstance(value, bytes) else int(value.nbytes)
+
+
+_MEMORY = _MemoryLayer()
+
+
 class DayStore:
     """Per-day state of a run on a scratch folder (pickles, written atomically): what a
     day's later stages need (its coarse data, fitted estimator, residuals, filtered
     residual), so that nothing accumulates in memory over the run and any worker can pick
-    a day up. The folder must be visible to every worker (on a cluster: a shared disk)."""
+    a day up. The folder must be visible to every worker (on a cluster: a shared disk).
 
-    def __init__(self, folder: str | Path):
+    ``local=True`` (every task of the run runs in this process: serial or thread
+    executors) keeps the state in memory instead, up to :func:`store_memory_budget`
+    bytes, and spills the rest to the folder: a one-day China-sized run then writes and
+    reads nothing but its inputs and outputs."""
+
+    def __init__(self, folder: str | Path, local: bool = False):
         self.folder = Path(folder)
+        self.budget = store_memory_budget() if local else 0
+        self._tag = str(self.folder)
 
     def _path(self, kind: str, day: dt.date) -> Path:
         return self.folder / f"{kind}_{day.toordinal()}.pkl"
 
+    def _key(self, kind: str, day: dt.date) -> tuple[str, str, int]:
+        return (self._tag, kind, day.toordinal())
+
     def put(self, kind: str, day: dt.date, obj: object) -> None:
+        if self.budget:
+            blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            if _MEMORY.put(self._key(kind, day), blob, self.budget):
+                self._path(kind, day).unlink(missing_ok=True)
+                return
         path = self._path(kind, day)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
         with open(tmp, "wb") as fh:
@@ -198,26 +267,45 @@ class DayStore:
         os.replace(tmp, path)
 
     def get(self, kind: str, day: dt.date) -> object:
+        if self.budget:
+            blob = _MEMORY.take(self._key(kind, day), remove=False)
+            if blob is not None:
+                return pickle.loads(blob)  # nosec B301 - our own state
         with open(self._path(kind, day), "rb") as fh:
             return pickle.load(fh)  # nosec B301
 
     def has(self, kind: str, day: dt.date) -> bool:
+        if self.budget and _MEMORY.take(self._key(kind, day), remove=False) is not None:
+            return True
         return self._path(kind, day).exists()
 
     def drop(self, kind: str, day: dt.date) -> None:
+        if self.budget:
+            _MEMORY.take(self._key(kind, day), remove=True)
         self._path(kind, day).unlink(missing_ok=True)
 
     def put_array(self, kind: str, day: dt.date, arr: np.ndarray) -> None:
+        """Store ``arr`` (the caller does not change it afterwards) for one :meth:`pop_array`."""
+        if self.budget and _MEMORY.put(self._key("array-" + kind, day), arr, self.budget):
+            return
         path = self.folder / f"{kind}_{day.toordinal()}.npy"
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy")
         np.save(tmp, arr)
         os.replace(tmp, path)
 
     def pop_array(self, kind: str, day: dt.date) -> np.ndarray:
+        if self.budget:
+            arr = _MEMORY.take(self._key("array-" + kind, day), remove=True)
+            if arr is not None:
+                return arr
         path = self.folder / f"{kind}_{day.toordinal()}.npy"
         arr = np.load(path)
         path.unlink()
         return arr
+
+    def close(self) -> None:
+        """Forget this folder's in-memory state (the end of a run)."""
+        _MEMORY.forget(self._tag)
 
 
 @dataclass
@@ -579,12 +667,15 @@ class Engine:
         _ENGINES[spec.token] = self
         if is_cancelled is not None:  # tasks in this process check it between days and blocks
             _CANCELS[spec.token] = is_cancelled
-        ctx = _Ctx(spec, str(folder), tuple(days))
+        local = isinstance(executor, (SerialExecutor, ThreadExecutor))
+        ctx = _Ctx(spec, str(folder), tuple(days), local)
         shared = executor.share(ctx)
+        store = DayStore(folder, local)
         try:
             return self._run(list(days), sink, Progress(1.0, progress, is_cancelled), skipped, executor, shared,
-                             DayStore(folder), writer, on_written, max(1, int(chunk_days)))
+                             store, writer, on_written, max(1, int(chunk_days)))
         finally:
+            store.close()
             _ENGINES.pop(spec.token, None)
             _CANCELS.pop(spec.token, None)
             self.fine_source.close()  # the decoded inputs of the run
@@ -736,6 +827,9 @@ class _Ctx:
     spec: RunSpec
     scratch: str
     days: tuple[dt.date, ...]
+    #: every task runs in the driver's process (serial or thread executor): the per-day
+    #: state may stay in memory (:class:`DayStore`)
+    local: bool = False
 
 
 #: engines of the runs this process works on (token -> Engine); the driver registers its own
@@ -788,7 +882,7 @@ def _near(days: Sequence[dt.date], d: dt.date, w: int) -> list[dt.date]:
 
 def _task_aggregate(task: tuple) -> list[dt.date]:
     ctx, days = task
-    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
     for d in days:
         store.put("agg", d, eng.aggregate(d, _checker(ctx)))
     return list(days)
@@ -796,7 +890,7 @@ def _task_aggregate(task: tuple) -> list[dt.date]:
 
 def _task_gain_pairs(task: tuple) -> dict:
     ctx, days = task
-    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
     out: dict = {off: {} for off in GAIN_OFFSETS}
     for d in days:
         _, data, count = store.get("agg", d)
@@ -808,7 +902,7 @@ def _task_gain_pairs(task: tuple) -> dict:
 
 def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
     ctx, days = task
-    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
     out = []
     cache: dict[dt.date, tuple] = {}
     reach = max(eng.seam_days, eng.pool_days)
@@ -839,7 +933,7 @@ def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
 
 def _task_krige(task: tuple) -> list[dt.date]:
     ctx, days, fitted, cov = task
-    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
     reach = KRIGE_MAX_DAYS
     src = [o for o in fitted if days[0] - dt.timedelta(days=reach) <= o <= days[-1] + dt.timedelta(days=reach)]
     resid = {o.toordinal(): store.get("res", o) for o in src}
@@ -871,7 +965,7 @@ def _task_static(task: tuple) -> list[dt.date]:
     """Pass 1 of the static/dynamic split for a chunk of days: each day's within-cell
     anomaly (averaged over the anomaly window) saved for the driver's sum in day order."""
     ctx, days, fitted, w, keep = task
-    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
     cache: dict[dt.date, dict] = {}
     fits: dict[dt.date, tuple] = {}
     for d in days:
@@ -890,7 +984,7 @@ def _task_apply(task: tuple) -> list[tuple[object, dict]]:
     """Stage C for a chunk of days: the corrected day, written by ``writer`` in the worker
     (its return value comes back) or returned whole (no writer)."""
     ctx, days, fitted, w, state, writer = task
-    eng, store = _engine(ctx), DayStore(ctx.scratch)
+    eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
     eng.use_state(state)
     cache: dict[dt.date, dict] = {}
     fits: dict[dt.date, tuple] = {}

@@ -180,3 +180,47 @@ def test_cancel_inside_the_day_tasks_leaves_only_complete_days(scene, tmp_path):
     for p in out.rglob("*"):
         assert p.is_dir() or (p.suffix == ".tif" and read_raster(p).shape) , p
     assert not list(out.rglob(".ssm-run*")) and not list(out.rglob("*.part*"))
+
+
+def test_state_kept_on_the_scratch_folder_writes_the_in_memory_bytes(scene, serial, tmp_path, monkeypatch):
+    """A serial run keeps its per-day state in memory; with no memory budget it goes to the
+    scratch folder (as for worker processes) and the outputs are the same bytes."""
+    monkeypatch.setenv("SSM_STORE_MB", "0")
+    out = tmp_path / "disk"
+    _run(scene, out, executor=SerialExecutor())
+    assert _digests(out) == serial[1]
+
+
+def test_day_store_memory_layer_copies_spills_and_forgets(tmp_path, monkeypatch):
+    from ssm_downscaling.core.downscale import run as run_mod
+
+    monkeypatch.setenv("SSM_STORE_MB", "1")  # 1 MiB
+    d = dt.date(2020, 1, 1)
+    store = run_mod.DayStore(tmp_path, local=True)
+    obj = {"a": np.arange(10.0)}
+    store.put("fit", d, obj)
+    assert not any(tmp_path.iterdir())  # held in memory
+    got = store.get("fit", d)
+    got["a"][:] = -1  # a fresh copy each time, as from a file
+    np.testing.assert_array_equal(store.get("fit", d)["a"], np.arange(10.0))
+    assert store.has("fit", d)
+    big = np.zeros(200_000)  # 1.6 MB: over the budget, goes to the folder
+    store.put_array("anom", d, big)
+    assert (tmp_path / f"anom_{d.toordinal()}.npy").exists()
+    np.testing.assert_array_equal(store.pop_array("anom", d), big)
+    small = np.ones(1000)
+    store.put_array("anom", d, small)
+    assert store.pop_array("anom", d) is small  # in memory: handed back, not copied
+    with pytest.raises(FileNotFoundError):
+        store.pop_array("anom", d)  # taken once
+    store.drop("fit", d)
+    assert not store.has("fit", d)
+    store.put("res", d, np.ones(3))
+    store.close()
+    assert not store.has("res", d)
+    assert run_mod._MEMORY.bytes == 0
+    # a store of worker processes never keeps state in memory
+    far = run_mod.DayStore(tmp_path / "w", local=False)
+    (tmp_path / "w").mkdir()
+    far.put("fit", d, obj)
+    assert (tmp_path / "w" / f"fit_{d.toordinal()}.pkl").exists()
