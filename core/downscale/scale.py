@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..accel import kernel, njit, prange
 from .base import CoarseData, Downscaler, FineBlock
 
 log = logging.getLogger(__name__)
@@ -353,9 +354,29 @@ def combine_anomalies_smooth(
     departures get their own gains. No term is constant per cell, so the result has no
     cell edges."""
     F, A = smooth_anomaly(pred, mean, others, fr, fc, shape, block_rows)
+    two_gains = static is not None and k_static is not None
+    S = static if two_gains else A
+    ks = np.float32(k_static if two_gains else k)
+    _recombine(pred.reshape(-1), F.reshape(-1), A.reshape(-1), np.ascontiguousarray(S, dtype=np.float32).reshape(-1),
+               ks, np.float32(k))
+
+
+def _recombine_numpy(pred, F, A, S, ks, k):
     ok = np.isfinite(F)
-    if static is None or k_static is None:
-        pred[ok] = (F[ok] + k * A[ok]).astype(np.float32)
-        return
-    S = np.where(np.isfinite(static), static, A)
-    pred[ok] = (F[ok] + k_static * S[ok] + k * (A[ok] - S[ok])).astype(np.float32)
+    Sv = np.where(np.isfinite(S[ok]), S[ok], A[ok])
+    pred[ok] = F[ok] + ks * Sv + k * (A[ok] - Sv)
+
+
+@njit(parallel=True)
+def _recombine_numba(pred, F, A, S, ks, k):  # pragma: no cover - compiled
+    for i in prange(pred.size):
+        f = F[i]
+        if np.isfinite(f):
+            a = A[i]
+            s = S[i] if np.isfinite(S[i]) else a
+            pred[i] = (f + ks * s) + k * (a - s)
+
+
+#: in place ``pred = F + ks S + k (A - S)`` where ``F`` is finite (float32 arithmetic;
+#: ``S`` NaN takes ``A``: the pixel's anomaly is all persistent)
+_recombine = kernel(_recombine_numba, _recombine_numpy, "recombine_anomalies")

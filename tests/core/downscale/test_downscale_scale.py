@@ -119,3 +119,31 @@ def test_fixed_gain_in_the_pipeline(fine_grid, coarse_full, world):
     np.testing.assert_allclose(auto.ssm, full.ssm, atol=1e-6)
     with pytest.raises(ValueError, match="anomaly gain"):
         downscale_arrays(y, world, fine_grid, m.coarse, "gwr", anomaly_gain="big")
+
+
+def test_recombine_kernel_equals_the_numpy_path_and_the_formula():
+    from ssm_downscaling.core.downscale.scale import _recombine
+
+    rng = np.random.default_rng(3)
+    n = 10_000
+    F = rng.normal(0.25, 0.05, n).astype(np.float32)
+    A = rng.normal(0.0, 0.02, n).astype(np.float32)
+    S = rng.normal(0.0, 0.02, n).astype(np.float32)
+    F[::7] = np.nan
+    S[::5] = np.nan
+    base = np.full(n, -1.0, dtype=np.float32)
+    outs = []
+    for impl in (_recombine.numba, _recombine.numpy):
+        if impl is None:
+            continue
+        p = base.copy()
+        impl(p, F, A, S, np.float32(1.2), np.float32(0.7))
+        outs.append(p)
+    for p in outs[1:]:
+        np.testing.assert_array_equal(p, outs[0])
+    p = outs[0]
+    assert (p[::7] == -1.0).all()  # no large-scale value: left alone
+    Sv = np.where(np.isfinite(S), S, A).astype(np.float64)
+    want = F.astype(np.float64) + 1.2 * Sv + 0.7 * (A - Sv)
+    ok = np.isfinite(F)
+    np.testing.assert_allclose(p[ok], want[ok], rtol=0, atol=1e-6)
