@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..accel import kernel, njit, prange
 from ..argcheck import check_downscale_args
 from ..errors import GridError, SeriesError, SsmError
 from ..grid import Grid
@@ -178,6 +179,40 @@ def soft_bounds(field_: np.ndarray, lo: float, hi: float, info: CorrectionInfo |
     return x
 
 
+def _accumulate_finite_numpy(acc: np.ndarray, cnt: np.ndarray, a: np.ndarray) -> None:
+    ok = np.isfinite(a)
+    acc[ok] += a[ok]
+    cnt[ok] += 1
+
+
+@njit(parallel=True)
+def _accumulate_finite_numba(acc, cnt, a):  # pragma: no cover - compiled
+    for i in prange(a.size):
+        v = a[i]
+        if np.isfinite(v):
+            acc[i] += v
+            cnt[i] += 1
+
+
+#: in place, where ``a`` is finite: ``acc += a`` (float64) and ``cnt += 1`` (flat arrays)
+_accumulate_finite = kernel(_accumulate_finite_numba, _accumulate_finite_numpy, "accumulate_finite")
+
+
+def _finite_mean_numpy(acc: np.ndarray, cnt: np.ndarray, out: np.ndarray) -> None:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:] = np.where(cnt > 0, acc / cnt, np.nan).astype(np.float32)
+
+
+@njit(parallel=True)
+def _finite_mean_numba(acc, cnt, out):  # pragma: no cover - compiled
+    for i in prange(out.size):
+        out[i] = np.float32(acc[i] / cnt[i]) if cnt[i] > 0 else np.nan
+
+
+#: ``out`` (float32) = ``acc / cnt`` where ``cnt > 0``, else NaN
+_finite_mean = kernel(_finite_mean_numba, _finite_mean_numpy, "finite_mean")
+
+
 #: bytes of per-day state a run whose tasks all run in this process keeps in memory
 #: instead of on its scratch folder (``SSM_STORE_MB`` overrides it; 0: always the folder)
 STORE_MEMORY_BYTES = 512 * 1024**2
@@ -245,6 +280,7 @@ class DayStore:
 
     def __init__(self, folder: str | Path, local: bool = False):
         self.folder = Path(folder)
+        self.local = local
         self.budget = store_memory_budget() if local else 0
         self._tag = str(self.folder)
 
@@ -763,16 +799,17 @@ class Engine:
             for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
                                                    for c in chunks(static_days, chunk)]):
                 for d in res:
-                    A = store.pop_array("anom", d)
-                    ok = np.isfinite(A)
-                    acc[ok] += A[ok]
-                    cnt[ok] += 1
+                    _accumulate_finite(acc.reshape(-1), cnt.reshape(-1), store.pop_array("anom", d).reshape(-1))
                     pp.advance()
-            with np.errstate(invalid="ignore", divide="ignore"):
-                static = np.where(cnt > 0, acc / cnt, np.nan).astype(np.float32)
+            static = np.empty((H, W), dtype=np.float32)
+            _finite_mean(acc.reshape(-1), cnt.reshape(-1), static.reshape(-1))
             del acc, cnt
             state.static_file = str(store.folder / "static.npy")
-            np.save(state.static_file, static)
+            if store.local:  # every task runs here: this engine holds it, no file
+                with self._lock:
+                    self.static, self._static_file = static, state.static_file
+            else:
+                np.save(state.static_file, static)
             del static
         self.use_state(state)
         # C: predict at 1 km, correct, flag and write, per day

@@ -224,3 +224,32 @@ def test_day_store_memory_layer_copies_spills_and_forgets(tmp_path, monkeypatch)
     (tmp_path / "w").mkdir()
     far.put("fit", d, obj)
     assert (tmp_path / "w" / f"fit_{d.toordinal()}.pkl").exists()
+
+
+def test_static_accumulation_kernels_equal_numpy():
+    from ssm_downscaling.core.downscale import run as run_mod
+
+    rng = np.random.default_rng(1)
+    days = [rng.normal(0, 0.02, 5000).astype(np.float32) for _ in range(4)]
+    for a in days:
+        a[rng.random(a.size) < 0.3] = np.nan
+    res = []
+    for acc_impl, mean_impl in ((run_mod._accumulate_finite.numba, run_mod._finite_mean.numba),
+                                (run_mod._accumulate_finite.numpy, run_mod._finite_mean.numpy)):
+        if acc_impl is None:
+            continue
+        acc, cnt = np.zeros(5000), np.zeros(5000, dtype=np.int32)
+        for a in days:
+            acc_impl(acc, cnt, a)
+        out = np.empty(5000, dtype=np.float32)
+        mean_impl(acc, cnt, out)
+        res.append((acc, cnt, out))
+    for r in res[1:]:
+        for x, y in zip(r, res[0]):
+            np.testing.assert_array_equal(x, y)
+    acc, cnt, out = res[0]
+    stack = np.vstack(days).astype(np.float64)
+    np.testing.assert_array_equal(cnt, np.isfinite(stack).sum(axis=0))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(out, np.nanmean(stack, axis=0), rtol=1e-6, atol=1e-9)
+    assert np.isnan(out[cnt == 0]).all()
