@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..accel import kernel, njit
 from .interp import bilinear_weights
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,73 @@ def _blocks(height: int, width: int, max_pixels: int = 1_000_000) -> list[tuple[
     return [(r, min(rows, height - r)) for r in range(0, height, rows)]
 
 
+def _cell_sums_numpy(vals, idx, mask, use_mask, w, use_w, vpart, wpart, cnt):
+    ok = (idx >= 0) & np.isfinite(vals).all(axis=1)
+    if use_mask:
+        ok &= mask
+    cells = idx[ok]
+    ww = w[ok] if use_w else None
+    wpart += np.bincount(cells, weights=ww, minlength=wpart.size)
+    cnt += np.bincount(cells, minlength=cnt.size)
+    for j in range(vals.shape[1]):
+        v = vals[ok, j].astype(np.float64)
+        vpart[:, j] += np.bincount(cells, weights=v * ww if use_w else v, minlength=wpart.size)
+
+
+@njit()
+def _cell_sums_numba(vals, idx, mask, use_mask, w, use_w, vpart, wpart, cnt):  # pragma: no cover - compiled
+    m, k = vals.shape
+    for i in range(m):
+        c = idx[i]
+        if c < 0 or (use_mask and not mask[i]):
+            continue
+        fin = True
+        for j in range(k):
+            if not np.isfinite(vals[i, j]):
+                fin = False
+                break
+        if not fin:
+            continue
+        wi = w[i] if use_w else 1.0
+        wpart[c] += wi
+        cnt[c] += 1
+        for j in range(k):
+            x = np.float64(vals[i, j])
+            vpart[c, j] += x * wi if use_w else x
+
+
+_cell_sums = kernel(_cell_sums_numba, _cell_sums_numpy, "cell_sums")
+
+
+def cell_sums(vals: np.ndarray, idx: np.ndarray, n_cells: int, mask: np.ndarray | None = None,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per coarse cell, over the pixels ``i`` with ``idx[i] >= 0``, ``mask[i]`` (when
+    given) and every ``vals[i, :]`` finite: the (weighted) sums of ``vals (m, k)``
+    ``(n_cells, k)``, the weight sums ``(n_cells,)`` (pixel counts without ``weights``)
+    and the pixel counts (int64). Sums run in pixel order from zero (as ``np.bincount``),
+    in one compiled pass."""
+    vals = vals.reshape(vals.shape[0], -1)
+    k = vals.shape[1]
+    vpart = np.zeros((n_cells, k))
+    wpart = np.zeros(n_cells)
+    cnt = np.zeros(n_cells, dtype=np.int64)
+    use_mask, use_w = mask is not None, weights is not None
+    _cell_sums(vals, np.ascontiguousarray(idx.ravel()), mask.ravel() if use_mask else np.zeros(1, dtype=bool),
+               use_mask, np.ascontiguousarray(weights, dtype=np.float64).ravel() if use_w else np.zeros(1), use_w,
+               vpart, wpart, cnt)
+    return vpart, wpart, cnt
+
+
 def cell_means(values: np.ndarray, index: np.ndarray, weights: np.ndarray | None, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted mean of finite ``values`` per cell and the weight sums, float64 ``(n_cells,)``."""
     wsum = np.zeros(n_cells)
     vsum = np.zeros(n_cells)
     H, W = values.shape
     for r0, nr in _blocks(H, W):
-        v = values[r0 : r0 + nr]
-        idx = index[r0 : r0 + nr]
-        ok = (idx >= 0) & np.isfinite(v)
-        cells = idx[ok]
-        w = None if weights is None else np.broadcast_to(weights, values.shape)[r0 : r0 + nr][ok]
-        wsum += np.bincount(cells, weights=w, minlength=n_cells)
-        vsum += np.bincount(cells, weights=v[ok].astype(np.float64) * (1.0 if w is None else w), minlength=n_cells)
+        w = None if weights is None else np.broadcast_to(weights, values.shape)[r0 : r0 + nr]
+        vp, wp, _ = cell_sums(values[r0 : r0 + nr].reshape(-1, 1), index[r0 : r0 + nr], n_cells, weights=w)
+        wsum += wp
+        vsum += vp[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = vsum / wsum
     mean[wsum <= 0] = np.nan

@@ -74,7 +74,7 @@ from .predictors import (
     coarse_grid_of,
     common_days,
 )
-from .residual import CorrectionInfo, cell_means, clip_preserving_means, correct
+from .residual import CorrectionInfo, cell_means, cell_sums, clip_preserving_means, correct
 from .scale import (
     _anomaly_pairs,
     _pooled_slope,
@@ -461,11 +461,6 @@ class Engine:
         layers = [np.isfinite(v) for k, v in raw.items() if k != "dem"] or [np.isfinite(v) for v in raw.values()]
         return np.logical_or.reduce(layers)
 
-    def _weights_flat(self, r0: int, nr: int, ok: np.ndarray) -> np.ndarray | None:
-        if self.weights is None:
-            return None
-        return np.broadcast_to(self.weights, self.fine.shape)[r0 : r0 + nr][ok]
-
     # -- stage A -----------------------------------------------------------------------------
     def aggregate(self, day: dt.date, prog: Progress | None = None) -> tuple[Downscaler, CoarseData, np.ndarray]:
         prog = prog or Progress(len(self.blocks))
@@ -479,15 +474,11 @@ class Engine:
         for r0, nr in self.blocks:
             raw = self.fine_source.read(day, r0, nr)
             X = est.features(raw)
-            idx = self.index[r0 : r0 + nr].ravel()
-            ok = self._land(raw).ravel() & (idx >= 0) & np.isfinite(X).all(axis=1)
-            cells = idx[ok]
-            w = self._weights_flat(r0, nr, ok.reshape(nr, -1))
-            wsum += np.bincount(cells, weights=w, minlength=self.n)
-            count += np.bincount(cells, minlength=self.n)
-            for j in range(k):
-                vals = X[ok, j] if w is None else X[ok, j] * w
-                vsum[:, j] += np.bincount(cells, weights=vals, minlength=self.n)
+            w = None if self.weights is None else np.broadcast_to(self.weights, self.fine.shape)[r0 : r0 + nr]
+            vp, wp, cp = cell_sums(X, self.index[r0 : r0 + nr], self.n, mask=self._land(raw), weights=w)
+            wsum += wp
+            count += cp
+            vsum += vp
             prog.advance()
         with np.errstate(invalid="ignore", divide="ignore"):
             Xc = vsum / wsum[:, None]

@@ -152,3 +152,36 @@ def test_interpolate_numba_equals_numpy_bit_for_bit(shape):
         ref = interpolate(vals, fr, fc, shape)
     np.testing.assert_array_equal(got, ref)
     assert np.isnan(got[::17]).all() and got.dtype == np.float64
+
+
+def test_cell_sums_kernel_equals_bincount_path():
+    from ssm_downscaling.core.downscale.residual import _cell_sums
+
+    rng = np.random.default_rng(5)
+    m, k, n = 20_000, 3, 50
+    vals = rng.normal(size=(m, k)).astype(np.float32)
+    vals[rng.random((m, k)) < 0.05] = np.nan
+    idx = rng.integers(-1, n, m)
+    mask = rng.random(m) < 0.9
+    w = rng.uniform(0.5, 1.5, m)
+    for use_mask in (False, True):
+        for use_w in (False, True):
+            outs = []
+            for impl in (_cell_sums.numba, _cell_sums.numpy):
+                if impl is None:
+                    continue
+                vp, wp, cn = np.zeros((n, k)), np.zeros(n), np.zeros(n, dtype=np.int64)
+                impl(vals, idx, mask, use_mask, w, use_w, vp, wp, cn)
+                outs.append((vp, wp, cn))
+            for o in outs[1:]:
+                for a, b in zip(o, outs[0]):
+                    np.testing.assert_array_equal(a, b)
+            vp, wp, cn = outs[0]
+            ok = (idx >= 0) & np.isfinite(vals).all(axis=1) & (mask if use_mask else True)
+            ww = w if use_w else np.ones(m)
+            for c in (0, 7, n - 1):
+                sel = ok & (idx == c)
+                assert cn[c] == sel.sum()
+                np.testing.assert_allclose(wp[c], ww[sel].sum(), rtol=1e-12)
+                np.testing.assert_allclose(vp[c], (vals[sel].astype(np.float64) * ww[sel, None]).sum(axis=0), rtol=1e-9,
+                                           atol=1e-12)
