@@ -53,18 +53,20 @@ def _window_sums_numba(stack, weights, quantum=1.0):  # pragma: no cover - compi
     nd, h, w = stack.shape
     num = np.zeros((h, w), dtype=np.float32)
     den = np.zeros((h, w), dtype=np.float32)
+    days = np.flatnonzero(weights != 0.0)  # days of weight 0 are not even read
     for i in prange(h):
-        for j in range(w):
-            s = 0.0
-            t = 0.0
-            for d in range(nd):
-                wd = weights[d]
+        s = np.zeros(w)
+        t = np.zeros(w)
+        for d in days:  # day by day along the row (contiguous reads), in day order per pixel
+            wd = weights[d]
+            for j in range(w):
                 x = np.float64(stack[d, i, j])
-                if wd != 0.0 and x != MISSING_Q and np.isfinite(x):
-                    s += wd * (x * quantum)
-                    t += wd
-            num[i, j] = s
-            den[i, j] = t
+                if x != MISSING_Q and np.isfinite(x):
+                    s[j] += wd * (x * quantum)
+                    t[j] += wd
+        for j in range(w):
+            num[i, j] = s[j]
+            den[i, j] = t[j]
     return num, den
 
 
@@ -518,3 +520,50 @@ def _block_count_sum_numba(values, f):  # pragma: no cover - compiled
 
 
 block_count_sum = kernel(_block_count_sum_numba, _block_count_sum_numpy, "block_count_sum")
+
+
+# ---------------------------------------------------------------------------------------
+# output assembly: observed pixels kept, estimates clipped, flags
+# ---------------------------------------------------------------------------------------
+
+
+def _assemble_numpy(lst, estimate, use_land, land, lo, hi, out, flags):
+    """Fills ``out`` (float32) and ``flags`` (uint8) in place: observed (finite) ``lst``
+    copied (flag 0); elsewhere, on ``land`` (all without ``use_land``), a finite
+    ``estimate`` clipped to ``[lo, hi]`` (flag 1); else NaN (flag 255). Row blocks."""
+    h = lst.shape[0]
+    for r0 in range(0, h, 256):
+        r1 = min(h, r0 + 256)
+        x, e = lst[r0:r1], estimate[r0:r1]
+        obs = np.isfinite(x)
+        can = ~obs & np.isfinite(e)
+        if use_land:
+            can &= land[r0:r1]
+        o = np.where(obs, x, np.nan).astype(np.float32)
+        o[can] = np.clip(e[can], lo, hi)
+        f = np.full(x.shape, 255, dtype=np.uint8)
+        f[obs] = 0
+        f[can] = 1
+        out[r0:r1] = o
+        flags[r0:r1] = f
+
+
+@njit(parallel=True)
+def _assemble_numba(lst, estimate, use_land, land, lo, hi, out, flags):  # pragma: no cover - compiled
+    h, w = lst.shape
+    for i in prange(h):
+        for j in range(w):
+            x = lst[i, j]
+            e = estimate[i, j]
+            if np.isfinite(x):
+                out[i, j] = x
+                flags[i, j] = 0
+            elif np.isfinite(e) and (not use_land or land[i, j]):
+                out[i, j] = min(max(e, lo), hi)
+                flags[i, j] = 1
+            else:
+                out[i, j] = np.nan
+                flags[i, j] = 255
+
+
+assemble_day = kernel(_assemble_numba, _assemble_numpy, "assemble_day")
