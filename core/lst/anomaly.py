@@ -26,6 +26,10 @@ Model, for pixel ``x`` on day ``t`` (all in K)::
   clear-sky contrast too, so also scaled by ``k`` under cloud).
 
 The window's days are weighted by a Gaussian of ``time_scale_days`` around the day.
+
+The per-pixel work of a day runs in the fused passes of :mod:`.daypass` (no full-size
+temporaries besides the day's ``S[c]``, ``y`` and the estimate itself); only block-grid
+fields (the fits, the remaining anomaly) are whole arrays here.
 """
 
 from __future__ import annotations

@@ -5,7 +5,12 @@ implementation and a numpy one that give the same numbers (tested to 1e-5 K):
 
 - :data:`window_sums` - weighted sums of a day stack over finite values (persistent anomaly),
 - :data:`temporal_interp` - per-pixel linear interpolation in time with a maximum gap,
-- :data:`idw_disk` - inverse-distance weighting of finite pixels within a radius.
+- :data:`idw_disk` - inverse-distance weighting of finite pixels within a radius,
+- :data:`bilinear_gather`, :data:`bilinear_separable` - coarse fields to the pixels,
+- :data:`block_moments`, :data:`block_count_sum`, :data:`cell_sums` - block and cell sums,
+- :data:`assemble_day` - the output day and its flags.
+
+The fused passes of the ``anomaly`` method are in :mod:`.daypass`.
 
 Arrays are float32 ``(height, width)`` or ``(days, height, width)`` with NaN as missing.
 """
@@ -261,10 +266,21 @@ def idw_fill(values: np.ndarray, targets: np.ndarray, radius_px: float, power: f
 # ---------------------------------------------------------------------------------------
 
 
+#: rows per block of the numpy fallbacks that work on full-size grids (bounded temporaries)
+FALLBACK_ROWS = 256
+
+
 def _bilinear_gather_numpy(padded: np.ndarray, base: np.ndarray, fu: np.ndarray, fv: np.ndarray) -> np.ndarray:
     """NaN-aware bilinear interpolation: ``padded`` (h+1, w+1) coarse values (edge-padded),
     ``base`` (H, W) flat index of the upper-left neighbour (-1 = no value), ``fu``/``fv``
-    the fractional column/row offsets. float32 (H, W); NaN where no neighbour with weight."""
+    the fractional column/row offsets. float32 (H, W); NaN where no neighbour with weight.
+    In blocks of :data:`FALLBACK_ROWS` rows (the float64 temporaries stay small)."""
+    if base.ndim == 2 and base.shape[0] > FALLBACK_ROWS:
+        out = np.empty(base.shape, dtype=np.float32)
+        for r0 in range(0, base.shape[0], FALLBACK_ROWS):
+            r1 = min(base.shape[0], r0 + FALLBACK_ROWS)
+            out[r0:r1] = _bilinear_gather_numpy(padded, base[r0:r1], fu[r0:r1], fv[r0:r1])
+        return out
     flat = padded.ravel()
     w1 = padded.shape[1]
     ok = base >= 0
@@ -447,14 +463,17 @@ CELL_SUM_CHUNKS = 8
 def _cell_sums_numpy(values: np.ndarray, index: np.ndarray, row_w: np.ndarray, n: int) -> np.ndarray:
     """Sums per cell over the finite ``values`` (H, W) of pixels with ``index`` >= 0:
     float64 ``(3, n)`` = (sum w, sum w x, count). ``row_w`` (H,) pixel weight of each row
-    (areas; ones for equal-area grids)."""
-    ok = (index >= 0) & np.isfinite(values)
-    cells = index[ok]
-    w = np.broadcast_to(row_w[:, None], values.shape)[ok]
-    out = np.empty((3, n))
-    out[0] = np.bincount(cells, weights=w, minlength=n)
-    out[1] = np.bincount(cells, weights=w * values[ok].astype(np.float64), minlength=n)
-    out[2] = np.bincount(cells, minlength=n)
+    (areas; ones for equal-area grids). Summed in blocks of :data:`FALLBACK_ROWS` rows."""
+    out = np.zeros((3, n))
+    for r0 in range(0, values.shape[0], FALLBACK_ROWS):
+        r1 = min(values.shape[0], r0 + FALLBACK_ROWS)
+        v = values[r0:r1]
+        ok = (index[r0:r1] >= 0) & np.isfinite(v)
+        cells = index[r0:r1][ok]
+        w = np.broadcast_to(row_w[r0:r1, None], v.shape)[ok]
+        out[0] += np.bincount(cells, weights=w, minlength=n)
+        out[1] += np.bincount(cells, weights=w * v[ok].astype(np.float64), minlength=n)
+        out[2] += np.bincount(cells, minlength=n)
     return out
 
 

@@ -223,3 +223,22 @@ def test_block_moments_known_answer_and_agreement():
     x = rng.random((37, 29)).astype(np.float32)
     a, b = both(K.block_moments, y, x, 4)
     np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_fallbacks_in_row_blocks_equal_whole_grid(monkeypatch):
+    """The numpy fallbacks of bilinear_gather and cell_sums work in row blocks (bounded
+    temporaries): the same interpolation, the same sums to float64 rounding."""
+    rng = np.random.default_rng(4)
+    h, w = 37, 23
+    padded = rng.normal(size=(6, 7))
+    padded[2, 3] = np.nan
+    base = rng.integers(-1, 5 * 7 - 8, (h, w)).astype(np.int32)
+    fu, fv = rng.random((h, w)).astype(np.float32), rng.random((h, w)).astype(np.float32)
+    values = rng.normal(size=(h, w)).astype(np.float32)
+    values[rng.random((h, w)) < 0.2] = np.nan
+    index = rng.integers(-1, 9, (h, w))
+    row_w = rng.random(h)
+    whole = (K._bilinear_gather_numpy(padded, base, fu, fv), K._cell_sums_numpy(values, index, row_w, 9))
+    monkeypatch.setattr(K, "FALLBACK_ROWS", 5)
+    np.testing.assert_array_equal(K._bilinear_gather_numpy(padded, base, fu, fv), whole[0])
+    np.testing.assert_allclose(K._cell_sums_numpy(values, index, row_w, 9), whole[1], rtol=1e-12)
