@@ -168,28 +168,45 @@ def idw_weights(radius_px: float, power: float) -> np.ndarray:
     return k
 
 
+#: rows per strip of the FFT path of :func:`_idw_disk_numpy` (plus the radius on each side)
+IDW_STRIP_ROWS = 1024
+
+
 def _idw_disk_numpy(values: np.ndarray, targets: np.ndarray, radius_px: float, power: float) -> np.ndarray:
     """IDW estimate at ``targets`` (bool, H x W) from the finite ``values`` within ``radius_px``.
 
     ``sum(w * v) / sum(w)`` with ``w = d**-power`` over source pixels at distance
     ``0 < d <= radius_px``; NaN where no source is in range or outside ``targets``;
     float64 (so that both implementations agree far below float32 rounding).
-    Computed as two FFT convolutions in float64 (about as fast for any radius).
+    Computed as two FFT convolutions in float64 (about as fast for any radius), in strips
+    of :data:`IDW_STRIP_ROWS` rows with the radius around them (the FFT buffers of a whole
+    China-sized grid would take about 1.5 GB).
     """
     src = np.isfinite(values)
     out = np.full(values.shape, np.nan, dtype=np.float64)
     if not src.any() or not targets.any():
         return out
     ref = float(np.mean(values[src], dtype=np.float64))
-    v = np.where(src, values.astype(np.float64) - ref, 0.0)
+    del src
     k = idw_weights(radius_px, power)
-    num = signal.fftconvolve(v, k, mode="same")
-    den = signal.fftconvolve(src.astype(np.float64), k, mode="same")
+    r = k.shape[0] // 2
     # FFT round-off leaves ~1e-13 where the true weight sum is 0: the smallest real weight
     # sum is radius**-power, far above that
     tiny = 1e-6 * float(radius_px) ** (-power)
-    ok = targets & (den > tiny)
-    out[ok] = num[ok] / den[ok] + ref
+    h = values.shape[0]
+    step = max(int(IDW_STRIP_ROWS), 1)
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        if not targets[r0:r1].any():
+            continue
+        a0, a1 = max(0, r0 - r), min(h, r1 + r)  # the rows within reach (zeros beyond the grid)
+        ok_src = np.isfinite(values[a0:a1])
+        v = np.where(ok_src, values[a0:a1].astype(np.float64) - ref, 0.0)
+        num = signal.fftconvolve(v, k, mode="same")[r0 - a0 : r1 - a0]
+        den = signal.fftconvolve(ok_src.astype(np.float64), k, mode="same")[r0 - a0 : r1 - a0]
+        ok = targets[r0:r1] & (den > tiny)
+        o = out[r0:r1]
+        o[ok] = num[ok] / den[ok] + ref
     return out
 
 
