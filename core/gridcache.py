@@ -10,6 +10,14 @@ parameters and :data:`CODE_VERSION`) and keeps them as ``.npz`` files in
 written atomically (a temporary name in the same folder, then renamed); an unwritable
 folder or a file that cannot be read back (truncated, corrupt, another signature) only
 costs a rebuild, logged, never a failure.
+
+The folder is kept within a size budget: ``$SSM_GRID_CACHE_MB`` megabytes (default
+:data:`DEFAULT_BUDGET_MB`, 2048 MB, over all kinds together; a China-sized pair of grids
+takes about 240 MB). After each write the least recently used files (by modification
+time, which a load refreshes) beyond the budget are deleted; the newest file is always
+kept, even when it alone exceeds the budget. Several processes may share the folder:
+files appear by atomic rename, a file deleted under a reader is still read to the end
+(POSIX) or, if gone before it was opened, simply rebuilt.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -32,9 +41,13 @@ log = logging.getLogger(__name__)
 CODE_VERSION = 2
 #: environment variable naming the cache folder (``off``, ``0`` or ``none`` disable it)
 ENV_FOLDER = "SSM_GRID_CACHE"
-#: files kept per kind; the least recently used beyond this are deleted
-MAX_FILES = 12
+#: environment variable of the size budget of the cache folder, in MB (all kinds together)
+ENV_BUDGET = "SSM_GRID_CACHE_MB"
+#: the budget without ``$SSM_GRID_CACHE_MB`` (MB); the least recently used files beyond it are deleted
+DEFAULT_BUDGET_MB = 2048.0
 _SIG_KEY = "_signature"
+#: names of the cache files: ``<kind>-<40 hex digits of the signature>.npz``
+_CACHE_NAME = re.compile(r"^[A-Za-z0-9_.]+-[0-9a-f]{40}\.npz$")
 
 
 def cache_folder() -> Path | None:
@@ -46,6 +59,21 @@ def cache_folder() -> Path | None:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ssm_downscaling" / "grids"
+
+
+def budget_bytes() -> int:
+    """The size budget of the cache folder in bytes (``$SSM_GRID_CACHE_MB`` or :data:`DEFAULT_BUDGET_MB`)."""
+    env = os.environ.get(ENV_BUDGET, "").strip()
+    mb = DEFAULT_BUDGET_MB
+    if env:
+        try:
+            mb = float(env)
+            if not mb >= 0:  # negative or NaN
+                raise ValueError
+        except ValueError:
+            log.warning("%s=%r is not a size in MB (>= 0); %g MB is used", ENV_BUDGET, env, DEFAULT_BUDGET_MB)
+            mb = DEFAULT_BUDGET_MB
+    return int(mb * 1024 * 1024)
 
 
 def grid_signature(grids: Iterable[Grid], extra: object = ()) -> str:
@@ -79,7 +107,7 @@ def cached_arrays(
             log.debug("%s: grid set-up loaded from the cache", path)
             return got
     arrays = {k: np.asarray(v) for k, v in build().items()}
-    _store(path, sig, arrays, kind)
+    _store(path, sig, arrays)
     return arrays
 
 
@@ -91,6 +119,9 @@ def _load(path: Path, sig: str) -> dict[str, np.ndarray] | None:
             out = {k: z[k] for k in z.files if k != _SIG_KEY}
         os.utime(path)  # recently used
         return out
+    except FileNotFoundError:  # deleted meanwhile (another process's prune): rebuilt
+        log.debug("%s: gone before it was read; the grid set-up is computed again", path)
+        return None
     except Exception as exc:  # any unreadable file is rebuilt
         log.warning("%s: the cached grid set-up cannot be used (%s); it is computed again", path, exc)
         try:
@@ -100,7 +131,7 @@ def _load(path: Path, sig: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _store(path: Path, sig: str, arrays: Mapping[str, np.ndarray], kind: str) -> None:
+def _store(path: Path, sig: str, arrays: Mapping[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,15 +145,30 @@ def _store(path: Path, sig: str, arrays: Mapping[str, np.ndarray], kind: str) ->
         except OSError:
             pass
         return
-    _prune(path.parent, kind)
+    _prune(path.parent)
 
 
-def _prune(folder: Path, kind: str, keep: int | None = None) -> None:
-    """Delete the least recently used files of ``kind`` beyond ``keep`` (:data:`MAX_FILES`)."""
-    keep = MAX_FILES if keep is None else keep
-    try:
-        files = sorted(folder.glob(f"{kind}-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for p in files[keep:]:
-            p.unlink()
-    except OSError:  # pragma: no cover - a concurrent prune
-        pass
+def _prune(folder: Path, budget: int | None = None) -> None:
+    """Delete the least recently used cache files (all kinds) beyond ``budget`` bytes
+    (:func:`budget_bytes`); the most recently used one is always kept. Files that vanish
+    meanwhile (another process pruning) are skipped; temporary files are never touched."""
+    budget = budget_bytes() if budget is None else budget
+    files = []
+    for p in folder.glob("*-*.npz"):  # not the hidden .*.tmp files being written
+        if not _CACHE_NAME.match(p.name):  # only our own files, whatever else the folder holds
+            continue
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        files.append((st.st_mtime, st.st_size, p))
+    files.sort(key=lambda t: t[0], reverse=True)  # most recently used first
+    total = 0
+    for i, (_, size, p) in enumerate(files):
+        total += size
+        if i > 0 and total > budget:
+            try:
+                p.unlink()
+                log.debug("%s: removed from the grid cache (over its %d MB budget)", p, budget // 2**20)
+            except OSError:  # pragma: no cover - a concurrent prune
+                pass

@@ -26,6 +26,10 @@ Model, for pixel ``x`` on day ``t`` (all in K)::
   clear-sky contrast too, so also scaled by ``k`` under cloud).
 
 The window's days are weighted by a Gaussian of ``time_scale_days`` around the day.
+
+The per-pixel work of a day runs in the fused passes of :mod:`.daypass` (no full-size
+temporaries besides the day's ``S[c]``, ``y`` and the estimate itself); only block-grid
+fields (the fits, the remaining anomaly) are whole arrays here.
 """
 
 from __future__ import annotations
@@ -35,10 +39,13 @@ import math
 
 import numpy as np
 
-from .background import BackgroundModel, cloud_fraction
-from .methods import DayData, DayStack, Filler, StaticLayers, lapse_corrected
+from . import daypass
+from .background import BackgroundModel, cloud_fraction_cells
+from .daypass import add_upsampled, estimate_pass, prepare_pass, residual_pass
+from .kernels import window_sums
+from .methods import DayData, DayStack, Filler, StaticLayers
 from .options import GapfillOptions
-from .smoothing import BlockGrid, LocalFit, gaussian_fill, global_slope, regression_moments, solve_moments
+from .smoothing import BlockGrid, LocalFit, gaussian_fill_blocks, global_slope, moments_from_sums, solve_moments
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,41 @@ RESIDUAL_SHRINK = 0.05
 #: half the memory of float32 (a China-sized 15-day window: 0.57 instead of 1.1 GB), and
 #: the rounding (at most 0.005 K) is far below the LST retrieval error (about 1 K)
 STACK_QUANTUM_K = 0.01
+#: placeholder of an array a pass does not use (its flag is off)
+_DUMMY = np.zeros((1, 1), dtype=np.float32)
+
+
+class _Moments2:
+    """Running means and centred second moments of ``(x, y)`` pairs, merged block by block
+    (Chan et al.), in float64: a regression line over a whole grid without whole-grid arrays."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean_x = self.mean_y = 0.0
+        self.sxx = self.sxy = 0.0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        m = x.size
+        if m == 0:
+            return
+        x = x.astype(np.float64)
+        y = y.astype(np.float64)
+        mx, my = float(x.mean()), float(y.mean())
+        dx = x - mx
+        sxx, sxy = float(dx @ dx), float(dx @ (y - my))
+        n = self.n + m
+        ddx, ddy = mx - self.mean_x, my - self.mean_y
+        self.sxx += sxx + ddx * ddx * self.n * m / n
+        self.sxy += sxy + ddx * ddy * self.n * m / n
+        self.mean_x += ddx * m / n
+        self.mean_y += ddy * m / n
+        self.n = n
+
+    def var_x(self) -> float:
+        return self.sxx / self.n if self.n else 0.0
+
+    def cov(self) -> float:
+        return self.sxy / self.n if self.n else 0.0
 
 
 class AnomalyFiller(Filler):
@@ -75,27 +117,77 @@ class AnomalyFiller(Filler):
         self.stack = DayStack(2 * self.half_window + 1, static.shape, max_memory_mb, quantum=STACK_QUANTUM_K)
         self.moments: dict[int, np.ndarray] = {}
         self.last: dict[str, float] = {}
-        #: ``S[c]`` of the window's days (float32 (H, W)): add() and estimate() of one day
-        #: need the same cloud fraction, which costs a pass over the footprint
+        #: ``S[c]`` of the window's days on the background cells: add() and estimate() of
+        #: one day need the same cloud fraction, which costs a pass over the footprint
         self.cloud: dict[int, np.ndarray] = {}
-        self._dz0: np.ndarray | None = None
+        self._dz0_arr: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------
-    def _prepare(self, day: int, data: DayData) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-        """``(clear, S[c] or None, B1, A0 = LST - B1 on clear pixels)``. ``S[c]`` is computed
-        once per day (the days of a window hold one each; :meth:`drop` frees it)."""
-        if data.background is None:
-            raise ValueError("the anomaly method needs the background of the day")
-        obs = np.isfinite(data.lst)
-        b1 = lapse_corrected(data.background, self.static.dz, self.model.lapse_rate)
-        clear = obs & np.isfinite(b1)
-        s = None
-        if self.options.cloud_correction:
-            s = self.cloud.get(day)
-            if s is None:
-                s = self.cloud[day] = cloud_fraction(data.lst, self.static.land, self.static.footprint)
-        a0 = np.where(clear, data.lst - b1, np.nan).astype(np.float32)
-        return clear, s, b1, a0
+    def _cloud(self, day: int, data: DayData) -> np.ndarray | None:
+        """``S[c]`` of the day at 1 km (float32, NaN = 0) or None without cloud correction.
+        Its cell values are computed once per day and kept while the day is in the window
+        (a few hundred kB, not a full-size array); :meth:`drop` or :meth:`estimate` free them."""
+        if not self.options.cloud_correction:
+            return None
+        cells = self.cloud.get(day)
+        if cells is None:
+            cells = self.cloud[day] = cloud_fraction_cells(data.lst, self.static.land, self.static.footprint)
+        return np.ascontiguousarray(self.static.footprint.to_fine(cells), dtype=np.float32)
+
+    def _pass1(self, day: int, data: DayData, s: np.ndarray | None, ndvi: np.ndarray | None,
+               mode: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:data:`.daypass.prepare_pass` of the day: ``(block sums, out1, out2)`` with
+        ``out1 = A0`` (mode 0) or ``y = A0 - P`` and ``out2 = B1 + kc P`` (mode 1)."""
+        shape = self.static.shape
+        lst = np.ascontiguousarray(data.lst, dtype=np.float32)
+        bg = np.ascontiguousarray(data.background, dtype=np.float32)
+        g = self.model.lapse_rate
+        use_dz = self.static.dz is not None and math.isfinite(g) and g != 0
+        slots, weights = self.stack.active(lambda d: 0.0 if d == day else self._weight(day, d))
+        prior = self._ndvi_prior(slots, weights, ndvi) if len(slots) else None
+        out1 = np.empty(shape, dtype=np.float32)
+        out2 = np.empty(shape, dtype=np.float32) if mode == 1 else _DUMMY
+        sums = prepare_pass(
+            lst, bg, use_dz, self._dz0() if use_dz else _DUMMY, float(g) if use_dz else 0.0,
+            self.stack.data, slots, weights, 1.0 if self.stack.quantum is None else self.stack.quantum,
+            float(self.options.prior_days), prior is not None, prior[0] if prior is not None else _DUMMY,
+            prior[1] if prior is not None else 0.0, prior[2] if prior is not None else 0.0,
+            s is not None, s if s is not None else _DUMMY, self.blocks.factor,
+            float(self.options.cloudy_anomaly_scale), mode, out1, out2,
+        )
+        return sums, out1, (out2 if mode == 1 else None)
+
+    def _dz0(self) -> np.ndarray:
+        """``dz`` with NaN as 0 (float32, computed once)."""
+        if self._dz0_arr is None:
+            self._dz0_arr = np.ascontiguousarray(np.nan_to_num(self.static.dz, nan=0.0), dtype=np.float32)
+        return self._dz0_arr
+
+    def _ndvi_prior(self, slots: np.ndarray, weights: np.ndarray,
+                    ndvi: np.ndarray | None) -> tuple[np.ndarray, float, float] | None:
+        """``(nd, a, b)``: the NDVI prior of the persistent anomaly is ``a + b nd`` (``a``
+        where ``nd`` is NaN), ``nd = NDVI - S[NDVI]``, ``a, b`` the least-squares line of the
+        window's mean anomaly on ``nd``; None without NDVI or when ``nd`` hardly varies."""
+        if ndvi is None or self.static.footprint is None:
+            return None
+        nd = np.ascontiguousarray(ndvi - self.static.footprint.smooth(ndvi), dtype=np.float32)
+        quantum = 1.0 if self.stack.quantum is None else self.stack.quantum
+        stats = _Moments2()
+        h = nd.shape[0]
+        for r0 in range(0, h, daypass.ROWS):  # the window's mean anomaly, a block of rows at a time
+            r1 = min(h, r0 + daypass.ROWS)
+            sub = self.stack.data[slots, r0:r1]
+            num, den = window_sums(sub, weights, quantum)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                p_obs = np.where(den > 0, num / den, np.nan)
+            ok = np.isfinite(p_obs) & np.isfinite(nd[r0:r1])
+            stats.add(nd[r0:r1][ok], p_obs[ok])
+        if stats.n <= 10 or stats.var_x() <= 1e-6:
+            return None
+        b = stats.cov() / stats.var_x()
+        a = stats.mean_y - b * stats.mean_x
+        self.last["ndvi_slope"] = b
+        return nd, a, b
 
     def _weight(self, day: int, d: int) -> float:
         """Time weight of window day ``d`` for ``day``."""
@@ -126,18 +218,23 @@ class AnomalyFiller(Filler):
         return fit
 
     # ------------------------------------------------------------------------------
+    def _fine_fields(self, fit: LocalFit) -> tuple[np.ndarray, np.ndarray]:
+        """The fit's ``a`` and ``D`` block fields, edge-padded for :mod:`.daypass`."""
+        return self.blocks.padded(fit.intercept), self.blocks.padded(fit.slope)
+
     def add(self, day: int, data: DayData) -> None:
         if data.background is None:
             return
-        _, s, _, a0 = self._prepare(day, data)
-        p, wsum = self.persistent(day)  # from the days already in the window (before this one)
-        y = np.where(wsum > 0, a0 - p, a0) if (wsum > 0).any() else a0
-        self.moments[day] = regression_moments(y, s, self.sigma_reg, self.blocks)
+        s = self._cloud(day, data)
+        # P from the days already in the window (before this one)
+        sums, a0, _ = self._pass1(day, data, s, None, mode=0)
+        self.moments[day] = moments_from_sums(sums, self.sigma_reg, self.blocks)
         fit = self._pooled_fit(day)
-        e = a0 - fit.intercept_fine()
-        if s is not None:
-            e -= fit.slope_fine() * s
-        self.stack.put(day, e)
+        pad_a, pad_d = self._fine_fields(fit)
+        slot = self.stack.reserve(day)
+        codes = self.stack.quantum is not None
+        residual_pass(a0, s is not None, s if s is not None else _DUMMY, *self.blocks.axes(), pad_a, pad_d,
+                      codes, self.stack.quantum if codes else 1.0, self.stack.data[slot])
 
     def drop(self, day: int) -> None:
         self.stack.remove(day)
@@ -146,23 +243,19 @@ class AnomalyFiller(Filler):
 
     def persistent(self, day: int, ndvi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(P, weight)``: the persistent anomaly for ``day`` from the other window days
-        (shrunk towards the NDVI prior) and the total time weight of its clear days."""
+        (shrunk towards the NDVI prior) and the total time weight of its clear days.
+        Full-size arrays, for inspection: :meth:`estimate` computes ``P`` on the fly."""
         weights = self.stack.weights(lambda d: 0.0 if d == day else self._weight(day, d))
         if not weights.any():
             z = np.zeros(self.static.shape, dtype=np.float32)
             return z, z
         num, den = self.stack.window_sums(weights)
+        slots, w = self.stack.active(lambda d: 0.0 if d == day else self._weight(day, d))
+        got = self._ndvi_prior(slots, w, ndvi)
         prior = np.zeros(self.static.shape, dtype=np.float32)
-        if ndvi is not None and self.static.footprint is not None:
-            nd = ndvi - self.static.footprint.smooth(ndvi)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                p_obs = np.where(den > 0, num / den, np.nan)
-            ok = np.isfinite(p_obs) & np.isfinite(nd)
-            if ok.sum() > 10 and float(np.var(nd[ok])) > 1e-6:
-                b = float(np.cov(nd[ok], p_obs[ok], bias=True)[0, 1] / np.var(nd[ok]))
-                a = float(p_obs[ok].mean() - b * nd[ok].mean())
-                prior = np.where(np.isfinite(nd), a + b * nd, a).astype(np.float32)
-                self.last["ndvi_slope"] = b
+        if got is not None:
+            nd, a, b = got
+            prior = np.where(np.isfinite(nd), a + b * nd, a).astype(np.float32)
         k = self.options.prior_days
         with np.errstate(invalid="ignore", divide="ignore"):
             p = np.where(den + k > 0, (num + k * prior) / (den + k), prior)
@@ -172,33 +265,29 @@ class AnomalyFiller(Filler):
         if data.background is None:
             return None
         opt = self.options
-        clear, s, b1, a0 = self._prepare(day, data)
+        s = self._cloud(day, data)
         self.cloud.pop(day, None)  # the day's last use
-        p, _ = self.persistent(day, data.ndvi)
-        y = (a0 - p).astype(np.float32)
+        sums, y, est = self._pass1(day, data, s, data.ndvi, mode=1)
         # today's moments with the final P, pooled with the other window days (as stored)
-        fit = self._pooled_fit(day, regression_moments(y, s, self.sigma_reg, self.blocks))
-        a_f = fit.intercept_fine()
-        est = b1 + np.float32(opt.cloudy_anomaly_scale) * p + a_f
+        fit = self._pooled_fit(day, moments_from_sums(sums, self.sigma_reg, self.blocks))
+        pad_a, pad_d = self._fine_fields(fit)
         g, gc = self.model.lapse_rate, self.model.cloudy_lapse_rate
-        if self.static.dz is not None and math.isfinite(g) and math.isfinite(gc) and gc != g:
-            if self._dz0 is None:
-                self._dz0 = np.nan_to_num(self.static.dz, nan=0.0)
-            est += np.float32(gc - g) * self._dz0
-        resid = y - a_f
-        if s is not None:
-            d_f = fit.slope_fine()
-            est -= d_f * (1.0 - s)
-            resid -= d_f * s
-        if self.sigma_res > 0 and np.isfinite(resid).any():
-            r = gaussian_fill(resid, self.sigma_res, RESIDUAL_SHRINK)  # a clear-sky anomaly too: damped by k
-            est += np.float32(opt.cloudy_anomaly_scale) * np.nan_to_num(r, nan=0.0)
+        use_cdz = self.static.dz is not None and math.isfinite(g) and math.isfinite(gc) and gc != g
+        res = BlockGrid.for_sigma(self.static.shape, self.sigma_res) if self.sigma_res > 0 else BlockGrid((1, 1), 1)
+        counts = estimate_pass(est, y, s is not None, s if s is not None else _DUMMY, *self.blocks.axes(), pad_a, pad_d,
+                               use_cdz, float(gc - g) if use_cdz else 0.0, self._dz0() if use_cdz else _DUMMY,
+                               res.factor if self.sigma_res > 0 else 64)  # no counts needed: any block size
+        del y, s
+        if self.sigma_res > 0 and counts[0].sum() > 0:
+            # today's remaining anomaly, interpolated (a clear-sky anomaly too: damped by k)
+            r = gaussian_fill_blocks(counts, res, self.sigma_res, RESIDUAL_SHRINK)
+            add_upsampled(est, *res.axes(), res.padded(r), float(opt.cloudy_anomaly_scale))
         self.last.update(
-            clear_fraction=float(clear.mean()),
+            clear_fraction=float(sums[0].sum()) / est.size,
             intercept_mean=float(np.nanmean(fit.intercept)),
-            cloud_delta_mean=float(np.nanmean(fit.slope)) if s is not None else 0.0,
+            cloud_delta_mean=float(np.nanmean(fit.slope)) if opt.cloud_correction else 0.0,
         )
-        return est.astype(np.float32)
+        return est
 
     def close(self) -> None:
         self.stack.close()

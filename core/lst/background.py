@@ -101,10 +101,17 @@ class BackgroundModel:
 
 def cloud_fraction(lst: np.ndarray, land: np.ndarray | None, footprint: Footprint) -> np.ndarray:
     """``S[c]``: the share of cloudy land inside the background footprint (float32, 0 where undefined)."""
-    obs = np.isfinite(lst)
-    lnd = obs if land is None else (land | obs)
-    s = footprint.smooth(np.where(lnd, (~obs).astype(np.float32), np.nan))
+    s = footprint.to_fine(cloud_fraction_cells(lst, land, footprint))
     return np.where(np.isfinite(s), s, 0.0).astype(np.float32)
+
+
+def cloud_fraction_cells(lst: np.ndarray, land: np.ndarray | None, footprint: Footprint) -> np.ndarray:
+    """``S[c]`` on the background cells (``footprint.to_fine`` brings it to 1 km; NaN there
+    means 0): small enough to keep for every day of a window."""
+    cloudy = (~np.isfinite(lst)).astype(np.float32)  # 1 cloudy, 0 observed
+    if land is not None:
+        cloudy[~land & (cloudy == 1)] = np.nan  # neither land nor observed: undefined
+    return footprint.cell_means(cloudy)
 
 
 def learn_background_model(

@@ -5,7 +5,12 @@ implementation and a numpy one that give the same numbers (tested to 1e-5 K):
 
 - :data:`window_sums` - weighted sums of a day stack over finite values (persistent anomaly),
 - :data:`temporal_interp` - per-pixel linear interpolation in time with a maximum gap,
-- :data:`idw_disk` - inverse-distance weighting of finite pixels within a radius.
+- :data:`idw_disk` - inverse-distance weighting of finite pixels within a radius,
+- :data:`bilinear_gather`, :data:`bilinear_separable` - coarse fields to the pixels,
+- :data:`block_moments`, :data:`block_count_sum`, :data:`cell_sums` - block and cell sums,
+- :data:`assemble_day` - the output day and its flags.
+
+The fused passes of the ``anomaly`` method are in :mod:`.daypass`.
 
 Arrays are float32 ``(height, width)`` or ``(days, height, width)`` with NaN as missing.
 """
@@ -53,18 +58,20 @@ def _window_sums_numba(stack, weights, quantum=1.0):  # pragma: no cover - compi
     nd, h, w = stack.shape
     num = np.zeros((h, w), dtype=np.float32)
     den = np.zeros((h, w), dtype=np.float32)
+    days = np.flatnonzero(weights != 0.0)  # days of weight 0 are not even read
     for i in prange(h):
-        for j in range(w):
-            s = 0.0
-            t = 0.0
-            for d in range(nd):
-                wd = weights[d]
+        s = np.zeros(w)
+        t = np.zeros(w)
+        for d in days:  # day by day along the row (contiguous reads), in day order per pixel
+            wd = weights[d]
+            for j in range(w):
                 x = np.float64(stack[d, i, j])
-                if wd != 0.0 and x != MISSING_Q and np.isfinite(x):
-                    s += wd * (x * quantum)
-                    t += wd
-            num[i, j] = s
-            den[i, j] = t
+                if x != MISSING_Q and np.isfinite(x):
+                    s[j] += wd * (x * quantum)
+                    t[j] += wd
+        for j in range(w):
+            num[i, j] = s[j]
+            den[i, j] = t[j]
     return num, den
 
 
@@ -161,28 +168,45 @@ def idw_weights(radius_px: float, power: float) -> np.ndarray:
     return k
 
 
+#: rows per strip of the FFT path of :func:`_idw_disk_numpy` (plus the radius on each side)
+IDW_STRIP_ROWS = 1024
+
+
 def _idw_disk_numpy(values: np.ndarray, targets: np.ndarray, radius_px: float, power: float) -> np.ndarray:
     """IDW estimate at ``targets`` (bool, H x W) from the finite ``values`` within ``radius_px``.
 
     ``sum(w * v) / sum(w)`` with ``w = d**-power`` over source pixels at distance
     ``0 < d <= radius_px``; NaN where no source is in range or outside ``targets``;
     float64 (so that both implementations agree far below float32 rounding).
-    Computed as two FFT convolutions in float64 (about as fast for any radius).
+    Computed as two FFT convolutions in float64 (about as fast for any radius), in strips
+    of :data:`IDW_STRIP_ROWS` rows with the radius around them (the FFT buffers of a whole
+    China-sized grid would take about 1.5 GB).
     """
     src = np.isfinite(values)
     out = np.full(values.shape, np.nan, dtype=np.float64)
     if not src.any() or not targets.any():
         return out
     ref = float(np.mean(values[src], dtype=np.float64))
-    v = np.where(src, values.astype(np.float64) - ref, 0.0)
+    del src
     k = idw_weights(radius_px, power)
-    num = signal.fftconvolve(v, k, mode="same")
-    den = signal.fftconvolve(src.astype(np.float64), k, mode="same")
+    r = k.shape[0] // 2
     # FFT round-off leaves ~1e-13 where the true weight sum is 0: the smallest real weight
     # sum is radius**-power, far above that
     tiny = 1e-6 * float(radius_px) ** (-power)
-    ok = targets & (den > tiny)
-    out[ok] = num[ok] / den[ok] + ref
+    h = values.shape[0]
+    step = max(int(IDW_STRIP_ROWS), 1)
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        if not targets[r0:r1].any():
+            continue
+        a0, a1 = max(0, r0 - r), min(h, r1 + r)  # the rows within reach (zeros beyond the grid)
+        ok_src = np.isfinite(values[a0:a1])
+        v = np.where(ok_src, values[a0:a1].astype(np.float64) - ref, 0.0)
+        num = signal.fftconvolve(v, k, mode="same")[r0 - a0 : r1 - a0]
+        den = signal.fftconvolve(ok_src.astype(np.float64), k, mode="same")[r0 - a0 : r1 - a0]
+        ok = targets[r0:r1] & (den > tiny)
+        o = out[r0:r1]
+        o[ok] = num[ok] / den[ok] + ref
     return out
 
 
@@ -259,10 +283,21 @@ def idw_fill(values: np.ndarray, targets: np.ndarray, radius_px: float, power: f
 # ---------------------------------------------------------------------------------------
 
 
+#: rows per block of the numpy fallbacks that work on full-size grids (bounded temporaries)
+FALLBACK_ROWS = 256
+
+
 def _bilinear_gather_numpy(padded: np.ndarray, base: np.ndarray, fu: np.ndarray, fv: np.ndarray) -> np.ndarray:
     """NaN-aware bilinear interpolation: ``padded`` (h+1, w+1) coarse values (edge-padded),
     ``base`` (H, W) flat index of the upper-left neighbour (-1 = no value), ``fu``/``fv``
-    the fractional column/row offsets. float32 (H, W); NaN where no neighbour with weight."""
+    the fractional column/row offsets. float32 (H, W); NaN where no neighbour with weight.
+    In blocks of :data:`FALLBACK_ROWS` rows (the float64 temporaries stay small)."""
+    if base.ndim == 2 and base.shape[0] > FALLBACK_ROWS:
+        out = np.empty(base.shape, dtype=np.float32)
+        for r0 in range(0, base.shape[0], FALLBACK_ROWS):
+            r1 = min(base.shape[0], r0 + FALLBACK_ROWS)
+            out[r0:r1] = _bilinear_gather_numpy(padded, base[r0:r1], fu[r0:r1], fv[r0:r1])
+        return out
     flat = padded.ravel()
     w1 = padded.shape[1]
     ok = base >= 0
@@ -445,14 +480,17 @@ CELL_SUM_CHUNKS = 8
 def _cell_sums_numpy(values: np.ndarray, index: np.ndarray, row_w: np.ndarray, n: int) -> np.ndarray:
     """Sums per cell over the finite ``values`` (H, W) of pixels with ``index`` >= 0:
     float64 ``(3, n)`` = (sum w, sum w x, count). ``row_w`` (H,) pixel weight of each row
-    (areas; ones for equal-area grids)."""
-    ok = (index >= 0) & np.isfinite(values)
-    cells = index[ok]
-    w = np.broadcast_to(row_w[:, None], values.shape)[ok]
-    out = np.empty((3, n))
-    out[0] = np.bincount(cells, weights=w, minlength=n)
-    out[1] = np.bincount(cells, weights=w * values[ok].astype(np.float64), minlength=n)
-    out[2] = np.bincount(cells, minlength=n)
+    (areas; ones for equal-area grids). Summed in blocks of :data:`FALLBACK_ROWS` rows."""
+    out = np.zeros((3, n))
+    for r0 in range(0, values.shape[0], FALLBACK_ROWS):
+        r1 = min(values.shape[0], r0 + FALLBACK_ROWS)
+        v = values[r0:r1]
+        ok = (index[r0:r1] >= 0) & np.isfinite(v)
+        cells = index[r0:r1][ok]
+        w = np.broadcast_to(row_w[r0:r1, None], v.shape)[ok]
+        out[0] += np.bincount(cells, weights=w, minlength=n)
+        out[1] += np.bincount(cells, weights=w * v[ok].astype(np.float64), minlength=n)
+        out[2] += np.bincount(cells, minlength=n)
     return out
 
 
@@ -518,3 +556,50 @@ def _block_count_sum_numba(values, f):  # pragma: no cover - compiled
 
 
 block_count_sum = kernel(_block_count_sum_numba, _block_count_sum_numpy, "block_count_sum")
+
+
+# ---------------------------------------------------------------------------------------
+# output assembly: observed pixels kept, estimates clipped, flags
+# ---------------------------------------------------------------------------------------
+
+
+def _assemble_numpy(lst, estimate, use_land, land, lo, hi, out, flags):
+    """Fills ``out`` (float32) and ``flags`` (uint8) in place: observed (finite) ``lst``
+    copied (flag 0); elsewhere, on ``land`` (all without ``use_land``), a finite
+    ``estimate`` clipped to ``[lo, hi]`` (flag 1); else NaN (flag 255). Row blocks."""
+    h = lst.shape[0]
+    for r0 in range(0, h, 256):
+        r1 = min(h, r0 + 256)
+        x, e = lst[r0:r1], estimate[r0:r1]
+        obs = np.isfinite(x)
+        can = ~obs & np.isfinite(e)
+        if use_land:
+            can &= land[r0:r1]
+        o = np.where(obs, x, np.nan).astype(np.float32)
+        o[can] = np.clip(e[can], lo, hi)
+        f = np.full(x.shape, 255, dtype=np.uint8)
+        f[obs] = 0
+        f[can] = 1
+        out[r0:r1] = o
+        flags[r0:r1] = f
+
+
+@njit(parallel=True)
+def _assemble_numba(lst, estimate, use_land, land, lo, hi, out, flags):  # pragma: no cover - compiled
+    h, w = lst.shape
+    for i in prange(h):
+        for j in range(w):
+            x = lst[i, j]
+            e = estimate[i, j]
+            if np.isfinite(x):
+                out[i, j] = x
+                flags[i, j] = 0
+            elif np.isfinite(e) and (not use_land or land[i, j]):
+                out[i, j] = min(max(e, lo), hi)
+                flags[i, j] = 1
+            else:
+                out[i, j] = np.nan
+                flags[i, j] = 255
+
+
+assemble_day = kernel(_assemble_numba, _assemble_numpy, "assemble_day")

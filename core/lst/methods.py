@@ -22,7 +22,7 @@ import numpy as np
 
 from .background import BackgroundModel
 from .footprint import Footprint
-from .kernels import MISSING_Q, idw_fill, temporal_interp, window_sums
+from .kernels import MISSING_Q, assemble_day, idw_fill, temporal_interp, window_sums
 from .options import GapfillOptions
 
 log = logging.getLogger(__name__)
@@ -100,15 +100,18 @@ class DayStack:
             self.data = np.empty((self.capacity, *self.shape), dtype=dtype)
         self.slots: dict[int, int] = {}
 
-    def put(self, day: int, array: np.ndarray) -> None:
+    def reserve(self, day: int) -> int:
+        """The slot of ``day`` (the lowest free one for a new day), for writing it in place."""
         if day in self.slots:
-            slot = self.slots[day]
-        else:
-            free = sorted(set(range(self.capacity)) - set(self.slots.values()))
-            if not free:
-                raise RuntimeError("DayStack is full: drop a day first")
-            slot = free[0]
-            self.slots[day] = slot
+            return self.slots[day]
+        free = sorted(set(range(self.capacity)) - set(self.slots.values()))
+        if not free:
+            raise RuntimeError("DayStack is full: drop a day first")
+        self.slots[day] = free[0]
+        return free[0]
+
+    def put(self, day: int, array: np.ndarray) -> None:
+        slot = self.reserve(day)
         if self.quantum is None:
             self.data[slot] = array
         else:
@@ -127,6 +130,13 @@ class DayStack:
         for day, slot in self.slots.items():
             w[slot] = fn(day)
         return w
+
+    def active(self, fn) -> tuple[np.ndarray, np.ndarray]:
+        """``(slots, weights)``: the slots with a non-zero weight ``fn(day)``, ascending
+        (the order in which :meth:`window_sums` adds them), int64 and float64."""
+        w = self.weights(fn)
+        slots = np.flatnonzero(w != 0.0).astype(np.int64)
+        return slots, w[slots]
 
     def close(self) -> None:
         self.data = None  # type: ignore[assignment]
@@ -152,17 +162,16 @@ def assemble(
     (all when None) with a finite estimate get it clipped to ``valid_range`` (flag 1); the
     rest is NaN (flag 255).
     """
-    obs = np.isfinite(lst)
-    out = np.where(obs, lst, np.nan).astype(np.float32)
-    flags = np.full(lst.shape, FLAG_NONE, dtype=np.uint8)
-    flags[obs] = FLAG_OBSERVED
-    if estimate is not None:
-        can = ~obs & np.isfinite(estimate)
-        if land is not None:
-            can &= land
-        lo, hi = valid_range
-        out[can] = np.clip(estimate[can], lo, hi)
-        flags[can] = FLAG_FILLED
+    lst = np.ascontiguousarray(lst, dtype=np.float32)
+    out = np.empty(lst.shape, dtype=np.float32)
+    flags = np.empty(lst.shape, dtype=np.uint8)
+    est = lst if estimate is None else np.ascontiguousarray(estimate)  # no estimate: lst's NaN are not finite
+    if est.dtype not in (np.float32, np.float64):
+        est = est.astype(np.float64)
+    use_land = land is not None and estimate is not None
+    lnd = np.ascontiguousarray(land, dtype=np.bool_) if use_land else np.ones((1, 1), dtype=np.bool_)
+    lo, hi = valid_range
+    assemble_day(lst, est, use_land, lnd, float(lo), float(hi), out, flags)
     return out, flags
 
 

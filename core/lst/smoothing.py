@@ -48,6 +48,17 @@ class BlockGrid:
         pad[:h, :w] = values
         return pad.reshape(bh, f, bw, f).sum(axis=(1, 3))
 
+    def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(i0, fv, j0, fu)``: each pixel row's upper block row and fraction (float32), each
+        pixel column's left block column and fraction: the weights of :meth:`upsample`."""
+        (i0, _, fv), (j0, _, fu) = (_axis_weights(n, self.factor, nb) for n, nb in zip(self.shape, self.block_shape))
+        return i0, fv.astype(np.float32), j0, fu.astype(np.float32)
+
+    @staticmethod
+    def padded(blocks: np.ndarray) -> np.ndarray:
+        """The block field edge-padded by one row and column (float64), as :meth:`upsample` uses it."""
+        return np.pad(np.asarray(blocks, dtype=np.float64), ((0, 1), (0, 1)), mode="edge")
+
     def upsample(self, blocks: np.ndarray) -> np.ndarray:
         """Bilinear interpolation of block-centre values to pixel centres (float32, ``shape``).
 
@@ -56,9 +67,8 @@ class BlockGrid:
         f = self.factor
         if f == 1:
             return blocks.astype(np.float32, copy=True)
-        (i0, _, fv), (j0, _, fu) = (_axis_weights(n, f, nb) for n, nb in zip(self.shape, self.block_shape))
-        padded = np.pad(np.asarray(blocks, dtype=np.float64), ((0, 1), (0, 1)), mode="edge")
-        return bilinear_separable(padded, i0, fv.astype(np.float32), j0, fu.astype(np.float32))
+        i0, fv, j0, fu = self.axes()
+        return bilinear_separable(self.padded(blocks), i0, fv, j0, fu)
 
 
 def _axis_weights(n: int, f: int, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,14 +95,19 @@ def gaussian_fill(values: np.ndarray, sigma_px: float, shrink: float = 0.0) -> n
     NaN where ``G*m`` is 0.
     """
     bg = BlockGrid.for_sigma(values.shape, sigma_px)
-    f = bg.factor
+    sums = block_count_sum(np.ascontiguousarray(values), bg.factor)  # one pass, no full-size temporaries
+    return bg.upsample(gaussian_fill_blocks(sums, bg, sigma_px, shrink))
+
+
+def gaussian_fill_blocks(sums: np.ndarray, grid: BlockGrid, sigma_px: float, shrink: float = 0.0) -> np.ndarray:
+    """:func:`gaussian_fill` on the block grid, from the block counts and sums ``(2, *block_shape)``
+    of the finite values (:data:`~.kernels.block_count_sum`); ``grid.upsample`` brings it to the pixels."""
+    f = grid.factor
     sig_b = math.sqrt(max(sigma_px**2 - (f * f - 1) / 12.0, 0.0)) / f  # account for the block box
-    sums = block_count_sum(np.ascontiguousarray(values), f)  # one pass, no full-size temporaries
     cnt = _gauss(sums[0], sig_b) / (f * f)
     tot = _gauss(sums[1], sig_b) / (f * f)
     with np.errstate(invalid="ignore", divide="ignore"):
-        blocks = np.where(cnt > 1e-9, tot / (cnt + shrink), np.nan)
-    return bg.upsample(blocks)
+        return np.where(cnt > 1e-9, tot / (cnt + shrink), np.nan)
 
 
 @dataclass
@@ -122,11 +137,17 @@ def regression_moments(
     treated as 0 (a local mean).
     """
     grid = grid or BlockGrid.for_sigma(y.shape, sigma_px)
+    xx = x if x is not None else np.zeros(y.shape, dtype=np.float32)
+    sums = block_moments(np.ascontiguousarray(y, dtype=np.float32), np.ascontiguousarray(xx, dtype=np.float32), grid.factor)
+    return moments_from_sums(sums, sigma_px, grid)
+
+
+def moments_from_sums(sums: np.ndarray, sigma_px: float, grid: BlockGrid) -> np.ndarray:
+    """:func:`regression_moments` from the plain block sums ``(n, sum x, sum y, sum x^2, sum x y)``
+    (:data:`~.kernels.block_moments`): each Gaussian-filtered on the block grid."""
     f = grid.factor
     sig_b = math.sqrt(max(sigma_px**2 - (f * f - 1) / 12.0, 0.0)) / f
     area = 2.0 * math.pi * max(sig_b, 0.5) ** 2  # kernel peak -> 1
-    xx = x if x is not None else np.zeros(y.shape, dtype=np.float32)
-    sums = block_moments(np.ascontiguousarray(y, dtype=np.float32), np.ascontiguousarray(xx, dtype=np.float32), f)
     return np.stack([_gauss(s, sig_b) * area for s in sums])
 
 

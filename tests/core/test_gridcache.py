@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,13 +113,63 @@ def test_unwritable_cache_folder_falls_back_to_computing(grids, tmp_path, monkey
     assert not list(tmp_path.glob("**/*.tmp"))
 
 
-def test_old_files_are_pruned(grids, folder, monkeypatch):
+def _entry(kind, grids, i, nbytes, age):
+    """A cache entry of about ``nbytes`` bytes made ``age`` seconds old; its path."""
     fine, coarse = grids
-    monkeypatch.setattr(gridcache, "MAX_FILES", 3)
-    for i in range(5):
-        cached_arrays("p", (fine, coarse), lambda: {"a": np.zeros(1)}, extra=[i])
-        p = folder / f"p-{grid_signature([fine, coarse], [i])[:40]}.npz"
-        os.utime(p, (1e9 + i, 1e9 + i))  # distinct ages
-    kept = sorted(folder.glob("p-*.npz"))
-    assert len(kept) == 3
-    assert {p.name for p in kept} == {f"p-{grid_signature([fine, coarse], [i])[:40]}.npz" for i in (2, 3, 4)}
+    cached_arrays(kind, (fine, coarse), lambda: {"a": np.zeros(nbytes // 8)}, extra=[i])
+    p = next(p for p in Path(cache_folder()).glob(f"{kind}-*.npz")
+             if p.name == f"{kind}-{grid_signature([fine, coarse], [i])[:40]}.npz")
+    os.utime(p, (1e9 + age, 1e9 + age))
+    return p
+
+
+def test_many_small_entries_are_all_kept(grids, folder, monkeypatch):
+    """A size budget, not a count: 20 small entries (far below 2 GB) all stay."""
+    monkeypatch.delenv("SSM_GRID_CACHE_MB", raising=False)
+    paths = [_entry("p", grids, i, 4000, i) for i in range(20)]
+    assert all(p.exists() for p in paths)  # a count cap (the 12 files of old) would drop 8
+    assert gridcache.budget_bytes() == 2048 * 2**20
+
+
+def test_the_budget_evicts_the_least_recently_used_bytes(grids, folder, monkeypatch):
+    """Over ``SSM_GRID_CACHE_MB`` the least recently used files go, across kinds, by size;
+    a load makes a file recently used; the newest file stays even when alone too big."""
+    size = _entry("p", grids, 99, 100_000, 0).stat().st_size  # ~100 kB each
+    monkeypatch.setenv(gridcache.ENV_BUDGET, str(3.5 * size / 2**20))  # room for three
+    (folder / "notes.npz").write_bytes(b"x" * 10 * size)  # not ours: never counted nor deleted
+    old = [_entry("p", grids, i, 100_000, 10 + i) for i in range(3)] + [_entry("q", grids, 3, 100_000, 13)]
+    # the oldest two of the five (the first one made and p-0) are gone, newest three kept
+    assert [p.exists() for p in old] == [False, True, True, True]
+    assert len(list(folder.glob("p-*.npz"))) == 2 and (folder / "notes.npz").exists()
+    # using p-1 makes it the most recent: the next entry evicts p-2 instead
+    fine, coarse = grids
+    cached_arrays("p", (fine, coarse), lambda: pytest.fail("p-1 was rebuilt"), extra=[1])
+    two = _entry("q", grids, 4, 200_000, 5e8)  # twice the size: p-1 still fits, q-3 and p-2 do not
+    assert two.exists() and old[1].exists() and not old[2].exists() and not old[3].exists()
+    assert sorted(p.name for p in folder.glob("*.npz")) == sorted([two.name, old[1].name, "notes.npz"])
+    huge = _entry("q", grids, 5, 400_000, 6e8)  # alone over the budget: kept, every other file goes
+    assert sorted(p.name for p in folder.glob("*.npz")) == sorted([huge.name, "notes.npz"])
+
+
+def test_budget_from_the_environment(monkeypatch, caplog):
+    monkeypatch.setenv(gridcache.ENV_BUDGET, "300")
+    assert gridcache.budget_bytes() == 300 * 2**20
+    monkeypatch.setenv(gridcache.ENV_BUDGET, "0")
+    assert gridcache.budget_bytes() == 0
+    with caplog.at_level(logging.WARNING):
+        monkeypatch.setenv(gridcache.ENV_BUDGET, "lots")
+        assert gridcache.budget_bytes() == 2048 * 2**20
+    assert gridcache.ENV_BUDGET in caplog.text
+
+
+def test_a_file_deleted_by_another_process_is_rebuilt_quietly(grids, folder, monkeypatch, caplog):
+    fine, coarse = grids
+    cached_arrays("t", (fine, coarse), lambda: {"a": np.arange(3.0)})
+    (path,) = folder.glob("t-*.npz")
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda p: True if p == path else real_exists(p))
+    path.unlink()  # between exists() and the read
+    with caplog.at_level(logging.WARNING):
+        got = cached_arrays("t", (fine, coarse), lambda: {"a": np.arange(4.0)})
+    np.testing.assert_array_equal(got["a"], np.arange(4.0))
+    assert "cannot be used" not in caplog.text and real_exists(path)

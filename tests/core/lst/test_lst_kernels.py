@@ -223,3 +223,36 @@ def test_block_moments_known_answer_and_agreement():
     x = rng.random((37, 29)).astype(np.float32)
     a, b = both(K.block_moments, y, x, 4)
     np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_fallbacks_in_row_blocks_equal_whole_grid(monkeypatch):
+    """The numpy fallbacks of bilinear_gather and cell_sums work in row blocks (bounded
+    temporaries): the same interpolation, the same sums to float64 rounding."""
+    rng = np.random.default_rng(4)
+    h, w = 37, 23
+    padded = rng.normal(size=(6, 7))
+    padded[2, 3] = np.nan
+    base = rng.integers(-1, 5 * 7 - 8, (h, w)).astype(np.int32)
+    fu, fv = rng.random((h, w)).astype(np.float32), rng.random((h, w)).astype(np.float32)
+    values = rng.normal(size=(h, w)).astype(np.float32)
+    values[rng.random((h, w)) < 0.2] = np.nan
+    index = rng.integers(-1, 9, (h, w))
+    row_w = rng.random(h)
+    whole = (K._bilinear_gather_numpy(padded, base, fu, fv), K._cell_sums_numpy(values, index, row_w, 9))
+    monkeypatch.setattr(K, "FALLBACK_ROWS", 5)
+    np.testing.assert_array_equal(K._bilinear_gather_numpy(padded, base, fu, fv), whole[0])
+    np.testing.assert_allclose(K._cell_sums_numpy(values, index, row_w, 9), whole[1], rtol=1e-12)
+
+
+def test_idw_fft_in_strips_equals_one_piece(monkeypatch):
+    """The FFT path works in row strips with the radius around them: the same estimate
+    (to FFT round-off) as one convolution of the whole grid, edges included."""
+    rng = np.random.default_rng(6)
+    v = (290 + rng.normal(0, 3, (53, 41))).astype(np.float32)
+    v[rng.random(v.shape) < 0.6] = np.nan
+    t = ~np.isfinite(v)
+    whole = K._idw_disk_numpy(v, t, 7.5, 2.0)
+    monkeypatch.setattr(K, "IDW_STRIP_ROWS", 6)
+    strips = K._idw_disk_numpy(v, t, 7.5, 2.0)
+    assert np.array_equal(np.isfinite(strips), np.isfinite(whole)) and np.isfinite(whole).sum() > 500
+    np.testing.assert_allclose(strips, whole, rtol=0, atol=1e-9)

@@ -286,27 +286,37 @@ def test_day_stack_spills_to_a_temporary_file_when_large():
 
 
 def test_anomaly_cloud_fraction_once_per_day_and_freed(world, monkeypatch):
-    """add() and estimate() of a day share one S[c]; the window's cache is empty after a
-    run, and the output equals a run that recomputes S[c] at every use."""
+    """add() and estimate() of a day share one S[c], kept on the background cells (not as
+    a full-size array); the window's cache is empty after a run, and the output equals a
+    run that recomputes S[c] at every use."""
     from ssm_downscaling.core.lst import anomaly
 
     w = world(anomaly_sd=1.0, noise_sd=0.2, delta=4.0, bias=1.0, lapse=-0.006, days=9, cloud=0.5)
     args = dict(footprint=w["footprint"], dem=w["dem"], window=5)
     calls = []
-    real = anomaly.cloud_fraction
-    monkeypatch.setattr(anomaly, "cloud_fraction", lambda *a: calls.append(1) or real(*a))
-    closed = []
-    monkeypatch.setattr(anomaly.AnomalyFiller, "close", lambda self: closed.append(dict(self.cloud)))
+    real = anomaly.cloud_fraction_cells
+    monkeypatch.setattr(anomaly, "cloud_fraction_cells", lambda *a: calls.append(1) or real(*a))
+    closed, shapes = [], []
+    monkeypatch.setattr(anomaly.AnomalyFiller, "close",
+                        lambda self: closed.append(dict(self.cloud)) or shapes.append(self.static.shape))
+    real_add = anomaly.AnomalyFiller.add
+
+    def add(self, day, data):
+        real_add(self, day, data)
+        shapes.extend(c.shape for c in self.cloud.values())
+
+    monkeypatch.setattr(anomaly.AnomalyFiller, "add", add)
     out, _, _ = gapfill_stack(w["lst"], w["background"], **args)
     assert len(calls) == 9  # one per day, not one per add() and one per estimate()
     assert closed == [{}]  # every day's S[c] was freed at its last use
+    assert set(shapes[:-1]) == {w["footprint"].blocks.block_shape} != {shapes[-1]}  # cells, not pixels
 
-    cached = anomaly.AnomalyFiller._prepare
+    cached = anomaly.AnomalyFiller._cloud
 
     def uncached(self, day, data):
         self.cloud.pop(day, None)
         return cached(self, day, data)
 
-    monkeypatch.setattr(anomaly.AnomalyFiller, "_prepare", uncached)
+    monkeypatch.setattr(anomaly.AnomalyFiller, "_cloud", uncached)
     ref, _, _ = gapfill_stack(w["lst"], w["background"], **args)
     np.testing.assert_array_equal(out, ref)
