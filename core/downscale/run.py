@@ -213,6 +213,62 @@ def _finite_mean_numba(acc, cnt, out):  # pragma: no cover - compiled
 _finite_mean = kernel(_finite_mean_numba, _finite_mean_numpy, "finite_mean")
 
 
+def _add_variance_numpy(unc: np.ndarray, var: np.ndarray, out: np.ndarray) -> None:
+    out[:] = np.sqrt(unc.astype(np.float64) ** 2 + var).astype(np.float32)
+
+
+@njit(parallel=True)
+def _add_variance_numba(unc, var, out):  # pragma: no cover - compiled
+    for i in prange(out.size):
+        u = np.float64(unc[i])
+        out[i] = np.float32(np.sqrt(u * u + np.float64(var[i])))
+
+
+#: ``out = sqrt(unc^2 + var)`` in float64, stored float32 (flat arrays)
+_add_variance = kernel(_add_variance_numba, _add_variance_numpy, "add_variance")
+
+
+def _flag_pixels_numpy(field_, index, observed, lstf, unc, flags):
+    valid = np.isfinite(field_)
+    obs_px = np.zeros(field_.shape, dtype=bool)
+    inside = index >= 0
+    obs_px[inside] = observed[index[inside]]
+    flags[:] = np.where(obs_px, FLAG_OBSERVED, FLAG_SEAM).astype(np.uint8)
+    flags[lstf] += FLAG_LST_FILLED
+    flags[~valid] = FLAG_NODATA
+    unc[~valid] = np.nan
+    return np.array([valid.sum(), (valid & ~obs_px).sum(), (valid & lstf).sum()], dtype=np.int64)
+
+
+@njit(parallel=True)
+def _flag_pixels_numba(field_, index, observed, lstf, unc, flags):  # pragma: no cover - compiled
+    n_est = 0
+    n_seam = 0
+    n_lst = 0
+    for i in prange(field_.size):
+        if not np.isfinite(field_[i]):
+            flags[i] = FLAG_NODATA
+            unc[i] = np.nan
+            continue
+        c = index[i]
+        obs = c >= 0 and observed[c]
+        f = FLAG_OBSERVED if obs else FLAG_SEAM
+        n_est += 1
+        if not obs:
+            n_seam += 1
+        if lstf[i]:
+            f += FLAG_LST_FILLED
+            n_lst += 1
+        flags[i] = f
+    return np.array([n_est, n_seam, n_lst], dtype=np.int64)
+
+
+#: in place: the pixels' flags (observed / seam, + LST gap-filled, nodata where the field
+#: is NaN) and NaN uncertainty where the field is NaN; returns the counts of estimated,
+#: seam and LST-filled pixels
+_flag_pixels = kernel(_flag_pixels_numba, _flag_pixels_numpy, "flag_pixels")
+
+
 #: bytes of per-day state a run whose tasks all run in this process keeps in memory
 #: instead of on its scratch folder (``SSM_STORE_MB`` overrides it; 0: always the folder)
 STORE_MEMORY_BYTES = 512 * 1024**2
@@ -579,21 +635,16 @@ class Engine:
         if self.residual == "filter":
             soft_bounds(field_, self.lo, self.hi, info)
             if filt_var is not None:
-                unc = np.sqrt(unc.astype(np.float64) ** 2 + filt_var).astype(np.float32)
+                out = np.empty_like(unc)
+                _add_variance(unc.reshape(-1), filt_var.reshape(-1), out.reshape(-1))
+                unc = out
         else:
             clip_preserving_means(field_, self.index, self.weights, self.n, self.lo, self.hi, info)
-        # flags
-        valid = np.isfinite(field_)
-        obs_px = np.zeros((H, W), dtype=bool)
-        inside = self.index >= 0
-        obs_px[inside] = observed[self.index[inside]]
-        flags = np.where(obs_px, FLAG_OBSERVED, FLAG_SEAM).astype(np.uint8)
-        flags[lstf] += FLAG_LST_FILLED
-        flags[~valid] = FLAG_NODATA
-        unc[~valid] = np.nan
-        n_est = int(valid.sum())
-        n_seam = int((valid & ~obs_px).sum())
-        n_lst = int((valid & lstf).sum())
+        # flags (and no uncertainty where there is no estimate)
+        flags = np.empty((H, W), dtype=np.uint8)
+        counts = _flag_pixels(field_.reshape(-1), self.index.reshape(-1), observed.astype(np.bool_),
+                              lstf.reshape(-1), unc.reshape(-1), flags.reshape(-1))
+        n_est, n_seam, n_lst = (int(c) for c in counts)
         s = est.summary()
         pct = (lambda a: 100.0 * a / land_n) if land_n else (lambda a: math.nan)
         stats = {

@@ -253,3 +253,38 @@ def test_static_accumulation_kernels_equal_numpy():
     with np.errstate(invalid="ignore"):
         np.testing.assert_allclose(out, np.nanmean(stack, axis=0), rtol=1e-6, atol=1e-9)
     assert np.isnan(out[cnt == 0]).all()
+
+
+def test_flag_and_variance_kernels_equal_numpy():
+    from ssm_downscaling.core.downscale import run as run_mod
+
+    rng = np.random.default_rng(2)
+    m, n = 20_000, 40
+    field_ = rng.uniform(0.05, 0.4, m).astype(np.float32)
+    field_[rng.random(m) < 0.1] = np.nan
+    index = rng.integers(-1, n, m).astype(np.int32)
+    observed = rng.random(n) < 0.6
+    lstf = rng.random(m) < 0.3
+    unc0 = rng.uniform(0.01, 0.05, m).astype(np.float32)
+    var = rng.uniform(0, 1e-3, m).astype(np.float32)
+    outs = []
+    for fl, av in ((run_mod._flag_pixels.numba, run_mod._add_variance.numba),
+                   (run_mod._flag_pixels.numpy, run_mod._add_variance.numpy)):
+        if fl is None:
+            continue
+        u = np.empty_like(unc0)
+        av(unc0, var, u)
+        flags = np.empty(m, dtype=np.uint8)
+        counts = fl(field_, index, observed, lstf, u, flags)
+        outs.append((u, flags, np.asarray(counts)))
+    for o in outs[1:]:
+        for a, b in zip(o, outs[0]):
+            np.testing.assert_array_equal(a, b)
+    u, flags, counts = outs[0]
+    valid = np.isfinite(field_)
+    obs = (index >= 0) & observed[np.maximum(index, 0)]
+    assert (flags[~valid] == 255).all() and np.isnan(u[~valid]).all()
+    assert ((flags[valid] & 1) == (~obs[valid])).all()  # 0 observed, 1 seam
+    assert ((flags[valid] & 2) > 0).tolist() == lstf[valid].tolist()
+    assert counts.tolist() == [valid.sum(), (valid & ~obs).sum(), (valid & lstf).sum()]
+    np.testing.assert_allclose(u[valid], np.sqrt(unc0[valid].astype(float) ** 2 + var[valid]), rtol=1e-6)
