@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..accel import kernel, njit, prange
-from .kernels import MISSING_Q, _bilinear_separable_numpy, _block_count_sum_numpy, _block_moments_numpy
+from .kernels import MISSING_Q, _bilinear_separable_numpy, _block_count_sum_numpy, _block_moments_numpy, _sep_at
 from .methods import quantise
 
 #: rows per block of the numpy fallbacks (rounded to a multiple of the block factor)
@@ -41,37 +41,8 @@ def _row_step(f: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------
-# bilinear interpolation of an edge-padded block field at one pixel (as bilinear_separable)
+# bilinear interpolation of an edge-padded block field (kernels._sep_at at one pixel)
 # ---------------------------------------------------------------------------------------
-
-
-@njit()
-def _sep_at(padded, a, v, b, u):  # pragma: no cover - compiled
-    num = 0.0
-    den = 0.0
-    wt = (1 - v) * (1 - u)
-    x = padded[a, b]
-    if np.isfinite(x):
-        num += wt * x
-        den += wt
-    wt = (1 - v) * u
-    x = padded[a, b + 1]
-    if np.isfinite(x):
-        num += wt * x
-        den += wt
-    wt = v * (1 - u)
-    x = padded[a + 1, b]
-    if np.isfinite(x):
-        num += wt * x
-        den += wt
-    wt = v * u
-    x = padded[a + 1, b + 1]
-    if np.isfinite(x):
-        num += wt * x
-        den += wt
-    if den > 1e-9:
-        return np.float32(num / den)
-    return np.float32(np.nan)
 
 
 def _sep_rows(padded: np.ndarray, i0: np.ndarray, fv: np.ndarray, j0: np.ndarray, fu: np.ndarray,

@@ -383,41 +383,47 @@ def _bilinear_separable_numpy(
     return out
 
 
+@njit()
+def _sep_at(padded, a, v, b, u):  # pragma: no cover - compiled
+    """Bilinear value at row ``a + v``, column ``b + u`` of an edge-padded field, over its
+    finite corners (NaN when their weights sum to ~0)."""
+    num = 0.0
+    den = 0.0
+    wt = (1 - v) * (1 - u)
+    x = padded[a, b]
+    if np.isfinite(x):
+        num += wt * x
+        den += wt
+    wt = (1 - v) * u
+    x = padded[a, b + 1]
+    if np.isfinite(x):
+        num += wt * x
+        den += wt
+    wt = v * (1 - u)
+    x = padded[a + 1, b]
+    if np.isfinite(x):
+        num += wt * x
+        den += wt
+    wt = v * u
+    x = padded[a + 1, b + 1]
+    if np.isfinite(x):
+        num += wt * x
+        den += wt
+    if den > 1e-9:
+        return np.float32(num / den)
+    return np.float32(np.nan)
+
+
 @njit(parallel=True)
 def _bilinear_separable_numba(padded, i0, fv, j0, fu):  # pragma: no cover - compiled
     h = i0.shape[0]
     w = j0.shape[0]
-    out = np.full((h, w), np.nan, dtype=np.float32)
+    out = np.empty((h, w), dtype=np.float32)
     for r in prange(h):
         a = i0[r]
         v = np.float64(fv[r])
         for c in range(w):
-            b = j0[c]
-            u = np.float64(fu[c])
-            num = 0.0
-            den = 0.0
-            wt = (1 - v) * (1 - u)
-            x = padded[a, b]
-            if np.isfinite(x):
-                num += wt * x
-                den += wt
-            wt = (1 - v) * u
-            x = padded[a, b + 1]
-            if np.isfinite(x):
-                num += wt * x
-                den += wt
-            wt = v * (1 - u)
-            x = padded[a + 1, b]
-            if np.isfinite(x):
-                num += wt * x
-                den += wt
-            wt = v * u
-            x = padded[a + 1, b + 1]
-            if np.isfinite(x):
-                num += wt * x
-                den += wt
-            if den > 1e-9:
-                out[r, c] = num / den
+            out[r, c] = _sep_at(padded, a, v, j0[c], np.float64(fu[c]))
     return out
 
 
