@@ -29,7 +29,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..accel import kernel, njit, prange
-from .kernels import MISSING_Q, _bilinear_separable_numpy, _block_count_sum_numpy, _block_moments_numpy, _sep_at
+from .kernels import (
+    MISSING_Q,
+    _add_moments,
+    _bilinear_separable_numpy,
+    _block_count_sum_numpy,
+    _block_moments_numpy,
+    _sep_at,
+)
 from .methods import quantise
 
 #: rows per block of the numpy fallbacks (rounded to a multiple of the block factor)
@@ -156,12 +163,7 @@ def _prepare_pass_numba(lst, bg, use_dz, dz0, g, stack, slots, weights, quantum,
                     if not np.isfinite(sv):
                         sv = np.float32(0.0)
                 if np.isfinite(y):
-                    bj = j // f
-                    sums[0, bi, bj] += 1.0
-                    sums[1, bi, bj] += sv
-                    sums[2, bi, bj] += y
-                    sums[3, bi, bj] += np.float64(sv) * sv
-                    sums[4, bi, bj] += np.float64(sv) * y
+                    _add_moments(sums, bi, j // f, sv, y)
     return sums
 
 

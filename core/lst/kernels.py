@@ -451,6 +451,17 @@ def _block_moments_numpy(y: np.ndarray, x: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
+@njit()
+def _add_moments(out, bi, bj, x, y):  # pragma: no cover - compiled
+    """Add one pair to block ``(bi, bj)`` of ``out (5, bh, bw)``: count, sum x, sum y,
+    sum x^2, sum x y (products in float64)."""
+    out[0, bi, bj] += 1.0
+    out[1, bi, bj] += x
+    out[2, bi, bj] += y
+    out[3, bi, bj] += np.float64(x) * x
+    out[4, bi, bj] += np.float64(x) * y
+
+
 @njit(parallel=True)
 def _block_moments_numba(y, x, f):  # pragma: no cover - compiled
     h, w = y.shape
@@ -463,12 +474,7 @@ def _block_moments_numba(y, x, f):  # pragma: no cover - compiled
                 yy = y[i, j]
                 xx = x[i, j]
                 if np.isfinite(yy) and np.isfinite(xx):
-                    bj = j // f
-                    out[0, bi, bj] += 1.0
-                    out[1, bi, bj] += xx
-                    out[2, bi, bj] += yy
-                    out[3, bi, bj] += np.float64(xx) * xx
-                    out[4, bi, bj] += np.float64(xx) * yy
+                    _add_moments(out, bi, j // f, xx, yy)
     return out
 
 
