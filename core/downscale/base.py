@@ -99,6 +99,9 @@ class Downscaler:
     required = ("lst", "ndvi", "albedo")
     #: whether the driver scales the 1 km within-cell anomalies by the estimated anomaly gain
     scale_gain = False
+    #: whether ``predict`` takes rows with missing predictors (NaN in ``X`` or the
+    #: positions) and returns NaN for them, so the driver passes whole blocks
+    predicts_missing = False
 
     def __init__(self, predictors: Sequence[str] = ("lst", "ndvi", "albedo")):
         self.predictors = tuple(predictors)

@@ -300,6 +300,7 @@ class GWRDownscaler(Downscaler):
     method = "gwr"
     residual = "filter"
     has_uncertainty = True
+    predicts_missing = True
     scale_gain = True
 
     def __init__(

@@ -579,17 +579,25 @@ class Engine:
             X = est.features(raw)
             land = self._land(raw).ravel()
             land_n += int(land.sum())
-            ok = land & np.isfinite(X).all(axis=1)
-            fr = self.fr[r0 : r0 + nr].ravel()[ok]
-            fc = self.fc[r0 : r0 + nr].ravel()[ok]
-            cell = self.index[r0 : r0 + nr].ravel()[ok]
-            p, u = est.predict(FineBlock(X[ok], fr, fc, cell))
-            bp = np.full(ok.size, np.nan, dtype=np.float32)
-            bu = np.full(ok.size, np.nan, dtype=np.float32)
-            bp[ok] = p
-            bu[ok] = u
-            pred[r0 : r0 + nr] = bp.reshape(nr, W)
-            unc[r0 : r0 + nr] = bu.reshape(nr, W)
+            if est.predicts_missing:  # every row at once: NaN out where a predictor is missing
+                p, u = est.predict(FineBlock(X, self.fr[r0 : r0 + nr].ravel(), self.fc[r0 : r0 + nr].ravel(),
+                                             self.index[r0 : r0 + nr].ravel()))
+                p[~land] = np.nan
+                u[~land] = np.nan
+                pred[r0 : r0 + nr] = p.reshape(nr, W)
+                unc[r0 : r0 + nr] = u.reshape(nr, W)
+            else:
+                ok = land & np.isfinite(X).all(axis=1)
+                fr = self.fr[r0 : r0 + nr].ravel()[ok]
+                fc = self.fc[r0 : r0 + nr].ravel()[ok]
+                cell = self.index[r0 : r0 + nr].ravel()[ok]
+                p, u = est.predict(FineBlock(X[ok], fr, fc, cell))
+                bp = np.full(ok.size, np.nan, dtype=np.float32)
+                bu = np.full(ok.size, np.nan, dtype=np.float32)
+                bp[ok] = p
+                bu[ok] = u
+                pred[r0 : r0 + nr] = bp.reshape(nr, W)
+                unc[r0 : r0 + nr] = bu.reshape(nr, W)
             fl = self.fine_source.lst_flags(day, r0, nr)
             if fl is not None:
                 lstf[r0 : r0 + nr] = np.asarray(fl) == 1
