@@ -452,12 +452,15 @@ def _apply_nb(X, fr, fc, coef, cov, sigma2, out_pred, out_se):  # pragma: no cov
             ba = w00 * coef[ir, ic, a] + w01 * coef[ir, ic1, a] + w10 * coef[ir1, ic, a] + w11 * coef[ir1, ic1, a]
             pred += ba * x[a]
         out_pred[i] = pred
-        if want_se:
+        if want_se:  # x' C x over the upper triangle of the (symmetric) covariance
             q = 0.0
             for a in range(p):
-                for b in range(p):
+                qa = 0.0
+                for b in range(a + 1, p):
                     cab = w00 * cov[ir, ic, a, b] + w01 * cov[ir, ic1, a, b] + w10 * cov[ir1, ic, a, b] + w11 * cov[ir1, ic1, a, b]
-                    q += x[a] * cab * x[b]
+                    qa += cab * x[b]
+                caa = w00 * cov[ir, ic, a, a] + w01 * cov[ir, ic1, a, a] + w10 * cov[ir1, ic, a, a] + w11 * cov[ir1, ic1, a, a]
+                q += x[a] * (caa * x[a] + 2.0 * qa)
             out_se[i] = np.sqrt(max(q + sigma2, 0.0))
         else:
             out_se[i] = np.nan
@@ -484,10 +487,13 @@ def _apply_numpy(X, fr, fc, coef, cov, sigma2, out_pred, out_se):
     out_pred[:] = pred
     if cov.shape[0] == R:
         q = np.zeros(m)
-        for a in range(p):
-            for b in range(p):
+        for a in range(p):  # as the compiled kernel: the upper triangle, same order
+            qa = np.zeros(m)
+            for b in range(a + 1, p):
                 cab = sum(wk * cov[rr, cc, a, b] for wk, (rr, cc) in zip(w, corners))
-                q += xs[:, a] * cab * xs[:, b]
+                qa += cab * xs[:, b]
+            caa = sum(wk * cov[rr, cc, a, a] for wk, (rr, cc) in zip(w, corners))
+            q += xs[:, a] * (caa * xs[:, a] + 2.0 * qa)
         se = np.sqrt(np.maximum(q + sigma2, 0.0))
         se[bad] = np.nan
         out_se[:] = se
