@@ -288,3 +288,14 @@ def test_flag_and_variance_kernels_equal_numpy():
     assert ((flags[valid] & 2) > 0).tolist() == lstf[valid].tolist()
     assert counts.tolist() == [valid.sum(), (valid & ~obs).sum(), (valid & lstf).sum()]
     np.testing.assert_allclose(u[valid], np.sqrt(unc0[valid].astype(float) ** 2 + var[valid]), rtol=1e-6)
+
+
+def test_whole_block_prediction_writes_the_bytes_of_the_row_gather(scene, serial, tmp_path, monkeypatch):
+    """GWR predicts whole blocks (rows with a missing predictor come back NaN); the
+    generic path gathers the complete rows first: both write the same bytes."""
+    from ssm_downscaling.core.downscale.gwr import GWRDownscaler
+
+    monkeypatch.setattr(GWRDownscaler, "predicts_missing", False)
+    out = tmp_path / "gather"
+    _run(scene, out, executor=SerialExecutor())
+    assert _digests(out) == serial[1]
