@@ -40,7 +40,6 @@ import datetime as dt
 import logging
 import math
 import os
-import pickle  # nosec B403
 import shutil
 import tempfile
 import threading
@@ -51,7 +50,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..accel import kernel, njit, prange
 from ..argcheck import check_downscale_args
 from ..errors import GridError, SeriesError, SsmError
 from ..grid import Grid
@@ -59,8 +57,19 @@ from ..membership import Membership
 from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..runner import Executor, SerialExecutor, ThreadExecutor
-from ..series import FLAG_NODATA, DailySeries, LayerSource, RasterWriter, day_filename
+from ..series import DailySeries, LayerSource, RasterWriter, day_filename
 from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
+from .daypass import (  # noqa: F401 - the flag values are part of this module's interface
+    FLAG_BOTH,
+    FLAG_LST_FILLED,
+    FLAG_OBSERVED,
+    FLAG_SEAM,
+    accumulate_finite,
+    add_variance,
+    finite_mean,
+    flag_pixels,
+)
+from .daystore import DayStore
 from .interp import interpolate, node_spacing
 from .methods import METHODS, make_downscaler
 from .options import RESIDUAL_ALIASES, RESIDUAL_MODES, DownscaleOptions, options_from
@@ -88,8 +97,6 @@ from .stfilter import Covariance, estimate_covariance, krige
 
 log = logging.getLogger(__name__)
 
-#: flag values (DESIGN.md 3)
-FLAG_OBSERVED, FLAG_SEAM, FLAG_LST_FILLED, FLAG_BOTH = 0, 1, 2, 3
 FLAG_LEGEND = (
     "SSM flags: 0 coarse SSM observed; 1 seam-filled (coarse SSM missing that day); "
     "2 LST gap-filled under cloud (coarse observed); 3 seam-filled and LST gap-filled; 255 no estimate"
@@ -177,227 +184,6 @@ def soft_bounds(field_: np.ndarray, lo: float, hi: float, info: CorrectionInfo |
     if high.any():
         x[high] = (hi - m * np.exp((hi - m - x[high].astype(np.float64)) / m)).astype(np.float32)
     return x
-
-
-def _accumulate_finite_numpy(acc: np.ndarray, cnt: np.ndarray, a: np.ndarray) -> None:
-    ok = np.isfinite(a)
-    acc[ok] += a[ok]
-    cnt[ok] += 1
-
-
-@njit(parallel=True)
-def _accumulate_finite_numba(acc, cnt, a):  # pragma: no cover - compiled
-    for i in prange(a.size):
-        v = a[i]
-        if np.isfinite(v):
-            acc[i] += v
-            cnt[i] += 1
-
-
-#: in place, where ``a`` is finite: ``acc += a`` (float64) and ``cnt += 1`` (flat arrays)
-_accumulate_finite = kernel(_accumulate_finite_numba, _accumulate_finite_numpy, "accumulate_finite")
-
-
-def _finite_mean_numpy(acc: np.ndarray, cnt: np.ndarray, out: np.ndarray) -> None:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[:] = np.where(cnt > 0, acc / cnt, np.nan).astype(np.float32)
-
-
-@njit(parallel=True)
-def _finite_mean_numba(acc, cnt, out):  # pragma: no cover - compiled
-    for i in prange(out.size):
-        out[i] = np.float32(acc[i] / cnt[i]) if cnt[i] > 0 else np.nan
-
-
-#: ``out`` (float32) = ``acc / cnt`` where ``cnt > 0``, else NaN
-_finite_mean = kernel(_finite_mean_numba, _finite_mean_numpy, "finite_mean")
-
-
-def _add_variance_numpy(unc: np.ndarray, var: np.ndarray, out: np.ndarray) -> None:
-    out[:] = np.sqrt(unc.astype(np.float64) ** 2 + var).astype(np.float32)
-
-
-@njit(parallel=True)
-def _add_variance_numba(unc, var, out):  # pragma: no cover - compiled
-    for i in prange(out.size):
-        u = np.float64(unc[i])
-        out[i] = np.float32(np.sqrt(u * u + np.float64(var[i])))
-
-
-#: ``out = sqrt(unc^2 + var)`` in float64, stored float32 (flat arrays)
-_add_variance = kernel(_add_variance_numba, _add_variance_numpy, "add_variance")
-
-
-def _flag_pixels_numpy(field_, index, observed, lstf, unc, flags):
-    valid = np.isfinite(field_)
-    obs_px = np.zeros(field_.shape, dtype=bool)
-    inside = index >= 0
-    obs_px[inside] = observed[index[inside]]
-    flags[:] = np.where(obs_px, FLAG_OBSERVED, FLAG_SEAM).astype(np.uint8)
-    flags[lstf] += FLAG_LST_FILLED
-    flags[~valid] = FLAG_NODATA
-    unc[~valid] = np.nan
-    return np.array([valid.sum(), (valid & ~obs_px).sum(), (valid & lstf).sum()], dtype=np.int64)
-
-
-@njit(parallel=True)
-def _flag_pixels_numba(field_, index, observed, lstf, unc, flags):  # pragma: no cover - compiled
-    n_est = 0
-    n_seam = 0
-    n_lst = 0
-    for i in prange(field_.size):
-        if not np.isfinite(field_[i]):
-            flags[i] = FLAG_NODATA
-            unc[i] = np.nan
-            continue
-        c = index[i]
-        obs = c >= 0 and observed[c]
-        f = FLAG_OBSERVED if obs else FLAG_SEAM
-        n_est += 1
-        if not obs:
-            n_seam += 1
-        if lstf[i]:
-            f += FLAG_LST_FILLED
-            n_lst += 1
-        flags[i] = f
-    return np.array([n_est, n_seam, n_lst], dtype=np.int64)
-
-
-#: in place: the pixels' flags (observed / seam, + LST gap-filled, nodata where the field
-#: is NaN) and NaN uncertainty where the field is NaN; returns the counts of estimated,
-#: seam and LST-filled pixels
-_flag_pixels = kernel(_flag_pixels_numba, _flag_pixels_numpy, "flag_pixels")
-
-
-#: bytes of per-day state a run whose tasks all run in this process keeps in memory
-#: instead of on its scratch folder (``SSM_STORE_MB`` overrides it; 0: always the folder)
-STORE_MEMORY_BYTES = 512 * 1024**2
-
-
-def store_memory_budget() -> int:
-    """The in-memory budget of :class:`DayStore` (bytes), from ``SSM_STORE_MB``."""
-    env = os.environ.get("SSM_STORE_MB", "").strip()
-    try:
-        return max(0, int(float(env) * 1024**2)) if env else STORE_MEMORY_BYTES
-    except ValueError:
-        log.warning("SSM_STORE_MB=%r is not a number of megabytes; using %d", env, STORE_MEMORY_BYTES // 1024**2)
-        return STORE_MEMORY_BYTES
-
-
-class _MemoryLayer:
-    """Per-day state held in this process, per scratch folder: pickled bytes (each
-    :meth:`DayStore.get` unpickles a fresh copy, as from the folder) and arrays (taken
-    once by :meth:`DayStore.pop_array`), up to a byte budget shared by the runs."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str, int], bytes | np.ndarray] = {}
-        self.bytes = 0
-        self.lock = threading.Lock()
-
-    def put(self, key: tuple[str, str, int], value: bytes | np.ndarray, budget: int) -> bool:
-        size = len(value) if isinstance(value, bytes) else int(value.nbytes)
-        with self.lock:
-            old = self.items.pop(key, None)
-            if old is not None:
-                self.bytes -= len(old) if isinstance(old, bytes) else int(old.nbytes)
-            if self.bytes + size > budget:
-                return False
-            self.items[key] = value
-            self.bytes += size
-            return True
-
-    def take(self, key: tuple[str, str, int], remove: bool) -> bytes | np.ndarray | None:
-        with self.lock:
-            value = self.items.pop(key, None) if remove else self.items.get(key)
-            if value is not None and remove:
-                self.bytes -= len(value) if isinstance(value, bytes) else int(value.nbytes)
-            return value
-
-    def forget(self, folder: str) -> None:
-        with self.lock:
-            for key in [k for k in self.items if k[0] == folder]:
-                value = self.items.pop(key)
-                self.bytes -= len(value) if isinstance(value, bytes) else int(value.nbytes)
-
-
-_MEMORY = _MemoryLayer()
-
-
-class DayStore:
-    """Per-day state of a run on a scratch folder (pickles, written atomically): what a
-    day's later stages need (its coarse data, fitted estimator, residuals, filtered
-    residual), so that nothing accumulates in memory over the run and any worker can pick
-    a day up. The folder must be visible to every worker (on a cluster: a shared disk).
-
-    ``local=True`` (every task of the run runs in this process: serial or thread
-    executors) keeps the state in memory instead, up to :func:`store_memory_budget`
-    bytes, and spills the rest to the folder: a one-day China-sized run then writes and
-    reads nothing but its inputs and outputs."""
-
-    def __init__(self, folder: str | Path, local: bool = False):
-        self.folder = Path(folder)
-        self.local = local
-        self.budget = store_memory_budget() if local else 0
-        self._tag = str(self.folder)
-
-    def _path(self, kind: str, day: dt.date) -> Path:
-        return self.folder / f"{kind}_{day.toordinal()}.pkl"
-
-    def _key(self, kind: str, day: dt.date) -> tuple[str, str, int]:
-        return (self._tag, kind, day.toordinal())
-
-    def put(self, kind: str, day: dt.date, obj: object) -> None:
-        if self.budget:
-            blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            if _MEMORY.put(self._key(kind, day), blob, self.budget):
-                self._path(kind, day).unlink(missing_ok=True)
-                return
-        path = self._path(kind, day)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        with open(tmp, "wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-
-    def get(self, kind: str, day: dt.date) -> object:
-        if self.budget:
-            blob = _MEMORY.take(self._key(kind, day), remove=False)
-            if blob is not None:
-                return pickle.loads(blob)  # nosec B301 - our own state
-        with open(self._path(kind, day), "rb") as fh:
-            return pickle.load(fh)  # nosec B301
-
-    def has(self, kind: str, day: dt.date) -> bool:
-        if self.budget and _MEMORY.take(self._key(kind, day), remove=False) is not None:
-            return True
-        return self._path(kind, day).exists()
-
-    def drop(self, kind: str, day: dt.date) -> None:
-        if self.budget:
-            _MEMORY.take(self._key(kind, day), remove=True)
-        self._path(kind, day).unlink(missing_ok=True)
-
-    def put_array(self, kind: str, day: dt.date, arr: np.ndarray) -> None:
-        """Store ``arr`` (the caller does not change it afterwards) for one :meth:`pop_array`."""
-        if self.budget and _MEMORY.put(self._key("array-" + kind, day), arr, self.budget):
-            return
-        path = self.folder / f"{kind}_{day.toordinal()}.npy"
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy")
-        np.save(tmp, arr)
-        os.replace(tmp, path)
-
-    def pop_array(self, kind: str, day: dt.date) -> np.ndarray:
-        if self.budget:
-            arr = _MEMORY.take(self._key("array-" + kind, day), remove=True)
-            if arr is not None:
-                return arr
-        path = self.folder / f"{kind}_{day.toordinal()}.npy"
-        arr = np.load(path)
-        path.unlink()
-        return arr
-
-    def close(self) -> None:
-        """Forget this folder's in-memory state (the end of a run)."""
-        _MEMORY.forget(self._tag)
 
 
 @dataclass
@@ -644,13 +430,13 @@ class Engine:
             soft_bounds(field_, self.lo, self.hi, info)
             if filt_var is not None:
                 out = np.empty_like(unc)
-                _add_variance(unc.reshape(-1), filt_var.reshape(-1), out.reshape(-1))
+                add_variance(unc.reshape(-1), filt_var.reshape(-1), out.reshape(-1))
                 unc = out
         else:
             clip_preserving_means(field_, self.index, self.weights, self.n, self.lo, self.hi, info)
         # flags (and no uncertainty where there is no estimate)
         flags = np.empty((H, W), dtype=np.uint8)
-        counts = _flag_pixels(field_.reshape(-1), self.index.reshape(-1), observed.astype(np.bool_),
+        counts = flag_pixels(field_.reshape(-1), self.index.reshape(-1), observed.astype(np.bool_),
                               lstf.reshape(-1), unc.reshape(-1), flags.reshape(-1))
         n_est, n_seam, n_lst = (int(c) for c in counts)
         s = est.summary()
@@ -849,10 +635,10 @@ class Engine:
             for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
                                                    for c in chunks(static_days, chunk)]):
                 for d in res:
-                    _accumulate_finite(acc.reshape(-1), cnt.reshape(-1), store.pop_array("anom", d).reshape(-1))
+                    accumulate_finite(acc.reshape(-1), cnt.reshape(-1), store.pop_array("anom", d).reshape(-1))
                     pp.advance()
             static = np.empty((H, W), dtype=np.float32)
-            _finite_mean(acc.reshape(-1), cnt.reshape(-1), static.reshape(-1))
+            finite_mean(acc.reshape(-1), cnt.reshape(-1), static.reshape(-1))
             del acc, cnt
             state.static_file = str(store.folder / "static.npy")
             if store.local:  # every task runs here: this engine holds it, no file

@@ -192,11 +192,11 @@ def test_state_kept_on_the_scratch_folder_writes_the_in_memory_bytes(scene, seri
 
 
 def test_day_store_memory_layer_copies_spills_and_forgets(tmp_path, monkeypatch):
-    from ssm_downscaling.core.downscale import run as run_mod
+    from ssm_downscaling.core.downscale import daystore
 
     monkeypatch.setenv("SSM_STORE_MB", "1")  # 1 MiB
     d = dt.date(2020, 1, 1)
-    store = run_mod.DayStore(tmp_path, local=True)
+    store = daystore.DayStore(tmp_path, local=True)
     obj = {"a": np.arange(10.0)}
     store.put("fit", d, obj)
     assert not any(tmp_path.iterdir())  # held in memory
@@ -218,24 +218,24 @@ def test_day_store_memory_layer_copies_spills_and_forgets(tmp_path, monkeypatch)
     store.put("res", d, np.ones(3))
     store.close()
     assert not store.has("res", d)
-    assert run_mod._MEMORY.bytes == 0
+    assert daystore._MEMORY.bytes == 0
     # a store of worker processes never keeps state in memory
-    far = run_mod.DayStore(tmp_path / "w", local=False)
+    far = daystore.DayStore(tmp_path / "w", local=False)
     (tmp_path / "w").mkdir()
     far.put("fit", d, obj)
     assert (tmp_path / "w" / f"fit_{d.toordinal()}.pkl").exists()
 
 
 def test_static_accumulation_kernels_equal_numpy():
-    from ssm_downscaling.core.downscale import run as run_mod
+    from ssm_downscaling.core.downscale import daypass
 
     rng = np.random.default_rng(1)
     days = [rng.normal(0, 0.02, 5000).astype(np.float32) for _ in range(4)]
     for a in days:
         a[rng.random(a.size) < 0.3] = np.nan
     res = []
-    for acc_impl, mean_impl in ((run_mod._accumulate_finite.numba, run_mod._finite_mean.numba),
-                                (run_mod._accumulate_finite.numpy, run_mod._finite_mean.numpy)):
+    for acc_impl, mean_impl in ((daypass.accumulate_finite.numba, daypass.finite_mean.numba),
+                                (daypass.accumulate_finite.numpy, daypass.finite_mean.numpy)):
         if acc_impl is None:
             continue
         acc, cnt = np.zeros(5000), np.zeros(5000, dtype=np.int32)
@@ -256,7 +256,7 @@ def test_static_accumulation_kernels_equal_numpy():
 
 
 def test_flag_and_variance_kernels_equal_numpy():
-    from ssm_downscaling.core.downscale import run as run_mod
+    from ssm_downscaling.core.downscale import daypass
 
     rng = np.random.default_rng(2)
     m, n = 20_000, 40
@@ -268,8 +268,8 @@ def test_flag_and_variance_kernels_equal_numpy():
     unc0 = rng.uniform(0.01, 0.05, m).astype(np.float32)
     var = rng.uniform(0, 1e-3, m).astype(np.float32)
     outs = []
-    for fl, av in ((run_mod._flag_pixels.numba, run_mod._add_variance.numba),
-                   (run_mod._flag_pixels.numpy, run_mod._add_variance.numpy)):
+    for fl, av in ((daypass.flag_pixels.numba, daypass.add_variance.numba),
+                   (daypass.flag_pixels.numpy, daypass.add_variance.numpy)):
         if fl is None:
             continue
         u = np.empty_like(unc0)
