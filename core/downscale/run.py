@@ -437,7 +437,7 @@ class Engine:
         # flags (and no uncertainty where there is no estimate)
         flags = np.empty((H, W), dtype=np.uint8)
         counts = flag_pixels(field_.reshape(-1), self.index.reshape(-1), observed.astype(np.bool_),
-                              lstf.reshape(-1), unc.reshape(-1), flags.reshape(-1))
+                             lstf.reshape(-1), unc.reshape(-1), flags.reshape(-1))
         n_est, n_seam, n_lst = (int(c) for c in counts)
         s = est.summary()
         pct = (lambda a: 100.0 * a / land_n) if land_n else (lambda a: math.nan)
