@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from ..core.lst.options import METHOD_TITLES, METHODS
@@ -29,6 +30,8 @@ HELP = """Turns a daily series of clear-sky 1 km land surface temperature (LST, 
 anomaly and background need the background folder; the window reads days before and after START_DATE..END_DATE when they exist, but writes only the days in the range (empty dates = all days).
 
 <b>Inputs</b>: folders of single-band rasters with the date in the file names (YYYY-MM-DD, YYYYMMDD or YYYYDDD); MOD11A1/MYD11A1 HDF files are read directly (LST_Day_1km x 0.02 K; QC: good quality, or LST error at most 2 K). The LST grid is the output grid; the DEM (m) and NDVI are warped onto it. NDVI: a folder of composites (each serves the 16 days from its date) or one raster (type its path). Pixels to fill are those observed at least once in the days read, plus, with NDVI, its valid pixels; the others (water, outside the data) stay no data.
+
+<b>Parallel days</b> (DASK_SCHEDULER): empty (default) runs in this process, where each day's passes already use every core; the address of a Dask scheduler (tcp://host:8786, e.g. a cluster started with dask-jobqueue on Slurm or PBS) spreads chunks of 64 days over its workers, which must see the input and output folders; "local" (or "local:N") starts a Dask cluster of N worker processes on this machine. Every choice writes the same bytes: the run is always cut into the same chunks, and each chunk first walks through the WINDOW - 1 days before it (the anomaly method's window state depends on the days before; a warm-up of that length brings a chunk's days within about 0.01 K of an uncut run). Dask is optional: install python3-dask and python3-distributed (Debian/Ubuntu) or "python -m pip install dask[distributed]" in QGIS's Python.
 
 <b>Outputs</b>: per day lst_YYYY-MM-DD.tif (float32 K, nodata -9999) and lst_flag_YYYY-MM-DD.tif (uint8: 0 observed clear-sky, 1 gap-filled, 255 no data), with the date in the DATE metadata item; the last day is loaded, styled, when the run finishes. DAYS and SKIPPED_DAYS count the days; GAP_PERCENT is the share of land pixel-days without a clear observation and FILLED_PERCENT the share of those that were filled. A day without a background file is skipped with a warning. Bad input (a background not overlapping the LST, no dates in common, an unreadable file, LST not in kelvin) stops the run before anything is written; a cancelled run leaves only complete days."""
 
@@ -62,6 +65,7 @@ class GapfillLstAlgorithm(SsmAlgorithm):
     IDW_POWER = "IDW_POWER"
     MIN_LST = "MIN_LST"
     MAX_LST = "MAX_LST"
+    DASK_SCHEDULER = "DASK_SCHEDULER"
     OUTPUT_LST = "OUTPUT_LST"
     OUTPUT_FLAGS = "OUTPUT_FLAGS"
 
@@ -108,6 +112,9 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                    maxValue=10.0),
             number(self.MIN_LST, self.tr("Minimum filled LST (K)"), NUMBER_DOUBLE, 200.0, minValue=0.0),
             number(self.MAX_LST, self.tr("Maximum filled LST (K)"), NUMBER_DOUBLE, 350.0, minValue=0.0),
+            QgsProcessingParameterString(self.DASK_SCHEDULER,
+                                         self.tr("Dask scheduler address (empty = this process, on all cores)"),
+                                         defaultValue=None, optional=True),
         ]
         for p in advanced:
             # not "optional": they have defaults, which also apply to saved models that lack them
@@ -154,7 +161,10 @@ class GapfillLstAlgorithm(SsmAlgorithm):
         cloudy_lapse = self.parameterAsDouble(parameters, self.CLOUDY_LAPSE_RATE, context)
         out_lst = self.parameterAsString(parameters, self.OUTPUT_LST, context)
         out_flags = self.parameterAsString(parameters, self.OUTPUT_FLAGS, context)
+        scheduler = (self.parameterAsString(parameters, self.DASK_SCHEDULER, context) or "").strip()
         with self.core_call(feedback):
+            from ..core.runner import SerialExecutor, make_executor
+
             options = GapfillOptions(
                 method=method,
                 window=self.parameterAsInt(parameters, self.WINDOW, context),
@@ -173,8 +183,13 @@ class GapfillLstAlgorithm(SsmAlgorithm):
                              self.parameterAsDouble(parameters, self.MAX_LST, context)),
             )
             feedback.pushInfo(self.tr(f"Method {method}, window {options.window} day(s); output grid: the LST's"))
-            summary = gapfill_series(lst, background, out_lst, out_flags, dem=dem, ndvi=ndvi, start=start, end=end,
-                                     options=options, **self.progress_args(feedback))
+            # in this process the day passes use every core: chunks one after another
+            with (make_executor(scheduler) if scheduler else SerialExecutor()) as executor:
+                if scheduler:
+                    feedback.pushInfo(self.tr(f"Chunks of days processed on {executor.workers} {executor.name} "
+                                              f"worker(s) at {scheduler}"))
+                summary = gapfill_series(lst, background, out_lst, out_flags, dem=dem, ndvi=ndvi, start=start,
+                                         end=end, options=options, executor=executor, **self.progress_args(feedback))
         write_sidecars(summary.lst_files, "lst")
         write_sidecars(summary.flag_files, "lst_flags")
         group = run_group_name(context, self.tr("All-weather LST"), out_lst)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +23,16 @@ from ..errors import GridError, RasterReadError, SeriesError, SsmError
 from ..grid import Grid, open_raster
 from ..preflight import gapfill_preflight
 from ..progress import CancelFn, Progress, ProgressFn
-from ..series import DailySeries, LayerSource, as_date, read_raster, write_day
+from ..runner import Executor
+from ..series import DailySeries, LayerSource, as_date, read_raster
 from .anomaly import AnomalyFiller
 from .background import BackgroundModel, learn_background_model
+from .chunked import CHUNK_DAYS, GapfillJob, read_lst, run_chunks
 from .footprint import BlockFootprint, Footprint, GridFootprint
 from .methods import (
     FLAG_FILLED,
-    FLAG_LEGEND,
     FLAG_NONE,
     FLAG_OBSERVED,
-    LST_DESCRIPTION,
     BackgroundFiller,
     DayData,
     Filler,
@@ -40,7 +41,7 @@ from .methods import (
     TemporalFiller,
     assemble,
 )
-from .modis import is_mod11, read_mod11a1
+from .modis import is_mod11
 from .options import GapfillOptions
 
 log = logging.getLogger(__name__)
@@ -120,17 +121,24 @@ def run_window(
     load: Callable[[int], DayData | None],
     emit: Callable[[int, DayData | None, np.ndarray | None], None],
     progress: Progress | None = None,
+    warmup: Sequence[int] = (),
 ) -> None:
     """Stream ``days`` (sorted day numbers with data) through ``filler`` and call
     ``emit(day, data, estimate)`` for each of ``targets`` (sorted, a subset of ``days``);
-    ``data`` is None when ``load`` could not provide the day."""
+    ``data`` is None when ``load`` could not provide the day.
+
+    ``warmup``: days before the first target that the window walks through first (their
+    days are added and dropped as for a target, nothing is estimated), so that a filler
+    whose stored state depends on the days added before (``anomaly``) starts a chunk of
+    days from the same kind of state as inside a run."""
     half = filler.half_window
     days = sorted(days)
+    emit_days = set(targets)
     added: set[int] = set()
     nxt = 0
     cache: tuple[int, DayData | None] | None = None
     try:
-        for t in sorted(targets):
+        for t in sorted(emit_days | set(warmup)):
             for d in sorted(added):
                 if d < t - half:
                     filler.drop(d)
@@ -145,6 +153,9 @@ def run_window(
                 if data is not None:
                     filler.add(d, data)
                     added.add(d)
+            if t not in emit_days:
+                cache = None
+                continue
             data_t = cache[1] if cache is not None and cache[0] == t else load(t)
             cache = None
             est = filler.estimate(t, data_t) if data_t is not None else None
@@ -260,12 +271,6 @@ def gapfill_stack(
 # ---------------------------------------------------------------------------------------
 
 
-def _read_lst(path: Path, grid: Grid | None) -> np.ndarray:
-    if is_mod11(path):
-        return read_mod11a1(path, grid=grid).lst
-    return read_raster(path, grid, resampling="nearest")
-
-
 def _lst_grid(path: Path) -> Grid:
     if is_mod11(path):
         from .modis import subdataset
@@ -299,6 +304,8 @@ def gapfill_series(
     max_memory_mb: float = 2048.0,
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
+    executor: Executor | None = None,
+    chunk_days: int = CHUNK_DAYS,
     **option_kwargs: Any,
 ) -> GapfillSummary:
     """Gap-fill a daily clear-sky LST series into an all-weather series plus flags.
@@ -318,6 +325,9 @@ def gapfill_series(
     start, end : the days to write (inclusive; None = open). Window days outside the
         range are read, not written.
     method, window, option_kwargs : see :class:`GapfillOptions` (or pass ``options``).
+    executor : where the chunks of ``chunk_days`` days run (:mod:`..runner`; default
+        serial in this process, whose day passes use every core already); every executor
+        writes the same bytes (see :mod:`.chunked`).
 
     Land pixels to fill are those observed at least once in the period read, plus NDVI's
     valid pixels when NDVI is given; the rest (water, outside the data) stays nodata.
@@ -399,7 +409,7 @@ def gapfill_series(
     ever = np.zeros(grid.shape, dtype=bool)
     checked = False
     for d in span:
-        a = _read_lst(lst_series.path(d), grid)
+        a = read_lst(lst_series.path(d), grid)
         ok = np.isfinite(a)
         if not checked and ok.sum() >= 10:
             med = float(np.median(a[ok]))
@@ -425,70 +435,31 @@ def gapfill_series(
     if opt.needs_background:
         have = [d for d in targets if bg_series is not None and d in bg_series]
         step = max(1, len(have) // MODEL_SAMPLE_DAYS)
-        samples = [(_read_lst(lst_series.path(d), grid), read_bg(d)) for d in have[::step]]
+        samples = [(read_lst(lst_series.path(d), grid), read_bg(d)) for d in have[::step]]
         model = learn_background_model(samples, footprint, dem_arr, land, opt)
-        footprint = footprint.with_sigma(model.sigma_cells)
-    dz = None
-    if dem_arr is not None and footprint is not None:
-        dz = (dem_arr - footprint.smooth(dem_arr)).astype(np.float32)
-    pixel_km = math.sqrt(float(np.mean(grid.pixel_areas()))) / 1000.0
-    static = StaticLayers(grid.shape, pixel_km, land, dz, footprint)
-
     summary = GapfillSummary(
         opt.method,
         lapse_rate=model.lapse_rate if math.isfinite(model.lapse_rate) else None,
         background_model=model if opt.needs_background else None,
         options=opt.as_dict(),
     )
-    filler = make_filler(static, opt, model, max_memory_mb)
-    skip_reason: dict[int, str] = {}
-
-    def load(n: int) -> DayData | None:
-        d = dt.date.fromordinal(n)
-        lst_arr = _read_lst(lst_series.path(d), grid)
-        bg = None
-        if opt.needs_background:
-            bg = read_bg(d)
-            if bg is None:
-                skip_reason[n] = f"no background file for this day in {background_dir}"
-                return None
-            if not np.isfinite(bg).any():
-                skip_reason[n] = f"{bg_series.path(d)} has no data over the LST grid"
-                return None
-        nv = None
-        if ndvi_src is not None and ndvi_src.covers(d):
-            nv = ndvi_src.read(d, grid)
-        return DayData(lst_arr, bg, nv)
-
-    def emit(n: int, data: DayData | None, est: np.ndarray | None) -> None:
-        d = dt.date.fromordinal(n)
-        if data is None:
-            reason = skip_reason.get(n, "no input")
-            log.warning("%s skipped: %s", d, reason)
-            summary.days_skipped.append((d, reason))
-            return
-        out, flags = assemble(data.lst, est, land, opt.valid_range)
-        summary.lst_files.append(write_day(out_lst_dir, lst_prefix, d, out, grid, description=LST_DESCRIPTION))
-        summary.flag_files.append(
-            write_day(out_flag_dir, flag_prefix, d, flags, grid, dtype=np.uint8, description=FLAG_LEGEND)
-        )
-        summary.count(flags, land)
-        summary.days_processed += 1
-        log.info(
-            "%s: %.1f %% observed, %.1f %% filled, %.1f %% no data",
-            d,
-            100.0 * float((flags == FLAG_OBSERVED).mean()),
-            100.0 * float((flags == FLAG_FILLED).mean()),
-            100.0 * float((flags == FLAG_NONE).mean()),
-        )
-
+    job = GapfillJob(
+        token=uuid.uuid4().hex, grid=grid, options=opt, model=model, land_bits=np.packbits(land.ravel()),
+        lst_paths={d.toordinal(): str(lst_series.path(d)) for d in span},
+        background_paths={} if bg_series is None else
+        {d.toordinal(): str(bg_series.path(d)) for d in span if d in bg_series},
+        background_grid=None if footprint is None else footprint.background,
+        background_dir=str(background_dir or ""), dem=None if dem in (None, "") else str(dem), ndvi=ndvi_src,
+        out_lst_dir=str(out_lst_dir), out_flag_dir=str(out_flag_dir), lst_prefix=lst_prefix,
+        flag_prefix=flag_prefix, max_memory_mb=max_memory_mb,
+    )
+    static = job.static(footprint, dem_arr)
     days_all = [d.toordinal() for d in span]
-    run_window(filler, days_all, [d.toordinal() for d in targets], load, emit, prog)
+    done = run_chunks(job, static, days_all, [d.toordinal() for d in targets], prog, executor, chunk_days)
     prog.finish()
-    if summary.days_processed == 0:
-        raise SeriesError(
-            f"No day could be processed: {'; '.join(f'{d}: {r}' for d, r in summary.days_skipped[:3])}"
-        )
+    summary.lst_files, summary.flag_files, summary.days_skipped = done.lst_files, done.flag_files, done.skipped
+    summary.pixels_observed, summary.pixels_filled, summary.pixels_unfilled = done.observed, done.filled, done.unfilled
+    summary.days_processed = done.days
     log.info("%s", summary.text())
     return summary
 

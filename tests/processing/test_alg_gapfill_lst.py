@@ -166,7 +166,7 @@ def test_parameters_are_modeler_friendly(alg_ready):
              "OUTPUT_LST", "OUTPUT_FLAGS"}
     assert basic <= set(params_)
     for name, p in params_.items():
-        assert p.type() in {"file", "raster", "datetime", "enum", "number", "boolean", "folderDestination"}, name
+        assert p.type() in {"file", "raster", "datetime", "enum", "number", "boolean", "folderDestination", "string"}, name
         advanced = bool(p.flags() & FLAG_ADVANCED)
         assert advanced == (name not in basic), name
         if advanced and p.defaultValue() is not None:  # a default, so no "[optional]" in the dialog
@@ -199,3 +199,34 @@ def test_qgis_process(scene, tmp_path):
     assert r.returncode != 0
     text = r.stdout + r.stderr
     assert "INPUT_BACKGROUND" in text and "Traceback" not in text
+
+
+def test_dask_scheduler_parameter(alg_ready, scene, tmp_path):
+    """Advanced, empty by default (this process); a local Dask cluster writes the same
+    bytes; an address that is not one is a clear error that writes nothing."""
+    import hashlib
+
+    from qgis import processing
+    from qgis.core import QgsProcessingException
+
+    from ssm_downscaling.core.runner import dask_available
+    from ssm_downscaling.processing_provider.compat import FLAG_ADVANCED, FLAG_OPTIONAL
+
+    alg = alg_ready.algorithmById("ssm:gapfilllst")
+    p = alg.parameterDefinition("DASK_SCHEDULER")
+    assert p.flags() & FLAG_ADVANCED and p.flags() & FLAG_OPTIONAL and p.defaultValue() is None
+    assert "Parallel days" in alg.shortHelpString() and "dask-jobqueue" in alg.shortHelpString()
+
+    def digests(out: Path) -> dict:
+        return {q.name: hashlib.sha256(q.read_bytes()).hexdigest() for q in sorted(out.rglob("*.tif"))}
+
+    res = processing.run("ssm:gapfilllst", params(scene, tmp_path / "here"))
+    assert res["DAYS"] == 6
+    with pytest.raises(QgsProcessingException, match="not a Dask scheduler address"):
+        processing.run("ssm:gapfilllst", params(scene, tmp_path / "bad", DASK_SCHEDULER="my cluster"))
+    assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").rglob("*.tif"))
+    if not dask_available():
+        pytest.skip("dask.distributed is not installed (optional: apt install python3-dask python3-distributed)")
+    res2 = processing.run("ssm:gapfilllst", params(scene, tmp_path / "dask", DASK_SCHEDULER="local:2"))
+    assert res2["DAYS"] == 6 and res2["GAP_PERCENT"] == res["GAP_PERCENT"]
+    assert digests(tmp_path / "dask") == digests(tmp_path / "here") and len(digests(tmp_path / "here")) == 12
