@@ -11,6 +11,11 @@ downscaled with the default method (gwr, filter) three times, each in a child pr
 * ``serial-N/4``: the first quarter of the days, serially: the peak memory of a run of N
   days against one of 4N days (memory must not grow with the run's length).
 
+The LST gap filling of the same season (``anomaly``, the scene's clear-sky LST, background,
+DEM and NDVI) is run the same two ways (``lst-serial``, ``lst-dask-N``) in chunks of
+``--lst-chunk-days`` days (the tool's default is 128; a season needs shorter chunks to
+give every worker one), and must be byte-identical too. ``--only lst`` runs only that.
+
 Reported: wall time, days per hour, peak RSS of the driver and of each worker (MB), the
 load of the machine (``uptime``) before and after; the speed-up is the ratio of the two
 runs measured here. JSON and CSV go to ``--out`` (bench_archive.json / .csv).
@@ -57,6 +62,33 @@ def scene(work: Path, cfg: dict) -> Path:
     return folder
 
 
+def lst_child(sc: Path, out: Path, mode: str, workers: int, chunk_days: int) -> None:
+    """One gap-filling run in this (child) process; prints a JSON line."""
+    from ssm_downscaling.core.grid import Grid
+    from ssm_downscaling.core.lst import gapfill_series
+    from ssm_downscaling.core.runner import DaskExecutor, SerialExecutor
+
+    ex = SerialExecutor() if mode == "lst-serial" else DaskExecutor(None, workers)
+    i = sc / "inputs"
+    worker_peaks: list[float] = []
+    worker_cpu = 0.0
+    t = time.perf_counter()
+    with ex:
+        s = gapfill_series(i / "lst", i / "lst_background", out / "lst", out / "flags", dem=i / "dem.tif",
+                           ndvi=i / "ndvi", executor=ex, chunk_days=chunk_days)
+        secs = time.perf_counter() - t
+        if mode != "lst-serial":
+            worker_peaks = sorted(ex.client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                                / 1024.0).values())
+            worker_cpu = float(sum(ex.client.run(lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])).values()))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    g = Grid.from_raster(s.lst_files[0])
+    print(json.dumps({"mode": mode, "workers": 1 if mode == "lst-serial" else workers, "days": s.days_processed,
+                      "seconds": secs, "cpu_seconds": ru.ru_utime + ru.ru_stime + worker_cpu,
+                      "driver_peak_mb": ru.ru_maxrss / 1024.0, "worker_peak_mb": worker_peaks,
+                      "width": g.width, "height": g.height, "chunk_days": chunk_days}))
+
+
 def child(sc: Path, out: Path, mode: str, workers: int, days: int | None) -> None:
     """One run in this (child) process; prints a JSON line."""
     from ssm_downscaling.core.downscale import downscale_series
@@ -101,12 +133,13 @@ def uptime() -> str:
         return "?"
 
 
-def run_child(sc: Path, out: Path, mode: str, workers: int, days: int | None) -> dict:
+def run_child(sc: Path, out: Path, mode: str, workers: int, days: int | None, lst_chunk_days: int = 0) -> dict:
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, __file__, "--child", mode, "--scene", str(sc), "--run-out", str(out),
-           "--workers", str(workers)] + (["--child-days", str(days)] if days else [])
+           "--workers", str(workers)] + (["--child-days", str(days)] if days else []) + \
+        (["--lst-chunk-days", str(lst_chunk_days)] if lst_chunk_days else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{r.stderr[-3000:]}")
@@ -121,11 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height-km", type=float, default=800.0)
     ap.add_argument("--days", type=int, default=48, help="days of the season (a multiple of 4)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--child", choices=("serial", "dask"))
+    ap.add_argument("--lst-chunk-days", type=int, default=12)
+    ap.add_argument("--only", choices=("all", "lst", "ssm"), default="all")
+    ap.add_argument("--child", choices=("serial", "dask", "lst-serial", "lst-dask"))
     ap.add_argument("--scene", type=Path)
     ap.add_argument("--run-out", type=Path)
     ap.add_argument("--child-days", type=int)
     args = ap.parse_args(argv)
+    if args.child in ("lst-serial", "lst-dask"):
+        lst_child(args.scene, args.run_out, args.child, args.workers, args.lst_chunk_days)
+        return 0
     if args.child:
         child(args.scene, args.run_out, args.child, args.workers, args.child_days)
         return 0
@@ -134,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
                n_stations=0, seed=1, cloudiness=0.5)
     sc = scene(args.work, cfg)
     runs = args.work / "archive-runs"
+    args.out.mkdir(parents=True, exist_ok=True)
+    lst_ok = True
+    if args.only in ("all", "lst"):
+        lst_ok = lst_bench(sc, runs, args)
+    if args.only == "lst":
+        return 0 if lst_ok else 1
     load0 = uptime()
     rows = []
     # the short run first: it also compiles the kernels into the cache for the timed runs
@@ -191,7 +235,40 @@ def main(argv: list[str] | None = None) -> int:
                         f"{r['days_per_hour']:.1f}",
                         f"{r['driver_peak_mb']:.0f}", f"{r['max_worker_peak_mb']:.0f}"])
     print(f"written: {args.out / 'bench_archive.json'}, {args.out / 'bench_archive.csv'}")
-    return 0 if same else 1
+    return 0 if same and lst_ok else 1
+
+
+def lst_bench(sc: Path, runs: Path, args: argparse.Namespace) -> bool:
+    """The season's LST gap filling, serial against Dask; prints and writes its table."""
+    load0 = uptime()
+    rows = []
+    for mode in ("lst-serial", "lst-dask"):
+        r = run_child(sc, runs / mode, mode, args.workers, None, args.lst_chunk_days)
+        r["label"] = f"{mode}-{r['workers']}"
+        r["days_per_hour"] = 3600.0 * r["days"] / r["seconds"]
+        rows.append(r)
+        print(f"  {r['label']}: {r['days']} days in {r['seconds']:.0f} s", file=sys.stderr)
+    load1 = uptime()
+    same = digests(runs / "lst-serial") == digests(runs / "lst-dask")
+    serial, dask = rows
+    px = serial["width"] * serial["height"]
+    cpu_day = dask["cpu_seconds"] / dask["days"]
+    china_ws = cpu_day * CHINA_PX / px
+    print(f"\nLST gap filling (anomaly), {px / 1e6:.2f} M px/day, {serial['days']} days in chunks of "
+          f"{args.lst_chunk_days}; load {load0} -> {load1}")
+    print(f"{'run':<16} | {'days':>5} | {'wall s':>7} | {'days/h':>7} | {'CPU s/day':>9} | {'driver MB':>9} | "
+          f"{'worker MB':>13}")
+    for r in rows:
+        wk = ", ".join(f"{m:.0f}" for m in r["worker_peak_mb"]) or "-"
+        print(f"{r['label']:<16} | {r['days']:>5} | {r['seconds']:>7.1f} | {r['days_per_hour']:>7.0f} | "
+              f"{r['cpu_seconds'] / r['days']:>9.2f} | {r['driver_peak_mb']:>9.0f} | {wk:>13}")
+    print(f"speed-up (wall) {dask['days_per_hour'] / serial['days_per_hour']:.2f}x; outputs byte-identical: {same}; "
+          f"China extrapolated per pixel: {china_ws:.0f} worker-s per day, 2003-2019 on 32 workers "
+          f"{CHINA_DAYS * china_ws / 32 / 3600:.1f} h")
+    (args.out / "bench_archive_lst.json").write_text(json.dumps(
+        {"runs": rows, "byte_identical": same, "load_before": load0, "load_after": load1,
+         "china_worker_seconds_per_day": china_ws, "chunk_days": args.lst_chunk_days}, indent=2, default=str))
+    return same
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from .options import GapfillOptions
 log = logging.getLogger(__name__)
 
 #: target days per chunk (a task of the executor)
-CHUNK_DAYS = 64
+CHUNK_DAYS = 128
 
 
 def warmup_days(options: GapfillOptions) -> int:
