@@ -34,6 +34,10 @@ DASK_INSTALL = ("Dask is not installed. Install it in the Python that runs QGIS:
                 "Or leave the Dask scheduler address empty to run in this process on all cores.")
 
 
+#: seconds a local Dask cluster's workers get to start
+WORKER_START_S = 120.0
+
+
 def dask_available() -> bool:
     """True when ``dask.distributed`` can be imported."""
     try:
@@ -197,6 +201,15 @@ class DaskExecutor(Executor):
                                          memory_limit=memory_limit, dashboard_address=None)
             self.client = Client(self._cluster)
             self._own_client = True
+            try:  # a worker that cannot start (another Python, a missing package) is an error here
+                self.client.wait_for_workers(n, timeout=WORKER_START_S)
+            except Exception as exc:
+                self.close()
+                raise SsmError(f"The local Dask cluster's {n} worker process(es) did not all start within "
+                               f"{WORKER_START_S:g} s ({type(exc).__name__}: {exc}); they run "
+                               f"{python_for_workers() or 'the Python on the PATH'}, which must import the "
+                               "same packages as this one. Leave the Dask scheduler address empty to run in "
+                               "this process") from exc
         self._expected = max(1, int(workers or 1))
         log.info("Dask: %d worker(s) at %s", self.workers, self.client.scheduler.address)
 
@@ -236,17 +249,35 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
 
-def _python_for_workers() -> None:
-    """Worker processes are started with ``sys.executable``; inside QGIS that is the QGIS
-    program, so point multiprocessing at the Python interpreter instead."""
-    import multiprocessing as mp
+def python_for_workers() -> str | None:
+    """The Python interpreter of this process's Python installation, for worker processes:
+    the one under ``sys.exec_prefix`` (``bin/pythonX.Y``, ``bin/python3``; ``python.exe``
+    on Windows), else ``sys.executable`` when it is a Python, else the first ``pythonX.Y``
+    on the PATH. Inside QGIS ``sys.executable`` is the QGIS program, or whatever
+    ``python3`` comes first on the PATH (e.g. a pyenv shim: another installation, whose
+    workers cannot import this one's packages). None when none is found."""
     import shutil
     import sys
 
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for prefix in dict.fromkeys((sys.exec_prefix, sys.base_exec_prefix)):
+        for rel in (f"bin/python{ver}", "bin/python3", "python.exe", "python3.exe"):
+            cand = os.path.join(prefix, rel)
+            if os.path.isfile(cand) and os.access(cand, os.X_OK):
+                return cand
     if os.path.basename(sys.executable).lower().startswith("python"):
-        return
-    exe = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}") or shutil.which("python3")
-    if exe:
+        return sys.executable
+    return shutil.which(f"python{ver}") or shutil.which("python3")
+
+
+def _python_for_workers() -> None:
+    """Worker processes are started with ``sys.executable``; inside QGIS that is not this
+    installation's Python (see :func:`python_for_workers`): point multiprocessing at it."""
+    import multiprocessing as mp
+    import sys
+
+    exe = python_for_workers()
+    if exe and os.path.realpath(exe) != os.path.realpath(sys.executable):
         mp.set_executable(exe)
 
 

@@ -91,3 +91,40 @@ def test_missing_dask_says_how_to_install(monkeypatch):
     assert not dask_available()
     with pytest.raises(SsmError, match="python3-dask python3-distributed"):
         make_executor("local:2")
+
+
+def test_workers_run_this_installations_python(monkeypatch):
+    """Inside QGIS ``sys.executable`` is the QGIS program: the workers get the interpreter
+    under ``sys.exec_prefix``, not the first python on the PATH (another installation)."""
+    import os
+    import sys
+
+    from ssm_downscaling.core import runner
+
+    assert os.path.realpath(runner.python_for_workers()) == os.path.realpath(sys.executable)
+    for other in ("/usr/bin/qgis_process.bin", "/root/.pyenv/shims/python3"):  # what QGIS reports
+        monkeypatch.setattr(sys, "executable", other)
+        assert runner.python_for_workers() != other
+    monkeypatch.setattr(sys, "executable", "/usr/bin/qgis_process.bin")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    exe = runner.python_for_workers()
+    assert exe is not None and (exe.startswith(sys.exec_prefix) or exe.startswith(sys.base_exec_prefix))
+    assert os.path.basename(exe).startswith("python") and os.access(exe, os.X_OK)
+
+
+@pytest.mark.skipif(not dask_available(), reason="dask.distributed is not installed (optional)")
+def test_local_cluster_workers_that_do_not_start_are_a_clear_error(monkeypatch):
+    """Workers started with an interpreter that cannot run them (as when the PATH's python
+    is another installation) give a message, not a hang or an error about files later."""
+    import multiprocessing.spawn as spawn
+
+    from ssm_downscaling.core import runner
+
+    before = spawn.get_executable()
+    monkeypatch.setattr(runner, "python_for_workers", lambda: "/bin/false")
+    monkeypatch.setattr(runner, "WORKER_START_S", 5.0)
+    try:
+        with pytest.raises(SsmError, match="did not all start within 5 s.*/bin/false.*Leave the Dask scheduler"):
+            runner.DaskExecutor(None, 2)
+    finally:
+        spawn.set_executable(before)
