@@ -8,10 +8,10 @@ What the samples allow: they are excerpts from different places and dates (LPRM
 2015-04-01, ESA CCI 2016-06-06/07, MOD11A1 h11v05 2021-08-15 and h14v09 2019-11-01,
 MOD13A2 h11v06 2021-08-13, ERA5 2010-01-01, ERA-Interim 2012-06-01), so no day has
 coarse soil moisture, LST, NDVI and a background together: ``ssm:downscalessm`` cannot
-run on them. The demo imports every product onto a 1 km LAEA grid around the clear part
+run on them. The demo imports every product onto a 1 km Conus Albers grid (EPSG:5070) around the clear part
 of MODIS tile h11v05 (Illinois), makes the night LST and the day-night difference, fills
 that day's LST gaps with the ``spatial`` method (which needs no background), imports the
-LPRM and ESA CCI fields onto a 5 km China Albers grid, and draws the map ``map.png``.
+LPRM and ESA CCI fields onto a 5 km Asia North Albers grid (ESRI:102025), and draws the map ``map.png``.
 Run by ``make demo-real``.
 """
 
@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAEA_ILLINOIS = "+proj=laea +lat_0=39.3 +lon_0=-89 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
-ALBERS_CHINA = "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +ellps=krass +units=m +no_defs"
+#: named equal-area CRSs (QGIS shows their authority id; a custom CRS reads "Unknown CRS"):
+#: NAD83 / Conus Albers for Illinois, Asia North Albers Equal Area (as the sample scene) for China
+ALBERS_ILLINOIS = "EPSG:5070"
+ALBERS_CHINA = "ESRI:102025"
 
 
 def run(alg: str, params: dict[str, object]) -> dict:
@@ -73,8 +75,9 @@ def main() -> None:
         raise SystemExit(f"real sample data not found at {data}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    ref = reference(out / "grid_1km_illinois.tif", LAEA_ILLINOIS, (-150_000, -100_000, 150_000, 100_000), 1000.0)
-    china = reference(out / "grid_5km_china.tif", ALBERS_CHINA, (-2_700_000, 1_800_000, 2_300_000, 6_000_000), 5000.0)
+    # 300 x 200 km around 39.3 N 89 W; 5000 x 4400 km over China
+    ref = reference(out / "grid_1km_illinois.tif", ALBERS_ILLINOIS, (447_000, 1_730_000, 747_000, 1_930_000), 1000.0)
+    china = reference(out / "grid_5km_china.tif", ALBERS_CHINA, (-1_800_000, -1_400_000, 3_200_000, 3_000_000), 5000.0)
     print(f"Importing the real samples from {data} with ssm:importproduct")
     modis = data / "modis"
     common = {"GRID_MODE": "reference", "REFERENCE": ref, "INPUT_FOLDER": modis}
@@ -123,9 +126,9 @@ def draw_map(out: Path) -> None:
         return s.read(dt.date.fromisoformat(day) if day else s.start, resampling="nearest")
 
     panels = [
-        ("ssm_lprm_china", None, "AMSR2 LPRM C1 2015-04-01 (m3/m3), China Albers 5 km", "YlGnBu", (0, 0.6)),
-        ("ssm_cci_china", None, "ESA CCI passive 2016-06-06 (m3/m3), China Albers 5 km", "YlGnBu", (0, 0.6)),
-        ("lst", "2021-08-15", "MOD11A1 day LST 2021-08-15 (K), 1 km LAEA", "inferno", (290, 315)),
+        ("ssm_lprm_china", None, "AMSR2 LPRM C1 2015-04-01 (m3/m3), ESRI:102025 5 km", "YlGnBu", (0, 0.6)),
+        ("ssm_cci_china", None, "ESA CCI passive 2016-06-06 (m3/m3), ESRI:102025 5 km", "YlGnBu", (0, 0.6)),
+        ("lst", "2021-08-15", "MOD11A1 day LST 2021-08-15 (K), 1 km EPSG:5070", "inferno", (290, 315)),
         ("lst_diff", "2021-08-15", "day - night LST (K), 1 km", "RdBu_r", (0, 20)),
         ("lst_filled", "2021-08-15", "gap-filled day LST (spatial) (K), 1 km", "inferno", (290, 315)),
         ("ssm_cci_1km", "2016-06-06", "ESA CCI 2016-06-06 on the 1 km grid (m3/m3)", "YlGnBu", (0, 0.5)),
