@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,13 +141,27 @@ class Grid:
     # construction -----------------------------------------------------------------
     @classmethod
     def from_raster(cls, src: str | Path | gdal.Dataset) -> Grid:
-        """The grid of a raster file (any GDAL-readable name) or an open dataset."""
+        """The grid of a raster file (any GDAL-readable name) or an open dataset. A file's
+        grid is remembered by its identity (path, inode, size, modification time): the
+        readers ask for it once per strip, and the CRS of a GeoTIFF costs a few ms."""
+        key = None if isinstance(src, gdal.Dataset) else _file_key(src)
+        if key is not None:
+            with _GRIDS_LOCK:
+                hit = _GRIDS.get(key)
+            if hit is not None:
+                return hit
         ds = open_raster(src) if not isinstance(src, gdal.Dataset) else src
         wkt = ds.GetProjection()
         if not wkt:
             name = ds.GetDescription()
             raise GridError(f"{name}: the raster has no coordinate reference system")
-        return cls(wkt, tuple(ds.GetGeoTransform()), ds.RasterXSize, ds.RasterYSize)
+        g = cls(wkt, tuple(ds.GetGeoTransform()), ds.RasterXSize, ds.RasterYSize)
+        if key is not None:
+            with _GRIDS_LOCK:
+                if len(_GRIDS) >= _GRIDS_MAX:
+                    _GRIDS.pop(next(iter(_GRIDS)))  # the oldest
+                _GRIDS[key] = g
+        return g
 
     @classmethod
     def from_bounds(
@@ -387,6 +402,26 @@ def open_raster(src: str | Path, threads: str | int | None = None) -> gdal.Datas
     return ds
 
 
+#: grids of files already read (see :meth:`Grid.from_raster`), oldest first
+_GRIDS: dict[tuple, Grid] = {}
+_GRIDS_MAX = 4096
+_GRIDS_LOCK = threading.Lock()
+
+
+def _file_key(src: str | Path) -> tuple | None:
+    """``(path, inode, size, mtime_ns)`` of a local file; None for anything else
+    (``/vsi...`` names, sub-datasets, URLs)."""
+    try:
+        st = os.stat(src)
+    except (OSError, ValueError, TypeError):
+        return None
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (os.path.realpath(src), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _band_nodata_and_scale(band: gdal.Band) -> tuple[float | None, float, float]:
     nodata = band.GetNoDataValue()
     scale = band.GetScale()
@@ -419,7 +454,7 @@ def warp_to_grid(
     if src_nodata is not None:
         nodata = src_nodata
     try:
-        sgrid = Grid.from_raster(ds)
+        sgrid = Grid.from_raster(ds if isinstance(src, gdal.Dataset) else src)  # a file's grid is remembered
     except GridError as exc:
         raise RasterReadError(f"{name}: {exc}") from exc
     win = sgrid.window_of(grid)

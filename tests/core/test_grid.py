@@ -10,6 +10,7 @@ from osgeo import gdal
 
 from ssm_downscaling.core.errors import GridError, RasterReadError
 from ssm_downscaling.core.grid import Grid, array_to_mem, same_crs, to_wkt, transform_points, warp_to_grid
+from ssm_downscaling.core.series import write_raster
 
 LAEA = "+proj=laea +lat_0=30 +lon_0=90 +datum=WGS84 +units=m +no_defs"
 
@@ -227,3 +228,23 @@ def test_multithreaded_warp_equals_one_thread(monkeypatch, resampling):
     two = warp_to_grid(array_to_mem(a, src), dst, resampling)
     assert np.isfinite(one).mean() > 0.5
     np.testing.assert_array_equal(one, two)
+
+
+def test_a_files_grid_is_remembered_until_the_file_changes(tmp_path):
+    """Grid.from_raster caches by (path, inode, size, mtime): a repeated call returns the
+    same grid without opening the file; a rewritten file gives its new grid."""
+    import os
+
+    from ssm_downscaling.core import grid as grid_mod
+
+    a = Grid.from_bounds(4326, (100.0, 30.0, 101.0, 31.0), 0.1)
+    b = Grid.from_bounds(4326, (100.0, 30.0, 102.0, 31.0), 0.1)
+    path = tmp_path / "r.tif"
+    write_raster(path, np.zeros(a.shape, np.float32), a)
+    g1 = Grid.from_raster(path)
+    assert g1 == a and Grid.from_raster(str(path)) is g1
+    write_raster(tmp_path / "tmp.tif", np.zeros(b.shape, np.float32), b)
+    os.replace(tmp_path / "tmp.tif", path)  # a new file under the same name
+    g2 = Grid.from_raster(path)
+    assert g2 == b and g2 != g1
+    assert grid_mod._file_key("/vsimem/none.tif") is None and grid_mod._file_key(tmp_path) is None
