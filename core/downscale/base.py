@@ -137,16 +137,18 @@ class Downscaler:
         """Learn day-level constants from 1 km predictor samples (default: nothing)."""
 
     def features(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Feature matrix ``(m, k)`` float64 from raw predictor arrays of equal shape."""
-        cols = []
-        for name in self.feature_names:
+        """Feature matrix ``(m, k)`` float64 from raw predictor arrays of equal shape,
+        column-major (each predictor's column is contiguous: filled by one converting copy
+        per predictor, where interleaving rows would cost a second pass over ``m x k``)."""
+        names = self.feature_names
+        for name in names:
             if name not in raw:
                 raise KeyError(f"predictor {name!r} is missing")
-            cols.append(np.asarray(raw[name], dtype=np.float64).ravel())
-        if not cols:
-            first = next(iter(raw.values()))
-            return np.zeros((np.asarray(first).size, 0))
-        return np.column_stack(cols)
+        m = np.asarray(next(iter(raw.values()))).size
+        cols = np.empty((len(names), m))
+        for a, name in enumerate(names):
+            cols[a] = np.asarray(raw[name]).reshape(-1)
+        return cols.T
 
     # model ------------------------------------------------------------------------------
     def fit(self, day: CoarseData, pool: Sequence[CoarseData] = ()) -> Downscaler:

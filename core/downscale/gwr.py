@@ -329,17 +329,20 @@ class GWRDownscaler(Downscaler):
     def features(self, raw) -> np.ndarray:
         if INTERACTION not in self.feature_names:
             return super().features(raw)
-        cols = []
-        for name in self.feature_names:
+        names = self.feature_names
+        for name in names:
+            if name != INTERACTION and name not in raw:
+                raise KeyError(f"predictor {name!r} is missing")
+        m = np.asarray(raw["lst"]).size
+        cols = np.empty((len(names), m))  # column-major, as Downscaler.features
+        for a, name in enumerate(names):
             if name == INTERACTION:
                 lst = np.asarray(raw["lst"], dtype=np.float64).ravel()
                 ndvi = np.asarray(raw["ndvi"], dtype=np.float64).ravel()
-                cols.append((lst - LST_CENTRE_K) * ndvi)
+                np.multiply(lst - LST_CENTRE_K, ndvi, out=cols[a])
             else:
-                if name not in raw:
-                    raise KeyError(f"predictor {name!r} is missing")
-                cols.append(np.asarray(raw[name], dtype=np.float64).ravel())
-        return np.column_stack(cols)
+                cols[a] = np.asarray(raw[name]).reshape(-1)
+        return cols.T
 
     def fit(self, day: CoarseData, pool: Sequence[CoarseData] = ()) -> GWRDownscaler:
         kernel_code(self.kernel)  # validate early

@@ -516,7 +516,7 @@ def apply_fields(
     prediction and its standard error ``sqrt(sigma2 + x' Cov x)`` (NaN without ``cov``),
     float64 ``(m,)``, NaN where a predictor or position is missing.
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)  # any layout: features come column-major (no interleaving copy)
     fr = np.ascontiguousarray(fr, dtype=np.float64)
     fc = np.ascontiguousarray(fc, dtype=np.float64)
     coef = np.ascontiguousarray(coef, dtype=np.float64)

@@ -213,3 +213,35 @@ def test_locally_constant_predictor_is_ridge_penalised_and_the_search_finds_an_o
     assert math.isfinite(aicc) and len(finite) == len(hist)
     lo = min(h[0] for h in hist)
     assert bw > lo * 1.05  # an interior optimum (or the global fit), not the lower edge
+
+
+def test_features_are_column_major_and_predict_the_same_as_row_major():
+    """features() fills one contiguous column per predictor; the prediction kernels take
+    any layout and give the bytes of a row-major matrix (numba and numpy)."""
+    from ssm_downscaling.core.downscale.gwr import INTERACTION, LST_CENTRE_K
+
+    rng = np.random.default_rng(5)
+    raw = {k: rng.normal(300 if k == "lst" else 0.5, 5 if k == "lst" else 0.2, (7, 9)).astype(np.float32)
+           for k in ("lst", "ndvi", "albedo", "elevation", "lst_diff")}
+    for predictors in (("lst", "ndvi", "albedo"), ("lst", "ndvi", INTERACTION, "albedo")):
+        est = GWRDownscaler(predictors=predictors)
+        X = est.features(raw)
+        assert X.shape == (63, len(est.feature_names)) and X.flags.f_contiguous and X.dtype == np.float64
+        ref = np.column_stack([
+            (raw["lst"].astype(np.float64).ravel() - LST_CENTRE_K) * raw["ndvi"].astype(np.float64).ravel()
+            if n == INTERACTION else raw[n].astype(np.float64).ravel() for n in est.feature_names])
+        np.testing.assert_array_equal(X, ref)
+    R, C, k = 3, 4, X.shape[1]
+    coef = rng.normal(size=(R, C, k + 1))
+    A = rng.normal(size=(R, C, k + 1, k + 1))
+    cov = A @ np.swapaxes(A, -1, -2)
+    fr, fc = rng.uniform(0, R - 1, 63), rng.uniform(0, C - 1, 63)
+    want = apply_fields(np.ascontiguousarray(X), fr, fc, coef, cov, 0.01)
+    for got in (apply_fields(X, fr, fc, coef, cov, 0.01), _numpy(apply_fields, X, fr, fc, coef, cov, 0.01)):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-14)
+
+
+def _numpy(fn, *args):
+    with numba_disabled():
+        return fn(*args)
