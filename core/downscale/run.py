@@ -54,6 +54,7 @@ from ..argcheck import check_downscale_args
 from ..errors import GridError, SeriesError, SsmError
 from ..grid import Grid
 from ..membership import Membership
+from ..memory import tune_huge_pages
 from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..runner import Executor, SerialExecutor, ThreadExecutor
@@ -724,6 +725,7 @@ def _engine(ctx: _Ctx) -> Engine:
     with _ENGINES_LOCK:
         eng = _ENGINES.get(spec.token)
         if eng is None:
+            tune_huge_pages()  # a worker process: once
             fine_src, coarse_src, m = spec.inputs.open(spec.options)
             for k in [k for k in _ENGINES if k != spec.token]:  # one run at a time per worker
                 del _ENGINES[k]
@@ -1105,6 +1107,7 @@ def downscale_series(
     """
     opt = options_from(options, option_kwargs)
     start, end = check_downscale_args({k: v for k, v in locals().items() if k not in ("options", "option_kwargs")})
+    tune_huge_pages()
     ssm_dir, lst_dir = Path(ssm_dir), Path(lst_dir)
     out_ssm, out_flags = Path(out_ssm), Path(out_flags)
     out_unc = Path(out_uncertainty) if out_uncertainty else None

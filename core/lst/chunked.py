@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import SeriesError
 from ..grid import Grid
+from ..memory import tune_huge_pages
 from ..progress import Progress
 from ..runner import Executor, SerialExecutor, ThreadExecutor
 from ..series import LayerSource, read_raster, write_day
@@ -155,6 +156,7 @@ def _static_for(job: GapfillJob) -> StaticLayers:
     with _LOCK:
         st = _STATIC.get(job.token)
         if st is None:
+            tune_huge_pages()  # a worker process: once
             st = _STATIC[job.token] = job.static()
         return st
 

@@ -21,6 +21,7 @@ import numpy as np
 from ..argcheck import check_gapfill_args
 from ..errors import GridError, RasterReadError, SeriesError, SsmError
 from ..grid import Grid, open_raster
+from ..memory import tune_huge_pages
 from ..preflight import gapfill_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..runner import Executor
@@ -335,6 +336,7 @@ def gapfill_series(
     :class:`~ssm_downscaling.core.errors.SsmError` naming the file and the problem.
     """
     start, end = check_gapfill_args(locals())
+    tune_huge_pages()
     opt = options if options is not None else GapfillOptions(method=method, window=window, **option_kwargs)
     if options is not None and option_kwargs:
         opt = opt.replace(**option_kwargs)
