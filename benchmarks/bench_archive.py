@@ -210,12 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"\nArchive throughput: {cfg['width_km']:.0f} x {cfg['height_km']:.0f} km ({px / 1e6:.2f} M px/day, "
           f"{serial['coarse_cells']} coarse cells), {args.days} days, gwr; load {load0} -> {load1}")
-    print(f"{'run':<22} | {'days':>5} | {'wall s':>7} | {'days/h':>7} | {'CPU s/day':>9} | {'driver MB':>9} | "
-          f"{'worker MB':>13}")
-    for r in rows:
-        wk = ", ".join(f"{m:.0f}" for m in r["worker_peak_mb"]) or "-"
-        print(f"{r['label']:<22} | {r['days']:>5} | {r['seconds']:>7.0f} | {r['days_per_hour']:>7.0f} | "
-              f"{r['cpu_seconds'] / r['days']:>9.1f} | {r['driver_peak_mb']:>9.0f} | {wk:>13}")
+    print_runs(rows, 22, 0, 1)
     print(f"speed-up dask-{dask['workers']} / serial (wall): {speedup:.2f}x; CPU per day dask / serial: "
           f"{cpu_ratio:.2f} (the parallel overhead; on {dask['workers']} free cores the speed-up would be about "
           f"{dask['workers'] / cpu_ratio:.1f}x); outputs byte-identical: {same}")
@@ -238,6 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if same and lst_ok else 1
 
 
+def print_runs(rows: list[dict], width: int, secs_digits: int, cpu_digits: int) -> None:
+    """The table of runs: wall time, days per hour, CPU per day, peak memory."""
+    print(f"{'run':<{width}} | {'days':>5} | {'wall s':>7} | {'days/h':>7} | {'CPU s/day':>9} | {'driver MB':>9} | "
+          f"{'worker MB':>13}")
+    for r in rows:
+        wk = ", ".join(f"{m:.0f}" for m in r["worker_peak_mb"]) or "-"
+        print(f"{r['label']:<{width}} | {r['days']:>5} | {r['seconds']:>7.{secs_digits}f} | "
+              f"{r['days_per_hour']:>7.0f} | {r['cpu_seconds'] / r['days']:>9.{cpu_digits}f} | "
+              f"{r['driver_peak_mb']:>9.0f} | {wk:>13}")
+
+
 def lst_bench(sc: Path, runs: Path, args: argparse.Namespace) -> bool:
     """The season's LST gap filling, serial against Dask; prints and writes its table."""
     load0 = uptime()
@@ -256,12 +262,7 @@ def lst_bench(sc: Path, runs: Path, args: argparse.Namespace) -> bool:
     china_ws = cpu_day * CHINA_PX / px
     print(f"\nLST gap filling (anomaly), {px / 1e6:.2f} M px/day, {serial['days']} days in chunks of "
           f"{args.lst_chunk_days}; load {load0} -> {load1}")
-    print(f"{'run':<16} | {'days':>5} | {'wall s':>7} | {'days/h':>7} | {'CPU s/day':>9} | {'driver MB':>9} | "
-          f"{'worker MB':>13}")
-    for r in rows:
-        wk = ", ".join(f"{m:.0f}" for m in r["worker_peak_mb"]) or "-"
-        print(f"{r['label']:<16} | {r['days']:>5} | {r['seconds']:>7.1f} | {r['days_per_hour']:>7.0f} | "
-              f"{r['cpu_seconds'] / r['days']:>9.2f} | {r['driver_peak_mb']:>9.0f} | {wk:>13}")
+    print_runs(rows, 16, 1, 2)
     print(f"speed-up (wall) {dask['days_per_hour'] / serial['days_per_hour']:.2f}x; outputs byte-identical: {same}; "
           f"China extrapolated per pixel: {china_ws:.0f} worker-s per day, 2003-2019 on 32 workers "
           f"{CHINA_DAYS * china_ws / 32 / 3600:.1f} h")
