@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -415,8 +416,6 @@ def _file_key(src: str | Path) -> tuple | None:
         st = os.stat(src)
     except (OSError, ValueError, TypeError):
         return None
-    import stat
-
     if not stat.S_ISREG(st.st_mode):
         return None
     return (os.path.realpath(src), st.st_ino, st.st_size, st.st_mtime_ns)

@@ -134,7 +134,8 @@ class GapfillJob:
 
 @dataclass
 class ChunkResult:
-    """What a chunk wrote and counted (merged by the driver in day order)."""
+    """What a chunk wrote and counted (merged by the driver in day order into the
+    :class:`.gapfill.GapfillSummary`): pixel-days observed, filled, and land left unfilled."""
 
     lst_files: list[Path] = field(default_factory=list)
     flag_files: list[Path] = field(default_factory=list)
@@ -178,10 +179,9 @@ def forget(token: str) -> None:
 
 def _tick(token: str) -> None:
     """One day done: advance the driver's progress (tasks in the driver's process)."""
-    with _LOCK:
+    with _LOCK:  # one at a time: thread workers share the driver's progress
         prog = _HOOKS.get(token)
-    if prog is not None:
-        with _LOCK:
+        if prog is not None:
             prog.advance()
 
 

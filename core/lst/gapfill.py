@@ -31,9 +31,7 @@ from .background import BackgroundModel, learn_background_model
 from .chunked import CHUNK_DAYS, GapfillJob, read_lst, run_chunks
 from .footprint import BlockFootprint, Footprint, GridFootprint
 from .methods import (
-    FLAG_FILLED,
     FLAG_NONE,
-    FLAG_OBSERVED,
     BackgroundFiller,
     DayData,
     Filler,
@@ -80,14 +78,6 @@ class GapfillSummary:
         """Share of the gaps (land pixel-days without observation) that were filled (%)."""
         gaps = self.pixels_filled + self.pixels_unfilled
         return 100.0 * self.pixels_filled / gaps if gaps else 100.0
-
-    def count(self, flags: np.ndarray, land: np.ndarray | None) -> None:
-        self.pixels_observed += int((flags == FLAG_OBSERVED).sum())
-        self.pixels_filled += int((flags == FLAG_FILLED).sum())
-        none = flags == FLAG_NONE
-        if land is not None:
-            none &= land
-        self.pixels_unfilled += int(none.sum())
 
     def text(self) -> str:
         s = (
