@@ -72,10 +72,11 @@ def kernel_code(name: str) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def _chol_inverse_nb(M, out, tol):  # pragma: no cover - compiled
-    """Inverse of a small SPD matrix via Cholesky into ``out``; False when singular."""
+def _chol_inverse_nb(M, out, tol, L, Li):  # pragma: no cover - compiled
+    """Inverse of a small SPD matrix via Cholesky into ``out`` (``L``, ``Li``: scratch of the
+    same shape); False when singular."""
     p = M.shape[0]
-    L = np.zeros((p, p))
+    L[:] = 0.0
     for j in range(p):
         s = M[j, j]
         for k in range(j):
@@ -89,7 +90,7 @@ def _chol_inverse_nb(M, out, tol):  # pragma: no cover - compiled
                 t -= L[i, k] * L[j, k]
             L[i, j] = t / L[j, j]
     # Linv: lower triangular inverse by forward substitution
-    Li = np.zeros((p, p))
+    Li[:] = 0.0
     for j in range(p):
         Li[j, j] = 1.0 / L[j, j]
         for i in range(j + 1, p):
@@ -106,34 +107,54 @@ def _chol_inverse_nb(M, out, tol):  # pragma: no cover - compiled
     return True
 
 
-def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, kern, cut2, want_cov, p):  # pragma: no cover
+def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby, radius, bw, kern, cut2, want_cov,
+                  p):  # pragma: no cover - compiled
     """Weighted sums ``A = sum_j w_ij Z_j`` (and ``A2 = sum_j w_ij^2 Z2_j``) and the number of
-    weighted neighbours at locations sorted into the same square bins as the observations
-    (``loc_start``/``starts``: first location/observation of each row-major bin). One tile
-    (bin) of locations at a time: its weights against each bin row within ``nreach`` bins
-    form a small dense matrix, multiplied by the row's contiguous block of ``Z`` (BLAS);
-    then each location's fit (:func:`_solve_one`), all in one parallel loop."""
+    weighted neighbours at locations sorted into the same square bins (side ``h``, origin
+    ``x0, y0``) as the observations (``loc_start``/``starts``: first location/observation
+    of each row-major bin). One tile (bin) of locations at a time: each bin row that comes
+    within ``radius`` of the tile's locations is scanned over the columns within reach;
+    the weights form a small dense matrix, multiplied by the row's contiguous block of
+    ``Z`` (BLAS); then each location's fit (:func:`_solve_one`), all in one parallel loop."""
     m = loc_xy.shape[0]
     q = Z.shape[1]
     tri = Z2.shape[1]
-    sup = np.zeros(m, dtype=np.int64)
     beta = np.full((m, p), np.nan)
     minv = np.full((m, p, p), np.nan)
     cov = np.full((m, p, p), np.nan) if want_cov else np.full((1, p, p), np.nan)
     bw2 = bw * bw
+    r2 = radius * radius
     for b in prange(nbx * nby):
         l0 = loc_start[b]
         l1 = loc_start[b + 1]
         if l1 == l0:
             continue
         mt = l1 - l0
-        bx = b % nbx
-        by = b // nbx
-        bx0 = max(bx - nreach, 0)
-        bx1 = min(bx + nreach, nbx - 1)
+        # the tile's locations' box (a location outside the observations' box is binned
+        # into an edge bin, so the bin's own square is not a bound)
+        xa = loc_xy[l0, 0]
+        xb = xa
+        ya = loc_xy[l0, 1]
+        yb = ya
+        for a in range(1, mt):
+            xa = min(xa, loc_xy[l0 + a, 0])
+            xb = max(xb, loc_xy[l0 + a, 0])
+            ya = min(ya, loc_xy[l0 + a, 1])
+            yb = max(yb, loc_xy[l0 + a, 1])
         acc = np.zeros((mt, q))
         acc2 = np.zeros((mt if want_cov else 1, tri))
-        for yy in range(max(by - nreach, 0), min(by + nreach, nby - 1) + 1):
+        cnt = np.zeros(mt, dtype=np.int64)
+        work = np.empty((6, p, p))
+        ry0 = int(max(min(np.floor((ya - radius - y0) / h), nby), 0.0))
+        ry1 = int(max(min(np.floor((yb + radius - y0) / h), nby - 1.0), -1.0))
+        for yy in range(ry0, ry1 + 1):
+            band = y0 + yy * h
+            g = max(0.0, band - yb, ya - band - h)  # the row's distance from the box
+            hr = math.sqrt(max(r2 - g * g, 0.0))
+            bx0 = int(max(min(np.floor((xa - hr - x0) / h), nbx), 0.0))
+            bx1 = int(max(min(np.floor((xb + hr - x0) / h), nbx - 1.0), -1.0))
+            if bx1 < bx0:
+                continue
             s = starts[yy * nbx + bx0]
             e = starts[yy * nbx + bx1 + 1]
             if e == s:
@@ -143,21 +164,30 @@ def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, k
             for a in range(mt):
                 xi = loc_xy[l0 + a, 0]
                 yi = loc_xy[l0 + a, 1]
-                for j in range(s, e):
-                    dx = oxy[j, 0] - xi
-                    dy = oxy[j, 1] - yi
-                    z2 = (dx * dx + dy * dy) / bw2
-                    w = 0.0
-                    if kern == 0:
+                c = 0
+                if kern == 0:
+                    for j in range(s, e):
+                        dx = oxy[j, 0] - xi
+                        dy = oxy[j, 1] - yi
+                        z2 = (dx * dx + dy * dy) / bw2
+                        w = 0.0
                         if z2 <= cut2:
                             w = np.exp(-0.5 * z2)
-                    elif z2 < 1.0:
-                        t = 1.0 - z2
-                        w = t * t
-                    W[a, j - s] = w
-                    if w != 0.0:
-                        hits += 1
-                        sup[l0 + a] += 1
+                            c += 1
+                        W[a, j - s] = w
+                else:
+                    for j in range(s, e):
+                        dx = oxy[j, 0] - xi
+                        dy = oxy[j, 1] - yi
+                        z2 = (dx * dx + dy * dy) / bw2
+                        w = 0.0
+                        if z2 < 1.0:
+                            t = 1.0 - z2
+                            w = t * t
+                            c += 1
+                        W[a, j - s] = w
+                cnt[a] += c
+                hits += c
             if hits == 0:
                 continue
             if 8 * hits >= mt * (e - s):  # at least 1/8 of the pairs weighted: one matrix product (BLAS)
@@ -177,16 +207,19 @@ def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, nbx, nby, nreach, bw, k
                             for t in range(tri):
                                 acc2[a, t] += w2 * Z2[j, t]
         for a in range(mt):
-            _solve_one(acc[a], acc2[a] if want_cov else acc2[0], sup[l0 + a], p, want_cov, beta, minv, cov, l0 + a)
+            _solve_one(acc[a], acc2[a] if want_cov else acc2[0], cnt[a], p, want_cov, beta, minv, cov, l0 + a, work)
     return beta, minv, cov
 
 
-def _solve_one_nb(Ai, A2i, sup_i, p, want_cov, beta, minv, cov, i):  # pragma: no cover - compiled
+def _solve_one_nb(Ai, A2i, sup_i, p, want_cov, beta, minv, cov, i, work):  # pragma: no cover - compiled
     """Unpack one location's packed sums, invert ``X'WX`` (ridge when singular), and write
-    ``beta``, ``(X'WX)^-1`` and the sandwich covariance into row ``i``."""
+    ``beta``, ``(X'WX)^-1`` and the sandwich covariance into row ``i`` (``work (6,p,p)``:
+    scratch)."""
     tri = p * (p + 1) // 2
-    M = np.empty((p, p))
-    M2 = np.zeros((p, p))
+    M = work[0]
+    M2 = work[1]
+    Mi = work[2]
+    T = work[3]
     t = 0
     for a in range(p):
         for c in range(a, p):
@@ -196,13 +229,12 @@ def _solve_one_nb(Ai, A2i, sup_i, p, want_cov, beta, minv, cov, i):  # pragma: n
                 M2[a, c] = A2i[t]
                 M2[c, a] = A2i[t]
             t += 1
-    Mi = np.empty((p, p))
-    if not _chol_inverse(M, Mi, RIDGE_PIVOT):
+    if not _chol_inverse(M, Mi, RIDGE_PIVOT, work[4], work[5]):
         if sup_i >= p:  # a locally constant or collinear predictor: ridge-penalise the slopes
             lam = RIDGE * M[0, 0]
             for a in range(1, p):
                 M[a, a] += lam
-        if not _chol_inverse(M, Mi, PIVOT_TOL):  # fewer neighbours than parameters: no fit
+        if not _chol_inverse(M, Mi, PIVOT_TOL, work[4], work[5]):  # fewer neighbours than parameters: no fit
             return
     for a in range(p):
         s = 0.0
@@ -212,7 +244,6 @@ def _solve_one_nb(Ai, A2i, sup_i, p, want_cov, beta, minv, cov, i):  # pragma: n
         for c in range(p):
             minv[i, a, c] = Mi[a, c]
     if want_cov:
-        T = np.zeros((p, p))
         for a in range(p):
             for c in range(p):
                 s = 0.0
@@ -284,15 +315,16 @@ def _bin_of(xy: np.ndarray, x0: float, y0: float, h: float, nbx: int, nby: int) 
 
 
 def _local_fits_numba(obs_xy, y, X, at_xy, bw, kern, want_cov, eps):
-    order, starts, x0, y0, h, nbx, nby, nreach = neighbour_bins(obs_xy, kernel_radius(bw, kern, eps))
+    order, starts, x0, y0, h, nbx, nby, _ = neighbour_bins(obs_xy, kernel_radius(bw, kern, eps))
     Z = pack_products(X[order], y[order])
     tri = X.shape[1] * (X.shape[1] + 1) // 2
     Z2 = np.ascontiguousarray(Z[:, :tri])
     lb = _bin_of(at_xy, x0, y0, h, nbx, nby)
     lorder = np.argsort(lb, kind="stable")
     loc_start = np.searchsorted(lb[lorder], np.arange(nbx * nby + 1)).astype(np.int64)
+    radius = min(kernel_radius(bw, kern, eps), 1e300)
     beta, minv, cov = _tile_fits(np.ascontiguousarray(obs_xy[order]), Z, Z2, np.ascontiguousarray(at_xy[lorder]),
-                                 loc_start, starts, nbx, nby, nreach, float(bw), int(kern), cutoff2(eps),
+                                 loc_start, starts, x0, y0, h, nbx, nby, radius, float(bw), int(kern), cutoff2(eps),
                                  bool(want_cov), X.shape[1])
     back = np.empty_like(lorder)
     back[lorder] = np.arange(lorder.size)
