@@ -11,9 +11,11 @@ For 1,000, 4,000 and 15,000 cells, in the same run and on the same data:
 
 * fixed-bandwidth fit (Gaussian kernel, the bandwidth our search picked): ours vs
   ``mgwr.gwr.GWR(...).fit()``, and the largest coefficient difference;
-* AICc bandwidth search: ours (:func:`select_bandwidth`, truncated kernel) vs mgwr's
-  golden-section ``Sel_BW.search`` and vs our exact search (same golden section, every
-  pair of cells, no truncation, ``eps=0``, no coarse truncations first).
+* AICc bandwidth search: ours (:func:`select_bandwidth`: golden section with coarse
+  truncations first, then Brent's parabolic steps) vs mgwr's golden-section
+  ``Sel_BW.search`` and vs our exact search (the plain golden section to the same
+  tolerance, every pair of cells, no truncation, ``eps=0``, no coarse truncations first,
+  no parabolic steps).
 
 mgwr runs with ``n_jobs=1`` (its parallel mode forks processes per call); ours on every
 core numba sees. Up to ``--mgwr-full-max`` cells (4,000) mgwr's fit and search run in
@@ -147,7 +149,7 @@ def row_for(n: int, mgwr_full_max: int, n_sample: int, mgwr_evals: list[int]) ->
 
     coords, y, X = china_cells(n)
     t_s, (bw, aicc, hist) = timed(lambda: select_bandwidth(coords, y, X, "gaussian"), repeat=3 if n <= 4000 else 2)
-    t_x, (bw_x, aicc_x, hist_x) = timed(lambda: select_bandwidth(coords, y, X, "gaussian", eps=0.0, adaptive=False))
+    t_x, (bw_x, aicc_x, hist_x) = timed(lambda: select_bandwidth(coords, y, X, "gaussian", eps=0.0, adaptive=False, refine=False))
     fit_bw = bw if math.isfinite(bw) else 1e12
     t_f, fit = timed(lambda: gwr_fit(coords, y, X, fit_bw, "gaussian"), repeat=3)
     note = ""
@@ -180,8 +182,8 @@ def china_row() -> dict:
     coords, y, X, rc = china_cells(CHINA_CELLS, rows_cols=True)
     t_s, (bw, aicc, hist) = timed(lambda: select_bandwidth(coords, y, X, "gaussian"), repeat=3)
     cpu_s = CPU["last"]
-    t_p, (bw_p, aicc_p, _) = timed(lambda: select_bandwidth(coords, y, X, "gaussian", adaptive=False))
-    t_x, (bw_x, aicc_x, hist_x) = timed(lambda: select_bandwidth(coords, y, X, "gaussian", eps=0.0, adaptive=False))
+    t_p, (bw_p, aicc_p, _) = timed(lambda: select_bandwidth(coords, y, X, "gaussian", adaptive=False, refine=False))
+    t_x, (bw_x, aicc_x, hist_x) = timed(lambda: select_bandwidth(coords, y, X, "gaussian", eps=0.0, adaptive=False, refine=False))
     cpu_x = CPU["last"]
     sc, sy, sX = super_cells(coords, y, X, rc)
     t_sup, (bw_sup, _, _) = timed(lambda: select_bandwidth(sc, sy, sX, "gaussian"), repeat=3)
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     # compile (numba caches) outside the timings
     c, y, X = china_cells(300)
     select_bandwidth(c, y, X)
-    select_bandwidth(c, y, X, eps=0.0, adaptive=False)
+    select_bandwidth(c, y, X, eps=0.0, adaptive=False, refine=False)
     gwr_fit(c, y, X, 1e5)
     rows: list[dict] = []
     if not args.skip_mgwr:

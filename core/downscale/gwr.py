@@ -36,6 +36,11 @@ SEARCH_EPS = (1e-3, 1e-6)
 #: neighbours, so their exact evaluation is cheap, and few effective observations, so
 #: their fits are ill-conditioned and the bound below does not hold)
 SEARCH_EPS_MIN_SPACINGS = 2.0
+#: the golden section hands over to Brent's parabolic steps (on exact AICc values) once its
+#: interval is this narrow in ln(bw) (a factor of 1.65): there the AICc is smooth and
+#: close to a parabola, so a few interpolation steps replace most of the ~9 golden ones
+#: left, and every candidate is narrow enough to be evaluated without truncation levels
+REFINE_WIDTH = 0.5
 #: dropping Gaussian weights below ``eps`` changes the AICc by at most ``C n eps`` for
 #: bandwidths of SEARCH_EPS_MIN_SPACINGS spacings or more. The dropped kernel mass of a
 #: location, relative to the kept one, is about ``eps`` for locations spread in the plane
@@ -165,6 +170,7 @@ def select_bandwidth(
     constant: bool = True,
     eps: float = GAUSS_EPS,
     adaptive: bool = True,
+    refine: bool = True,
 ) -> tuple[float, float, list[tuple[float, float]]]:
     """Bandwidth minimising the AICc by golden-section search on ``ln(bw)``.
 
@@ -183,6 +189,12 @@ def select_bandwidth(
     (:func:`aicc_truncation_bound`); once a comparison needed a finer level the next ones
     start there (the golden section's differences only shrink). The search takes the same
     steps, and returns the same bandwidth and AICc, as with ``eps`` everywhere.
+
+    With ``refine``, once the golden interval is narrower than :data:`REFINE_WIDTH` the
+    search continues by Brent's method (parabolic interpolation through the best three
+    exact AICc values, with golden steps as the safeguard) to the same tolerance: about
+    half the evaluations of the golden steps it replaces, and the same local optimum to
+    within ``tol`` (``refine=False`` is the plain golden section, the reference).
     """
     uniq = _unique_locations(coords)
     n = int(np.asarray(y).size)
@@ -233,7 +245,7 @@ def select_bandwidth(
     x1 = hi - GOLDEN * (hi - lo)
     x2 = lo + GOLDEN * (hi - lo)
     it = 0
-    while hi - lo > tol and it < max_iter:
+    while hi - lo > tol and it < max_iter and not (refine and hi - lo <= REFINE_WIDTH):
         it += 1
         if first_not_worse(x1, x2):
             hi, x2 = x2, x1
@@ -241,8 +253,11 @@ def select_bandwidth(
         else:
             lo, x1 = x1, x2
             x2 = lo + GOLDEN * (hi - lo)
-    f(x1, start[0])
-    f(x2, start[0])
+    if refine and hi - lo > tol and it < max_iter:
+        _brent(lambda x: f(x, last)[1], lo, hi, x1, x2, cache, last, tol, max_iter - it)
+    else:
+        f(x1, start[0])
+        f(x2, start[0])
     # the best candidate at the finest level: refine every one that could still be it
     while True:
         upper = min(v + slack(lv) for lv, v in cache.values())
@@ -260,6 +275,69 @@ def select_bandwidth(
     if glob <= best:
         best_bw, best = math.inf, glob
     return best_bw, best, history
+
+
+def _brent(fx_of, a: float, b: float, x1: float, x2: float, cache: dict, last: int, tol: float, max_iter: int) -> None:
+    """Brent's minimisation of ``fx_of`` (an exact AICc of ``ln bw``) on ``[a, b]``, started
+    from the golden section's state (interior points ``x1 < x2``; ``cache`` maps ``ln bw``
+    to ``(level, AICc)``, ``last`` the exact level). Stops when the interval around the
+    best point is narrower than ``tol``; every value it computes lands in ``cache``."""
+    cgold = 1.0 - GOLDEN
+    known = sorted((v, k) for k, (lv, v) in cache.items() if lv == last and a <= k <= b)
+    inner = [k for _, k in known if a < k < b]
+    if inner:
+        x = inner[0]
+        fx = cache[x][1]
+    else:  # the golden interior point the next step would have compared first
+        x = x2
+        fx = fx_of(x)
+    rest = [(v, k) for v, k in known if k != x]
+    w, fw = (rest[0][1], rest[0][0]) if rest else (x, fx)
+    v, fv = (rest[1][1], rest[1][0]) if len(rest) > 1 else (w, fw)
+    d = 0.0
+    e = b - a if len(rest) > 1 else 0.0  # three distinct points: a parabola is allowed at once
+    tol1 = tol / 4.0
+    tol2 = 2.0 * tol1
+    for _ in range(max_iter):
+        xm = 0.5 * (a + b)
+        if abs(x - xm) <= tol2 - 0.5 * (b - a):
+            break
+        golden = True
+        if abs(e) > tol1 and math.isfinite(fx) and math.isfinite(fw) and math.isfinite(fv):
+            r = (x - w) * (fx - fv)
+            q = (x - v) * (fx - fw)
+            p = (x - v) * q - (x - w) * r
+            q = 2.0 * (q - r)
+            if q > 0.0:
+                p = -p
+            q = abs(q)
+            etemp, e = e, d
+            if q > 0.0 and abs(p) < abs(0.5 * q * etemp) and q * (a - x) < p < q * (b - x):
+                d = p / q
+                u = x + d
+                if u - a < tol2 or b - u < tol2:
+                    d = tol1 if xm >= x else -tol1
+                golden = False
+        if golden:
+            e = (a - x) if x >= xm else (b - x)
+            d = cgold * e
+        u = x + (d if abs(d) >= tol1 else math.copysign(tol1, d))
+        fu = fx_of(u)
+        if fu <= fx:
+            if u >= x:
+                a = x
+            else:
+                b = x
+            v, fv, w, fw, x, fx = w, fw, x, fx, u, fu
+        else:
+            if u < x:
+                a = u
+            else:
+                b = u
+            if fu <= fw or w == x:
+                v, fv, w, fw = w, fw, u, fu
+            elif fu <= fv or v == x or v == w:
+                v, fv = u, fu
 
 
 def _nearest_fill(values: np.ndarray, xy: np.ndarray) -> np.ndarray:

@@ -115,9 +115,9 @@ def test_adaptive_search_takes_the_steps_of_the_exact_search(n, seed):
     golden section at the fit's truncation and at the untruncated (exact) one, with the
     same AICc; every candidate is one of the exact search's."""
     coords, y, X = scattered_cells(n, seed=seed)
-    bw, aicc, hist = select_bandwidth(coords, y, X)
-    bw_p, aicc_p, hist_p = select_bandwidth(coords, y, X, adaptive=False)
-    bw_x, aicc_x, hist_x = select_bandwidth(coords, y, X, eps=0.0, adaptive=False)
+    bw, aicc, hist = select_bandwidth(coords, y, X, refine=False)
+    bw_p, aicc_p, hist_p = select_bandwidth(coords, y, X, adaptive=False, refine=False)
+    bw_x, aicc_x, hist_x = select_bandwidth(coords, y, X, eps=0.0, adaptive=False, refine=False)
     assert bw == bw_p == bw_x
     assert aicc == aicc_p
     assert aicc == pytest.approx(aicc_x, rel=1e-10)
@@ -125,23 +125,65 @@ def test_adaptive_search_takes_the_steps_of_the_exact_search(n, seed):
     assert 1 < bw / 36e3 < 40  # an interior optimum, the search did work
 
 
+@pytest.mark.parametrize("n,seed", [(600, 6), (2500, 7), (900, 3)])
+def test_parabolic_refinement_finds_the_golden_optimum_with_fewer_evaluations(n, seed):
+    """Brent's steps after the golden section's bracketing end at the exact golden
+    section's optimum (same bandwidth to the search tolerance, AICc no worse than the
+    golden one's by more than the curvature over that tolerance allows) with fewer
+    evaluations."""
+    coords, y, X = scattered_cells(n, seed=seed)
+    bw, aicc, hist = select_bandwidth(coords, y, X)
+    bw_x, aicc_x, hist_x = select_bandwidth(coords, y, X, eps=0.0, adaptive=False, refine=False)
+    assert abs(math.log(bw / bw_x)) <= 0.01
+    assert aicc <= aicc_x + 1e-3 * abs(aicc_x) and aicc == pytest.approx(aicc_x, abs=0.5)
+    assert len(hist) < len(hist_x)
+    assert 1 < bw / 36e3 < 40
+
+
+def test_brent_on_a_parabola_and_on_a_kinked_function():
+    """The refinement alone: the minimum of a parabola in a few steps, and of a function
+    no parabola fits (|x - m|) through its golden safeguard, to the tolerance."""
+    from ssm_downscaling.core.downscale.gwr import GOLDEN, _brent
+
+    for fn, m in ((lambda x: (x - 0.3) ** 2, 0.3), (lambda x: abs(x - 0.71), 0.71)):
+        cache: dict = {}
+
+        def fx(x, fn=fn, cache=cache):
+            cache[x] = (0, fn(x))
+            return cache[x][1]
+
+        a, b = 0.0, 1.0
+        x1, x2 = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+        fx(x1), fx(x2)
+        _brent(fx, a, b, x1, x2, cache, 0, 1e-4, 100)
+        best = min(cache, key=lambda k: cache[k][1])
+        assert abs(best - m) < 1e-4
+        assert len(cache) < 40
+
+
 def test_adaptive_search_on_a_locally_constant_predictor_and_bisquare():
     coords, y, X = scattered_cells(900, seed=8)
     X = X.copy()
     X[coords[:, 1] > np.median(coords[:, 1]), 1] = 2.0  # flat half: ridge-penalised local fits
     for kernel in ("gaussian", "bisquare"):
-        bw, aicc, hist = select_bandwidth(coords, y, X, kernel)
-        bw_x, aicc_x, _ = select_bandwidth(coords, y, X, kernel, eps=0.0, adaptive=False)
+        bw, aicc, hist = select_bandwidth(coords, y, X, kernel, refine=False)
+        bw_x, aicc_x, _ = select_bandwidth(coords, y, X, kernel, eps=0.0, adaptive=False, refine=False)
         assert bw == bw_x and aicc == pytest.approx(aicc_x, rel=1e-10)
         assert all(math.isfinite(h[1]) for h in hist)
+        bw_r, aicc_r, _ = select_bandwidth(coords, y, X, kernel)  # with the parabolic refinement
+        assert abs(math.log(bw_r / bw_x)) <= 0.01 and aicc_r == pytest.approx(aicc_x, abs=0.5)
 
 
 def test_search_numba_and_numpy_agree():
     coords, y, X = scattered_cells(400, seed=9)
-    a = select_bandwidth(coords, y, X)
-    with numba_disabled():
-        b = select_bandwidth(coords, y, X)
-    assert a[0] == b[0] and a[1] == pytest.approx(b[1], rel=1e-12)
+    for refine in (False, True):
+        a = select_bandwidth(coords, y, X, refine=refine)
+        with numba_disabled():
+            b = select_bandwidth(coords, y, X, refine=refine)
+        if refine:  # parabolic steps from values equal to rounding: the same point to rounding
+            assert a[0] == pytest.approx(b[0], rel=1e-6) and a[1] == pytest.approx(b[1], rel=1e-10)
+        else:
+            assert a[0] == b[0] and a[1] == pytest.approx(b[1], rel=1e-12)
 
 
 def _grid_day(R, C, seed, day):
