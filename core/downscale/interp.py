@@ -89,32 +89,39 @@ def _interpolate_numpy(flat: np.ndarray, fr: np.ndarray, fc: np.ndarray, R: int,
     return out
 
 
-@njit(parallel=True)
-def _interpolate_numba(flat, fr, fc, R, C):  # pragma: no cover - compiled
+def _interp_at_nb(flat, r, c, R, C):  # pragma: no cover - compiled
+    """The bilinear value of the node field ``flat (R*C,)`` at fractional node position
+    ``(r, c)`` (clamped at the edges), NaN at a NaN position; the arithmetic of
+    :func:`_interpolate_numpy` (shared by every compiled kernel that interpolates)."""
+    if not (np.isfinite(r) and np.isfinite(c)):
+        return np.nan
+    r0 = min(max(np.floor(r), 0.0), max(R - 2, 0))
+    c0 = min(max(np.floor(c), 0.0), max(C - 2, 0))
+    tr = min(max(r - r0, 0.0), 1.0) if R > 1 else 0.0
+    tc = min(max(c - c0, 0.0), 1.0) if C > 1 else 0.0
+    ir = np.int64(r0)
+    ic = np.int64(c0)
+    ir1 = min(ir + 1, R - 1)
+    ic1 = min(ic + 1, C - 1)
+    acc = flat[ir * C + ic] * ((1 - tr) * (1 - tc))
+    acc += flat[ir * C + ic1] * ((1 - tr) * tc)
+    acc += flat[ir1 * C + ic] * (tr * (1 - tc))
+    acc += flat[ir1 * C + ic1] * (tr * tc)
+    return acc
+
+
+interp_at = njit()(_interp_at_nb)
+
+
+def _interpolate_nb(flat, fr, fc, R, C):  # pragma: no cover - compiled
     m = fr.shape[0]
     out = np.empty(m)
-    rmax = max(R - 2, 0)
-    cmax = max(C - 2, 0)
     for i in prange(m):
-        r = np.float64(fr[i])
-        c = np.float64(fc[i])
-        if not (np.isfinite(r) and np.isfinite(c)):
-            out[i] = np.nan
-            continue
-        r0 = min(max(np.floor(r), 0.0), rmax)
-        c0 = min(max(np.floor(c), 0.0), cmax)
-        tr = min(max(r - r0, 0.0), 1.0) if R > 1 else 0.0
-        tc = min(max(c - c0, 0.0), 1.0) if C > 1 else 0.0
-        ir = np.int64(r0)
-        ic = np.int64(c0)
-        ir1 = min(ir + 1, R - 1)
-        ic1 = min(ic + 1, C - 1)
-        acc = flat[ir * C + ic] * ((1 - tr) * (1 - tc))
-        acc += flat[ir * C + ic1] * ((1 - tr) * tc)
-        acc += flat[ir1 * C + ic] * (tr * (1 - tc))
-        acc += flat[ir1 * C + ic1] * (tr * tc)
-        out[i] = acc
+        out[i] = interp_at(flat, np.float64(fr[i]), np.float64(fc[i]), R, C)
     return out
+
+
+_interpolate_numba = njit(parallel=True)(_interpolate_nb) if interp_at is not None else None
 
 
 _interpolate = kernel(_interpolate_numba, _interpolate_numpy, "interpolate")

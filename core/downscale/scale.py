@@ -31,6 +31,7 @@ import numpy as np
 
 from ..accel import kernel, njit, prange
 from .base import CoarseData, Downscaler, FineBlock
+from .interp import interp_at
 
 log = logging.getLogger(__name__)
 
@@ -316,23 +317,87 @@ def smooth_anomaly(
     interpolated between cell centres, see :func:`smooth_means`) and its within-cell
     anomaly ``A = mean_t(pred_t - F_t)`` averaged over today and the ``others`` days
     (``(pred, cell means)`` pairs) that have a value at the pixel; float32 ``(H, W)``
-    each, NaN where ``pred`` is NaN."""
+    each, NaN where ``pred`` is NaN. Each day's node field is filled once; the pixels
+    go through compiled passes in blocks of ``block_rows`` (a float64 sum per block)."""
+    from .residual import _fill_nodes
+
     H, W = pred.shape
+    R, C = int(shape[0]), int(shape[1])
     F = np.full((H, W), np.nan, dtype=np.float32)
     A = np.full((H, W), np.nan, dtype=np.float32)
+    nodes = _fill_nodes(np.asarray(mean, dtype=np.float64), shape)
+    other_nodes = [(p_o, _fill_nodes(np.asarray(m_o, dtype=np.float64), shape)) for p_o, m_o in others]
     step = block_rows or max(1, 1_000_000 // max(W, 1))
+    flat = lambda a, r0: np.ascontiguousarray(a[r0 : r0 + step]).reshape(-1)  # noqa: E731 (a view when contiguous)
     for r0 in range(0, H, step):
-        blk = pred[r0 : r0 + step]
-        ok = np.isfinite(blk)
-        if not ok.any():
-            continue
-        pr, pc = fr[r0 : r0 + step][ok], fc[r0 : r0 + step][ok]
-        f = smooth_means(mean, pr, pc, shape)
-        F[r0 : r0 + step][ok] = f
-        A[r0 : r0 + step][ok] = _average_with(
-            blk[ok].astype(np.float64) - f,
-            (p_o[r0 : r0 + step][ok].astype(np.float64) - smooth_means(m_o, pr, pc, shape) for p_o, m_o in others))
+        p = flat(pred, r0)
+        rr, cc = flat(fr, r0), flat(fc, r0)
+        Fb, Ab = F[r0 : r0 + step].reshape(-1), A[r0 : r0 + step].reshape(-1)
+        acc = np.empty(p.size)
+        n = np.empty(p.size)
+        _anomaly_today(p, rr, cc, nodes, R, C, Fb, acc, n)
+        for p_o, nodes_o in other_nodes:
+            _anomaly_other(p, flat(p_o, r0), rr, cc, nodes_o, R, C, acc, n)
+        _anomaly_mean(p, acc, n, Ab)
     return F, A
+
+
+def _anomaly_today_numpy(p, fr, fc, nodes, R, C, F, acc, n):
+    from .interp import _interpolate_numpy
+
+    ok = np.isfinite(p)
+    f = _interpolate_numpy(nodes, fr[ok], fc[ok], R, C)
+    F[ok] = f
+    acc[ok] = p[ok].astype(np.float64) - f
+    n[ok] = 1.0
+
+
+def _anomaly_other_numpy(p, p_o, fr, fc, nodes, R, C, acc, n):
+    from .interp import _interpolate_numpy
+
+    ok = np.flatnonzero(np.isfinite(p))
+    a = p_o[ok].astype(np.float64) - _interpolate_numpy(nodes, fr[ok], fc[ok], R, C)
+    fin = np.isfinite(a)
+    acc[ok[fin]] += a[fin]
+    n[ok[fin]] += 1.0
+
+
+def _anomaly_mean_numpy(p, acc, n, A):
+    ok = np.isfinite(p)
+    A[ok] = acc[ok] / n[ok]
+
+
+def _anomaly_today_nb(p, fr, fc, nodes, R, C, F, acc, n):  # pragma: no cover - compiled
+    for i in prange(p.size):
+        if np.isfinite(p[i]):
+            f = interp_at(nodes, np.float64(fr[i]), np.float64(fc[i]), R, C)
+            F[i] = f
+            acc[i] = np.float64(p[i]) - f
+            n[i] = 1.0
+
+
+def _anomaly_other_nb(p, p_o, fr, fc, nodes, R, C, acc, n):  # pragma: no cover - compiled
+    for i in prange(p.size):
+        if np.isfinite(p[i]):
+            a = np.float64(p_o[i]) - interp_at(nodes, np.float64(fr[i]), np.float64(fc[i]), R, C)
+            if np.isfinite(a):
+                acc[i] += a
+                n[i] += 1.0
+
+
+def _anomaly_mean_nb(p, acc, n, A):  # pragma: no cover - compiled
+    for i in prange(p.size):
+        if np.isfinite(p[i]):
+            A[i] = acc[i] / n[i]
+
+
+#: one block of :func:`smooth_anomaly`: today's smooth field and anomaly, each other day's
+#: anomaly added where it has a value, the mean (the same arithmetic in both paths)
+_anomaly_today = kernel(njit(parallel=True)(_anomaly_today_nb) if interp_at is not None else None,
+                        _anomaly_today_numpy, "smooth_anomaly_today")
+_anomaly_other = kernel(njit(parallel=True)(_anomaly_other_nb) if interp_at is not None else None,
+                        _anomaly_other_numpy, "smooth_anomaly_other")
+_anomaly_mean = kernel(njit(parallel=True)(_anomaly_mean_nb), _anomaly_mean_numpy, "smooth_anomaly_mean")
 
 
 def combine_anomalies_smooth(

@@ -147,3 +147,60 @@ def test_recombine_kernel_equals_the_numpy_path_and_the_formula():
     want = F.astype(np.float64) + 1.2 * Sv + 0.7 * (A - Sv)
     ok = np.isfinite(F)
     np.testing.assert_allclose(p[ok], want[ok], rtol=0, atol=1e-6)
+
+
+def _smooth_case(seed: int, H: int = 37, W: int = 53, R: int = 5, C: int = 7):
+    rng = np.random.default_rng(seed)
+    fr = np.repeat((np.arange(H) + 0.5) / H * R - 0.5, W).reshape(H, W)
+    fc = np.tile((np.arange(W) + 0.5) / W * C - 0.5, H).reshape(H, W)
+    fr[3, 4] = np.nan  # an untransformable position
+
+    def day(s):
+        r = np.random.default_rng(s)
+        p = r.normal(0.25, 0.05, (H, W)).astype(np.float32)
+        p[r.random((H, W)) < 0.2] = np.nan
+        m = r.normal(0.25, 0.05, R * C)
+        m[r.random(R * C) < 0.15] = np.nan
+        return p, m
+
+    p, m = day(seed)
+    return p, m, [day(seed + k) for k in (1, 2, 3)], fr, fc, (R, C)
+
+
+def test_smooth_anomaly_is_the_mean_of_each_days_departure_from_its_interpolated_means():
+    from ssm_downscaling.core.downscale.interp import interpolate
+    from ssm_downscaling.core.downscale.residual import _fill_nodes
+    from ssm_downscaling.core.downscale.scale import smooth_anomaly
+
+    p, m, others, fr, fc, shape = _smooth_case(4)
+    F, A = smooth_anomaly(p, m, others, fr, fc, shape, block_rows=5)
+    f0 = interpolate(_fill_nodes(m, shape), fr, fc, shape)
+    num = p.astype(np.float64) - f0
+    cnt = np.ones(p.shape)
+    for p_o, m_o in others:
+        a = p_o.astype(np.float64) - interpolate(_fill_nodes(m_o, shape), fr, fc, shape)
+        fin = np.isfinite(a)
+        num[fin] += a[fin]
+        cnt[fin] += 1
+    want_A = np.where(np.isfinite(p), num / cnt, np.nan)
+    want_F = np.where(np.isfinite(p), f0, np.nan)
+    np.testing.assert_array_equal(np.isnan(A), np.isnan(want_A))
+    np.testing.assert_allclose(A, want_A, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(F, want_F, rtol=1e-6, atol=1e-7)
+    assert np.isnan(F[3, 4]) and np.isnan(A[3, 4])
+    # a pixel no other day covers holds today's departure alone
+    only = np.isfinite(p) & np.all([~np.isfinite(o[0]) for o in others], axis=0) & np.isfinite(fr)
+    assert only.any()
+    np.testing.assert_allclose(A[only], (p.astype(np.float64) - f0)[only], rtol=1e-6)
+
+
+@pytest.mark.parametrize("block_rows", [None, 1, 7])
+def test_smooth_anomaly_compiled_equals_numpy_bit_for_bit(block_rows):
+    from ssm_downscaling.core.accel import numba_disabled
+    from ssm_downscaling.core.downscale.scale import smooth_anomaly
+
+    p, m, others, fr, fc, shape = _smooth_case(9)
+    F, A = smooth_anomaly(p, m, others, fr, fc, shape, block_rows=block_rows)
+    with numba_disabled():
+        F0, A0 = smooth_anomaly(p, m, others, fr, fc, shape, block_rows=block_rows)
+    assert F.tobytes() == F0.tobytes() and A.tobytes() == A0.tobytes()
