@@ -150,7 +150,6 @@ def test_recombine_kernel_equals_the_numpy_path_and_the_formula():
 
 
 def _smooth_case(seed: int, H: int = 37, W: int = 53, R: int = 5, C: int = 7):
-    rng = np.random.default_rng(seed)
     fr = np.repeat((np.arange(H) + 0.5) / H * R - 0.5, W).reshape(H, W)
     fc = np.tile((np.arange(W) + 0.5) / W * C - 0.5, H).reshape(H, W)
     fr[3, 4] = np.nan  # an untransformable position
