@@ -36,10 +36,11 @@ SEARCH_EPS = (1e-3, 1e-6)
 #: neighbours, so their exact evaluation is cheap, and few effective observations, so
 #: their fits are ill-conditioned and the bound below does not hold)
 SEARCH_EPS_MIN_SPACINGS = 2.0
-#: the golden section hands over to Brent's parabolic steps (on exact AICc values) once its
-#: interval is this narrow in ln(bw) (a factor of 1.65): there the AICc is smooth and
-#: close to a parabola, so a few interpolation steps replace most of the ~9 golden ones
-#: left, and every candidate is narrow enough to be evaluated without truncation levels
+#: the golden section hands over to Brent's parabolic steps once its interval is this
+#: narrow in ln(bw) (a factor of 1.65): there the AICc is smooth and close to a parabola,
+#: so a few interpolation steps replace most of the ~9 golden ones left. Parabolas need
+#: values, not just comparisons, so these candidates are evaluated at the fit's truncation
+#: (``eps``) directly, without the coarse levels first
 REFINE_WIDTH = 0.5
 #: dropping Gaussian weights below ``eps`` changes the AICc by at most ``C n eps`` for
 #: bandwidths of SEARCH_EPS_MIN_SPACINGS spacings or more. The dropped kernel mass of a
@@ -254,7 +255,7 @@ def select_bandwidth(
             lo, x1 = x1, x2
             x2 = lo + GOLDEN * (hi - lo)
     if refine and hi - lo > tol and it < max_iter:
-        _brent(lambda x: f(x, last)[1], lo, hi, x1, x2, cache, last, tol, max_iter - it)
+        _brent(lambda x: f(x, last)[1], lo, hi, x2, cache, last, tol, max_iter - it)
     else:
         f(x1, start[0])
         f(x2, start[0])
@@ -277,10 +278,11 @@ def select_bandwidth(
     return best_bw, best, history
 
 
-def _brent(fx_of, a: float, b: float, x1: float, x2: float, cache: dict, last: int, tol: float, max_iter: int) -> None:
-    """Brent's minimisation of ``fx_of`` (an exact AICc of ``ln bw``) on ``[a, b]``, started
-    from the golden section's state (interior points ``x1 < x2``; ``cache`` maps ``ln bw``
-    to ``(level, AICc)``, ``last`` the exact level). Stops when the interval around the
+def _brent(fx_of, a: float, b: float, x2: float, cache: dict, last: int, tol: float, max_iter: int) -> None:
+    """Brent's minimisation of ``fx_of`` (the AICc of ``ln bw`` at the finest level) on
+    ``[a, b]``, started from the golden section's state: the values already known at the
+    finest level (``cache`` maps ``ln bw`` to ``(level, AICc)``, ``last`` that level), else
+    the golden interior point ``x2``. Stops when the interval around the
     best point is narrower than ``tol``; every value it computes lands in ``cache``."""
     cgold = 1.0 - GOLDEN
     known = sorted((v, k) for k, (lv, v) in cache.items() if lv == last and a <= k <= b)

@@ -155,7 +155,7 @@ def test_brent_on_a_parabola_and_on_a_kinked_function():
         a, b = 0.0, 1.0
         x1, x2 = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
         fx(x1), fx(x2)
-        _brent(fx, a, b, x1, x2, cache, 0, 1e-4, 100)
+        _brent(fx, a, b, x2, cache, 0, 1e-4, 100)
         best = min(cache, key=lambda k: cache[k][1])
         assert abs(best - m) < 1e-4
         assert len(cache) < 40
