@@ -20,9 +20,10 @@ Each kernel comes as a numba implementation and a numpy fallback (chunks of regr
 points against every observation, batched linear algebra) that give the same numbers to
 rounding. The numba fit sorts observations and regression points into square bins (a
 quarter of the kernel's reach, at least ~``TILE_LOCATIONS`` points each) and runs one
-``prange`` loop over bins: a bin's locations against each bin row within reach give a
-small dense weight matrix, multiplied by that row's contiguous block of packed products
-``x_a x_c, x_a y`` (BLAS), then each location's matrix is inverted. With ``bw = inf``
+``prange`` loop over bins: a bin's locations against the columns of each bin row within
+the kernel's reach of them give a small dense weight matrix, multiplied by that row's
+contiguous block of packed products ``x_a x_c, x_a y`` (BLAS), then each location's
+matrix is inverted. With ``bw = inf``
 every local fit is the global least-squares fit, computed once.
 """
 
@@ -315,16 +316,16 @@ def _bin_of(xy: np.ndarray, x0: float, y0: float, h: float, nbx: int, nby: int) 
 
 
 def _local_fits_numba(obs_xy, y, X, at_xy, bw, kern, want_cov, eps):
-    order, starts, x0, y0, h, nbx, nby, _ = neighbour_bins(obs_xy, kernel_radius(bw, kern, eps))
+    radius = kernel_radius(bw, kern, eps)
+    order, starts, x0, y0, h, nbx, nby, _ = neighbour_bins(obs_xy, radius)
     Z = pack_products(X[order], y[order])
     tri = X.shape[1] * (X.shape[1] + 1) // 2
     Z2 = np.ascontiguousarray(Z[:, :tri])
     lb = _bin_of(at_xy, x0, y0, h, nbx, nby)
     lorder = np.argsort(lb, kind="stable")
     loc_start = np.searchsorted(lb[lorder], np.arange(nbx * nby + 1)).astype(np.int64)
-    radius = min(kernel_radius(bw, kern, eps), 1e300)
     beta, minv, cov = _tile_fits(np.ascontiguousarray(obs_xy[order]), Z, Z2, np.ascontiguousarray(at_xy[lorder]),
-                                 loc_start, starts, x0, y0, h, nbx, nby, radius, float(bw), int(kern), cutoff2(eps),
+                                 loc_start, starts, x0, y0, h, nbx, nby, min(radius, 1e300), float(bw), int(kern), cutoff2(eps),
                                  bool(want_cov), X.shape[1])
     back = np.empty_like(lorder)
     back[lorder] = np.arange(lorder.size)

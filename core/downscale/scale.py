@@ -294,16 +294,6 @@ def combine_anomalies(
         blk[ok] = vals.astype(np.float32)
 
 
-def smooth_means(mean: np.ndarray, fr: np.ndarray, fc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The cell means ``(n_cells,)`` interpolated bilinearly between cell centres at the
-    positions ``fr, fc`` (cells without a mean take the nearest cell's): a large-scale
-    field without cell edges."""
-    from .interp import interpolate
-    from .residual import _fill_nodes
-
-    return interpolate(_fill_nodes(np.asarray(mean, dtype=np.float64), shape), fr, fc, shape)
-
-
 def smooth_anomaly(
     pred: np.ndarray,
     mean: np.ndarray,
@@ -314,7 +304,9 @@ def smooth_anomaly(
     block_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The smooth large-scale field ``F`` of a day's 1 km prediction (its cell means
-    interpolated between cell centres, see :func:`smooth_means`) and its within-cell
+    ``mean (n_cells,)`` interpolated bilinearly between cell centres at the positions
+    ``fr, fc``, cells without a mean taking the nearest cell's: a field without cell
+    edges) and its within-cell
     anomaly ``A = mean_t(pred_t - F_t)`` averaged over today and the ``others`` days
     (``(pred, cell means)`` pairs) that have a value at the pixel; float32 ``(H, W)``
     each, NaN where ``pred`` is NaN. Each day's node field is filled once; the pixels
