@@ -497,6 +497,7 @@ def io_floor_child(sc: Path, outputs: Path, threads: str) -> None:
     (whole rasters, onto the 1 km grid) and write the three outputs (the values of the
     run in ``outputs``, loaded before timing) with the product's writer, ``threads``
     compression (and tile decoding) threads. Prints seconds (read, write) as JSON."""
+    from ssm_downscaling.core.memory import keep_freed_memory, tune_huge_pages
     from ssm_downscaling.core.series import RasterWriter
 
     os.environ["SSM_WRITE_THREADS"] = threads  # read by the writer's creation options
@@ -508,18 +509,20 @@ def io_floor_child(sc: Path, outputs: Path, threads: str) -> None:
     ins = [LayerSource.open(sc / "truth" / "lst"), LayerSource.open(sc / "inputs" / "ndvi", 16),
            LayerSource.open(sc / "inputs" / "albedo", 8), LayerSource.open(sc / "inputs" / "dem.tif"),
            LayerSource.open(sc / "truth" / "cloud")]
-    t0, c0 = time.perf_counter(), time.process_time()
-    for src in ins:
-        src.read(day, fine)
-    coarse = DailySeries.from_folder(sc / "inputs" / "ssm_coarse")
-    coarse.read(day)
-    t1 = time.perf_counter()
-    tmp = outputs.parent / f"floor-{method_safe(threads)}"
-    for k, a, dtype in arrays:
-        with RasterWriter(tmp / f"{k}.tif", fine, dtype, date=day) as w:
-            a = a if dtype == "float32" else np.where(np.isfinite(a), a, 255).astype(np.uint8)
-            w.write(a, 0)
-    t2 = time.perf_counter()
+    tune_huge_pages()  # the process's memory set as in a run
+    with keep_freed_memory():
+        t0, c0 = time.perf_counter(), time.process_time()
+        for src in ins:
+            src.read(day, fine)
+        coarse = DailySeries.from_folder(sc / "inputs" / "ssm_coarse")
+        coarse.read(day)
+        t1 = time.perf_counter()
+        tmp = outputs.parent / f"floor-{method_safe(threads)}"
+        for k, a, dtype in arrays:
+            with RasterWriter(tmp / f"{k}.tif", fine, dtype, date=day) as w:
+                a = a if dtype == "float32" else np.where(np.isfinite(a), a, 255).astype(np.uint8)
+                w.write(a, 0)
+        t2 = time.perf_counter()
     print(json.dumps({"read": t1 - t0, "write": t2 - t1, "seconds": t2 - t0, "cpu_seconds": time.process_time() - c0,
                       "threads": threads}))
 

@@ -1,4 +1,5 @@
-"""Huge pages for large arrays: numpy's request for them, off where it stalls first touches.
+"""The process's memory for large arrays: numpy's huge-page request (off where it stalls
+first touches) and glibc's reuse of freed blocks during a run.
 
 numpy asks the Linux kernel for transparent huge pages on every large array
 (``madvise(MADV_HUGEPAGE)``). Where transparent huge pages are in ``madvise`` mode but
@@ -16,12 +17,30 @@ the request does nothing).
 
 ``SSM_HUGE_PAGES``: ``auto`` (default: off in ``madvise`` mode), ``on`` (leave numpy's
 request on), ``off`` (turn it off).
+
+glibc serves every block above 32 MB (a day's 1 km layer) with a fresh ``mmap`` and
+returns it to the kernel when freed, so each new day-sized array is faulted in page by
+page again, zeroed by the kernel. A China-sized downscaling day allocates about 3.3 GB
+that way for a 1.3 GB peak: 830,000 page faults and a quarter of its CPU time in the
+kernel, worse where two threads of a compiled kernel fault at once (measured here: 0.58 s
+to fill 240 MB of fresh arrays from two threads, 0.14 s from one). :func:`keep_freed_memory`
+makes glibc keep freed blocks in the heap for the run's next arrays (``M_MMAP_MAX`` 0, no
+trimming) and gives the memory back when the run ends (``malloc_trim``). The China day:
+350,000 faults and 0.85 x the wall time, with 2 % more peak memory.
+
+``SSM_REUSE_MEMORY``: ``auto`` (default: on with glibc, unless the process's own malloc
+settings are given by ``MALLOC_*_`` or ``GLIBC_TUNABLES``), ``on``, ``off``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
+import sys
+import threading
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +95,80 @@ def tune_huge_pages() -> bool | None:
     log.info("numpy's request for transparent huge pages is turned off for this process (it stalls first "
              "touches of large arrays on memory compaction; SSM_HUGE_PAGES=on keeps it)")
     return _decided
+
+
+#: mallopt parameters (malloc.h) and glibc's defaults, restored when the last run ends
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX = 128 * 1024, 65536
+#: the trim threshold during a run (bytes; mallopt takes an int): free memory at the top of
+#: the heap beyond it is still given back
+KEEP_TRIM_THRESHOLD = 2**31 - 1
+
+_keep_lock = threading.Lock()
+_keep_depth = 0
+
+
+def _glibc():
+    """The C library's ``mallopt`` and ``malloc_trim`` when it is glibc on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    if not all(hasattr(libc, f) for f in ("gnu_get_libc_version", "mallopt", "malloc_trim")):
+        return None  # e.g. musl
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt.restype = ctypes.c_int
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
+    return libc
+
+
+#: glibc's own settings of what :func:`keep_freed_memory` changes (environment, tunables)
+_MALLOC_ENV = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+_MALLOC_TUNABLES = ("glibc.malloc.mmap_max", "glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold",
+                    "glibc.malloc.top_pad")
+
+
+def _malloc_tuned_by_user(env) -> bool:
+    tunables = env.get("GLIBC_TUNABLES", "")
+    return any(k in env for k in _MALLOC_ENV) or any(t in tunables for t in _MALLOC_TUNABLES)
+
+
+def reuse_wanted(env: dict[str, str] | None = None) -> bool:
+    """Whether runs keep freed blocks for reuse, by ``SSM_REUSE_MEMORY`` (see the module
+    docstring)."""
+    env = os.environ if env is None else env
+    setting = env.get("SSM_REUSE_MEMORY", "auto").strip().lower()
+    if setting == "off":
+        return False
+    return setting == "on" or not _malloc_tuned_by_user(env)
+
+
+@contextlib.contextmanager
+def keep_freed_memory() -> Iterator[bool]:
+    """Inside (a run; nested and concurrent uses count as one): glibc keeps freed blocks
+    in the heap for the next allocations instead of unmapping them (see the module
+    docstring). On leaving the outermost use, glibc's defaults are restored and the free
+    memory is given back to the kernel. Yields whether the allocator was tuned (False: not
+    glibc, or ``SSM_REUSE_MEMORY`` says no). Also usable as a decorator."""
+    global _keep_depth
+    libc = _glibc() if reuse_wanted() else None
+    if libc is None:
+        yield False
+        return
+    with _keep_lock:
+        _keep_depth += 1
+        if _keep_depth == 1:
+            libc.mallopt(M_MMAP_MAX, 0)
+            libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD)
+    try:
+        yield True
+    finally:
+        with _keep_lock:
+            _keep_depth -= 1
+            if _keep_depth == 0:
+                libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
+                libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
+                libc.malloc_trim(0)

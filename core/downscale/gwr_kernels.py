@@ -476,24 +476,22 @@ def _apply_nb(X, fr, fc, coef, cov, sigma2, out_pred, out_se):  # pragma: no cov
         w01 = (1 - tr) * tc
         w10 = tr * (1 - tc)
         w11 = tr * tc
-        x = np.empty(p)
-        x[0] = 1.0
-        for a in range(k):
-            x[a + 1] = X[i, a]
-        pred = 0.0
+        pred = 0.0  # x = (1, X[i]) read in place: no per-pixel array
         for a in range(p):
+            xa = 1.0 if a == 0 else X[i, a - 1]
             ba = w00 * coef[ir, ic, a] + w01 * coef[ir, ic1, a] + w10 * coef[ir1, ic, a] + w11 * coef[ir1, ic1, a]
-            pred += ba * x[a]
+            pred += ba * xa
         out_pred[i] = pred
         if want_se:  # x' C x over the upper triangle of the (symmetric) covariance
             q = 0.0
             for a in range(p):
+                xa = 1.0 if a == 0 else X[i, a - 1]
                 qa = 0.0
                 for b in range(a + 1, p):
                     cab = w00 * cov[ir, ic, a, b] + w01 * cov[ir, ic1, a, b] + w10 * cov[ir1, ic, a, b] + w11 * cov[ir1, ic1, a, b]
-                    qa += cab * x[b]
+                    qa += cab * X[i, b - 1]
                 caa = w00 * cov[ir, ic, a, a] + w01 * cov[ir, ic1, a, a] + w10 * cov[ir1, ic, a, a] + w11 * cov[ir1, ic1, a, a]
-                q += x[a] * (caa * x[a] + 2.0 * qa)
+                q += xa * (caa * xa + 2.0 * qa)
             out_se[i] = np.sqrt(max(q + sigma2, 0.0))
         else:
             out_se[i] = np.nan

@@ -54,7 +54,7 @@ from ..argcheck import check_downscale_args
 from ..errors import GridError, SeriesError, SsmError
 from ..grid import Grid
 from ..membership import Membership
-from ..memory import tune_huge_pages
+from ..memory import keep_freed_memory, tune_huge_pages
 from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..runner import Executor, SerialExecutor, ThreadExecutor
@@ -502,6 +502,7 @@ class Engine:
         return field_, fvar, borrowed
 
     # -- all stages --------------------------------------------------------------------------
+    @keep_freed_memory()
     def run(
         self,
         days: Sequence[dt.date],
@@ -755,6 +756,7 @@ def _near(days: Sequence[dt.date], d: dt.date, w: int) -> list[dt.date]:
     return list(days[i:j])
 
 
+@keep_freed_memory()
 def _task_aggregate(task: tuple) -> list[dt.date]:
     ctx, days = task
     eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
@@ -763,6 +765,7 @@ def _task_aggregate(task: tuple) -> list[dt.date]:
     return list(days)
 
 
+@keep_freed_memory()
 def _task_gain_pairs(task: tuple) -> dict:
     ctx, days = task
     eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
@@ -775,6 +778,7 @@ def _task_gain_pairs(task: tuple) -> dict:
     return out
 
 
+@keep_freed_memory()
 def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
     ctx, days = task
     eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
@@ -806,6 +810,7 @@ def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
     return out
 
 
+@keep_freed_memory()
 def _task_krige(task: tuple) -> list[dt.date]:
     ctx, days, fitted, cov = task
     eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
@@ -836,6 +841,7 @@ def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.da
             cache[o] = store.get("pred", o) if store.has("pred", o) else eng.predict_day(o, fit_cache[o][0], check)
 
 
+@keep_freed_memory()
 def _task_static(task: tuple) -> list[dt.date]:
     """Pass 1 of the static/dynamic split for a chunk of days: each day's within-cell
     anomaly (averaged over the anomaly window) saved for the driver's sum in day order."""
@@ -855,6 +861,7 @@ def _task_static(task: tuple) -> list[dt.date]:
     return list(days)
 
 
+@keep_freed_memory()
 def _task_apply(task: tuple) -> list[tuple[object, dict]]:
     """Stage C for a chunk of days: the corrected day, written by ``writer`` in the worker
     (its return value comes back) or returned whole (no writer)."""
@@ -975,6 +982,7 @@ ENGINE_KEYS = ("pool_days", "seam_days", "ssm_range", "residual", "min_fit_cover
                "anomaly_days", "noise_sd", "stat_days")
 
 
+@keep_freed_memory()
 def downscale_arrays(
     coarse_ssm: dict[dt.date, np.ndarray] | np.ndarray,
     predictors: dict[str, object],
@@ -1059,6 +1067,7 @@ class DayWriter:
         return {"day": res.day, "stats": res.stats, "files": files}
 
 
+@keep_freed_memory()
 def downscale_series(
     ssm_dir: str | Path,
     lst_dir: str | Path,

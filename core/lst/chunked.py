@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import SeriesError
 from ..grid import Grid
-from ..memory import tune_huge_pages
+from ..memory import keep_freed_memory, tune_huge_pages
 from ..progress import Progress
 from ..runner import Executor, SerialExecutor, ThreadExecutor
 from ..series import LayerSource, read_raster, write_day
@@ -185,6 +185,7 @@ def _tick(token: str) -> None:
             prog.advance()
 
 
+@keep_freed_memory()
 def run_chunk(task: tuple[GapfillJob, tuple[int, ...], tuple[int, ...], tuple[int, ...]]) -> ChunkResult:
     """Fill one chunk: ``(job, days, warmup, targets)`` with ``days`` the day numbers the
     chunk may read (sorted), ``warmup`` the days walked through first, ``targets`` the days

@@ -21,7 +21,7 @@ import numpy as np
 from ..argcheck import check_gapfill_args
 from ..errors import GridError, RasterReadError, SeriesError, SsmError
 from ..grid import Grid, open_raster
-from ..memory import tune_huge_pages
+from ..memory import keep_freed_memory, tune_huge_pages
 from ..preflight import gapfill_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..runner import Executor
@@ -171,6 +171,7 @@ def _day_numbers(days: Sequence[Any] | None, n: int) -> list[int]:
     return out
 
 
+@keep_freed_memory()
 def gapfill_stack(
     lst: np.ndarray,
     background: np.ndarray | None = None,
@@ -276,6 +277,7 @@ def _check_folder_not_input(out: Path, inputs: Sequence[Path | None]) -> None:
             raise SsmError(f"{out}: the output folder is an input folder; choose another one (inputs are never overwritten)")
 
 
+@keep_freed_memory()
 def gapfill_series(
     lst_dir: str | Path,
     background_dir: str | Path | None,

@@ -45,3 +45,102 @@ def test_the_setting_wins(fake, monkeypatch, setting, want):
 
 def test_numpy_has_the_switch():
     assert memory._numpy_switch() is not None
+
+
+# --- glibc's reuse of freed blocks during a run -----------------------------------------
+
+glibc = pytest.mark.skipif(memory._glibc() is None or memory.thp_mode() == "always",
+                           reason="needs glibc, and page faults of 4 kB pages (huge pages not always on)")
+
+
+def _faults_touching(nbytes: int) -> int:
+    """Minor page faults of allocating and writing a fresh ``nbytes`` array."""
+    import resource
+
+    import numpy as np
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = np.empty(nbytes, dtype=np.uint8)
+    a[:] = 1
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    del a
+    return after - before
+
+
+@pytest.fixture
+def small_pages():
+    """numpy's huge-page request off (page faults count 4 kB pages), restored after."""
+    switch = memory._numpy_switch()
+    was = switch(False) if switch is not None else None
+    yield
+    if switch is not None:
+        switch(was)
+
+
+@glibc
+def test_freed_blocks_are_reused_inside_and_given_back_after(monkeypatch, small_pages):
+    monkeypatch.delenv("SSM_REUSE_MEMORY", raising=False)
+    for k in (*memory._MALLOC_ENV, "GLIBC_TUNABLES"):
+        monkeypatch.delenv(k, raising=False)
+    size = 64 << 20  # above glibc's largest mmap threshold (32 MB): always mmapped by default
+    pages = size // 4096
+    assert _faults_touching(size) > pages // 2  # by default: a fresh mapping each time
+    with memory.keep_freed_memory() as tuned:
+        assert tuned
+        _faults_touching(size)  # the heap grows once
+        assert _faults_touching(size) < pages // 10  # then the freed block is reused
+    assert memory._keep_depth == 0
+    assert _faults_touching(size) > pages // 2  # defaults back: mapped afresh again
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("trim", pad))
+        return 1
+
+
+def test_nested_and_decorated_uses_tune_once_and_restore_once(monkeypatch):
+    fake = _FakeLibc()
+    monkeypatch.setattr(memory, "_glibc", lambda: fake)
+    monkeypatch.setenv("SSM_REUSE_MEMORY", "on")
+
+    @memory.keep_freed_memory()
+    def task():
+        return len(fake.calls)
+
+    with memory.keep_freed_memory():
+        assert fake.calls == [("mallopt", memory.M_MMAP_MAX, 0),
+                              ("mallopt", memory.M_TRIM_THRESHOLD, memory.KEEP_TRIM_THRESHOLD)]
+        assert task() == 2  # nested: nothing more
+    assert fake.calls[2:] == [("mallopt", memory.M_TRIM_THRESHOLD, memory.GLIBC_TRIM_THRESHOLD),
+                              ("mallopt", memory.M_MMAP_MAX, memory.GLIBC_MMAP_MAX), ("trim", 0)]
+    with pytest.raises(ZeroDivisionError):  # restored when the run fails too
+        with memory.keep_freed_memory():
+            raise ZeroDivisionError
+    assert fake.calls[-1] == ("trim", 0) and memory._keep_depth == 0
+
+
+@pytest.mark.parametrize("env, want", [({}, True), ({"SSM_REUSE_MEMORY": "off"}, False),
+                                       ({"MALLOC_ARENA_MAX": "2"}, True),
+                                       ({"MALLOC_MMAP_THRESHOLD_": "65536"}, False),
+                                       ({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0"}, False),
+                                       ({"GLIBC_TUNABLES": "glibc.rtld.nns=4"}, True),
+                                       ({"MALLOC_TRIM_THRESHOLD_": "1", "SSM_REUSE_MEMORY": "ON"}, True)])
+def test_the_users_own_malloc_settings_win_unless_told(env, want):
+    assert memory.reuse_wanted(env) is want
+
+
+def test_off_leaves_the_allocator_alone(monkeypatch):
+    fake = _FakeLibc()
+    monkeypatch.setattr(memory, "_glibc", lambda: fake)
+    monkeypatch.setenv("SSM_REUSE_MEMORY", "off")
+    with memory.keep_freed_memory() as tuned:
+        assert tuned is False
+    assert fake.calls == []
