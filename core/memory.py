@@ -106,6 +106,7 @@ KEEP_TRIM_THRESHOLD = 2**31 - 1
 
 _keep_lock = threading.Lock()
 _keep_depth = 0
+_keeping = None  # the C library while a run keeps freed blocks
 
 
 def _glibc():
@@ -153,7 +154,7 @@ def keep_freed_memory() -> Iterator[bool]:
     docstring). On leaving the outermost use, glibc's defaults are restored and the free
     memory is given back to the kernel. Yields whether the allocator was tuned (False: not
     glibc, or ``SSM_REUSE_MEMORY`` says no). Also usable as a decorator."""
-    global _keep_depth
+    global _keep_depth, _keeping
     libc = _glibc() if reuse_wanted() else None
     if libc is None:
         yield False
@@ -163,12 +164,26 @@ def keep_freed_memory() -> Iterator[bool]:
         if _keep_depth == 1:
             libc.mallopt(M_MMAP_MAX, 0)
             libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD)
+            _keeping = libc
     try:
         yield True
     finally:
         with _keep_lock:
             _keep_depth -= 1
             if _keep_depth == 0:
+                _keeping = None
                 libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
                 libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
                 libc.malloc_trim(0)
+
+
+def trim_freed() -> bool:
+    """After each day of a run that keeps freed blocks (:func:`keep_freed_memory`): give the
+    heap's free pages back to the kernel (``malloc_trim``), so that a run of many days holds
+    no more than its largest day (the heap's holes would otherwise add up over the days);
+    the blocks stay reusable within a day. Returns whether it trimmed."""
+    libc = _keeping
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True

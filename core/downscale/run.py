@@ -54,7 +54,7 @@ from ..argcheck import check_downscale_args
 from ..errors import GridError, SeriesError, SsmError
 from ..grid import Grid
 from ..membership import Membership
-from ..memory import keep_freed_memory, tune_huge_pages
+from ..memory import keep_freed_memory, trim_freed, tune_huge_pages
 from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..runner import Executor, SerialExecutor, ThreadExecutor
@@ -762,6 +762,7 @@ def _task_aggregate(task: tuple) -> list[dt.date]:
     eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
     for d in days:
         store.put("agg", d, eng.aggregate(d, _checker(ctx)))
+        trim_freed()
     return list(days)
 
 
@@ -858,6 +859,7 @@ def _task_static(task: tuple) -> list[dt.date]:
         store.put_array("anom", d, A)
         if d in keep:
             store.put("pred", d, pd)
+        trim_freed()
     return list(days)
 
 
@@ -889,6 +891,7 @@ def _task_apply(task: tuple) -> list[tuple[object, dict]]:
         for o in fitted:  # inputs no later day of this chunk reads (their decoded copies)
             if o <= d - dt.timedelta(days=w) and o not in days[days.index(d) + 1:]:
                 eng.fine_source.release(o)
+        trim_freed()
     return out
 
 

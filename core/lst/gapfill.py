@@ -21,7 +21,7 @@ import numpy as np
 from ..argcheck import check_gapfill_args
 from ..errors import GridError, RasterReadError, SeriesError, SsmError
 from ..grid import Grid, open_raster
-from ..memory import keep_freed_memory, tune_huge_pages
+from ..memory import keep_freed_memory, trim_freed, tune_huge_pages
 from ..preflight import gapfill_preflight
 from ..progress import CancelFn, Progress, ProgressFn
 from ..runner import Executor
@@ -151,6 +151,8 @@ def run_window(
             cache = None
             est = filler.estimate(t, data_t) if data_t is not None else None
             emit(t, data_t, est)
+            del data_t, est
+            trim_freed()
             if progress is not None:
                 progress.advance()
     finally:

@@ -144,3 +144,38 @@ def test_off_leaves_the_allocator_alone(monkeypatch):
     with memory.keep_freed_memory() as tuned:
         assert tuned is False
     assert fake.calls == []
+
+
+def test_trim_between_days_only_while_a_run_keeps_freed_blocks(monkeypatch):
+    fake = _FakeLibc()
+    monkeypatch.setattr(memory, "_glibc", lambda: fake)
+    monkeypatch.setenv("SSM_REUSE_MEMORY", "on")
+    assert memory.trim_freed() is False and fake.calls == []
+    with memory.keep_freed_memory():
+        assert memory.trim_freed() is True
+        assert fake.calls[-1] == ("trim", 0)
+    n = len(fake.calls)
+    assert memory.trim_freed() is False and len(fake.calls) == n
+
+
+@glibc
+def test_trim_gives_the_free_heap_back(monkeypatch, small_pages):
+    import resource
+
+    import numpy as np
+
+    monkeypatch.setenv("SSM_REUSE_MEMORY", "on")
+
+    def rss_kb() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * (resource.getpagesize() // 1024)
+
+    with memory.keep_freed_memory():
+        a = np.empty(96 << 20, dtype=np.uint8)
+        a[:] = 1
+        keep = np.ones(1024)  # a live block above it: the heap's top cannot shrink
+        del a
+        held = rss_kb()
+        assert memory.trim_freed()
+        assert rss_kb() < held - 64 * 1024  # most of the 96 MB hole is given back
+        del keep
