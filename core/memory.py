@@ -177,13 +177,36 @@ def keep_freed_memory() -> Iterator[bool]:
                 libc.malloc_trim(0)
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_bytes(libc=None) -> tuple[int, int] | None:
+    """``(in use, free)`` bytes of glibc's allocations (``mallinfo2``, glibc 2.33 or later;
+    all arenas): in use in the heaps plus the blocks mapped on their own, free in the heaps;
+    None where it cannot be asked."""
+    libc = libc if libc is not None else _glibc()
+    fn = getattr(libc, "mallinfo2", None) if libc is not None else None
+    if fn is None:
+        return None
+    fn.argtypes = []
+    fn.restype = _MallInfo2
+    m = fn()
+    return int(m.uordblks) + int(m.hblkhd), int(m.fordblks)
+
+
 def trim_freed() -> bool:
-    """After each day of a run that keeps freed blocks (:func:`keep_freed_memory`): give the
-    heap's free pages back to the kernel (``malloc_trim``), so that a run of many days holds
-    no more than its largest day (the heap's holes would otherwise add up over the days);
-    the blocks stay reusable within a day. Returns whether it trimmed."""
+    """After each day of a run that keeps freed blocks (:func:`keep_freed_memory`): where
+    the heaps hold more free memory than memory in use, give their free pages back to the
+    kernel (``malloc_trim``). A run of many days then never holds more than twice what it
+    uses (the heap's holes cannot add up over the days), and a day's freed blocks stay
+    ready for the next day otherwise. Returns whether it trimmed."""
     libc = _keeping
     if libc is None:
+        return False
+    use = heap_bytes(libc)
+    if use is not None and use[1] <= use[0]:
         return False
     libc.malloc_trim(0)
     return True

@@ -152,8 +152,14 @@ def test_trim_between_days_only_while_a_run_keeps_freed_blocks(monkeypatch):
     monkeypatch.setenv("SSM_REUSE_MEMORY", "on")
     assert memory.trim_freed() is False and fake.calls == []
     with memory.keep_freed_memory():
+        monkeypatch.setattr(memory, "heap_bytes", lambda libc: (100, 101))  # more free than used
         assert memory.trim_freed() is True
         assert fake.calls[-1] == ("trim", 0)
+        n = len(fake.calls)
+        monkeypatch.setattr(memory, "heap_bytes", lambda libc: (100, 100))
+        assert memory.trim_freed() is False and len(fake.calls) == n
+        monkeypatch.setattr(memory, "heap_bytes", lambda libc: None)  # cannot ask: trim
+        assert memory.trim_freed() is True and len(fake.calls) == n + 1
     n = len(fake.calls)
     assert memory.trim_freed() is False and len(fake.calls) == n
 
@@ -175,7 +181,22 @@ def test_trim_gives_the_free_heap_back(monkeypatch, small_pages):
         a[:] = 1
         keep = np.ones(1024)  # a live block above it: the heap's top cannot shrink
         del a
+        used, free = memory.heap_bytes() or (0, 1)
+        assert free > 90 << 20 and free > used  # the hole: more free than used
         held = rss_kb()
         assert memory.trim_freed()
         assert rss_kb() < held - 64 * 1024  # most of the 96 MB hole is given back
         del keep
+
+
+@glibc
+def test_heap_bytes_counts_a_live_block():
+    import numpy as np
+
+    if memory.heap_bytes() is None:
+        pytest.skip("glibc before 2.33: no mallinfo2")
+    used0, _ = memory.heap_bytes()
+    a = np.ones(8 << 20, dtype=np.uint8)  # 8 MB, from the heap or mapped on its own
+    used1, _ = memory.heap_bytes()
+    assert used1 - used0 >= 8 << 20
+    del a
