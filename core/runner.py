@@ -331,3 +331,40 @@ def make_executor(scheduler: str | None = None, workers: int | None = None) -> E
         raise SsmError(f"{s!r} is not a Dask scheduler address: give one such as tcp://host:8786, 'local' for a "
                        "local Dask cluster, or leave it empty")
     return DaskExecutor(s if "://" in s else f"tcp://{s}", workers)
+
+
+#: most threads :func:`ordered_map` uses (each holds one block's temporaries)
+BLOCK_THREADS_MAX = 4
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None) -> Iterator[Any]:
+    """``fn`` over ``items`` in up to ``workers`` threads of this process (default: the
+    cores, at most :data:`BLOCK_THREADS_MAX`; one where compiled kernels are not
+    thread-safe), yielding the results in the order of ``items`` with at most ``workers``
+    items running ahead. For the row blocks of one day whose results are added up in
+    block order: the same numbers as a loop, in less wall time where ``fn`` releases the
+    GIL (compiled kernels, numpy, file reads). Stopping the iteration early (an exception
+    in the caller's loop) cancels what has not started and waits for what has."""
+    items = list(items)
+    n = min(workers or min(cores(), BLOCK_THREADS_MAX), len(items))
+    if n > 1 and not threads_safe_for_kernels():
+        n = 1
+    if n <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n, thread_name_prefix="ssm-block") as pool:
+        pending = deque(pool.submit(fn, item) for item in items[:n])
+        nxt = n
+        try:
+            while pending:
+                res = pending.popleft().result()
+                if nxt < len(items):
+                    pending.append(pool.submit(fn, items[nxt]))
+                    nxt += 1
+                yield res
+        finally:
+            for f in pending:
+                f.cancel()
