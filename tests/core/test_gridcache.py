@@ -173,3 +173,27 @@ def test_a_file_deleted_by_another_process_is_rebuilt_quietly(grids, folder, mon
         got = cached_arrays("t", (fine, coarse), lambda: {"a": np.arange(4.0)})
     np.testing.assert_array_equal(got["a"], np.arange(4.0))
     assert "cannot be used" not in caplog.text and real_exists(path)
+
+
+def test_loaded_arrays_are_read_only_views_of_the_file(grids, folder):
+    arrays = {"i": np.arange(12, dtype=np.int32).reshape(3, 4), "f": np.asfortranarray(np.random.default_rng(1).normal(size=(5, 3))),
+              "b": np.array([True, False]), "s": np.float64(2.5)}
+    built = cached_arrays("test", grids, lambda: arrays)
+    got = cached_arrays("test", grids, lambda: pytest.fail("built again"))
+    assert set(got) == set(arrays)
+    for k, v in arrays.items():
+        assert got[k].dtype == v.dtype and got[k].shape == np.shape(v) and np.array_equal(got[k], v)
+        assert np.array_equal(built[k], v)
+        assert not got[k].flags.writeable  # shared with the page cache: nobody writes into it
+    with pytest.raises(ValueError):
+        got["i"][0, 0] = 7
+
+
+def test_a_compressed_cache_file_is_rebuilt(grids, folder, caplog):
+    cached_arrays("test", grids, lambda: {"a": np.arange(3)})
+    (path,) = folder.glob("test-*.npz")
+    sig = grid_signature(list(grids))
+    np.savez_compressed(path, a=np.arange(3), _signature=np.array(sig))
+    with caplog.at_level(logging.WARNING):
+        got = cached_arrays("test", grids, lambda: {"a": np.arange(3) + 1})
+    assert np.array_equal(got["a"], np.arange(3) + 1) and "computed again" in caplog.text
