@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 
 
 #: bytes of per-day state a run whose tasks all run in this process keeps in memory
-#: instead of on its scratch folder (``SSM_STORE_MB`` overrides it; 0: always the folder)
-STORE_MEMORY_BYTES = 512 * 1024**2
+#: instead of on its scratch folder (``SSM_STORE_MB`` overrides it; 0: always the folder).
+#: At China size a day's kept prediction is 180 MB: 256 MB hold one, and a run of many
+#: China-sized days stays within 2 GB (1.94 GB for 4 days; 2.06 GB with 512 MB)
+STORE_MEMORY_BYTES = 256 * 1024**2
 
 
 def store_memory_budget() -> int:
