@@ -57,7 +57,7 @@ from ..membership import Membership
 from ..memory import keep_freed_memory, trim_freed, tune_huge_pages
 from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
-from ..runner import Executor, SerialExecutor, ThreadExecutor, ordered_map
+from ..runner import Executor, SerialExecutor, ThreadExecutor
 from ..series import DailySeries, LayerSource, RasterWriter, day_filename
 from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
 from .daypass import (  # noqa: F401 - the flag values are part of this module's interface
@@ -314,16 +314,11 @@ class Engine:
         vsum = np.zeros((self.n, k))
         wsum = np.zeros(self.n)
         count = np.zeros(self.n, dtype=np.int64)
-
-        def block_sums(block: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            r0, nr = block
+        for r0, nr in self.blocks:
             raw = self.fine_source.read(day, r0, nr)
             X = est.features(raw)
             w = None if self.weights is None else np.broadcast_to(self.weights, self.fine.shape)[r0 : r0 + nr]
-            return cell_sums(X, self.index[r0 : r0 + nr], self.n, mask=self._land(raw), weights=w)
-
-        self.fine_source.read(day, 0, 1)  # the day's files decoded here, one after another (GDAL's threads)
-        for vp, wp, cp in ordered_map(block_sums, self.blocks):  # added up in block order: the bytes of a loop
+            vp, wp, cp = cell_sums(X, self.index[r0 : r0 + nr], self.n, mask=self._land(raw), weights=w)
             wsum += wp
             count += cp
             vsum += vp
