@@ -177,9 +177,13 @@ def keep_freed_memory() -> Iterator[bool]:
                 libc.malloc_trim(0)
 
 
+#: the fields of glibc's ``struct mallinfo2`` (all ``size_t``), in order
+_MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                     "keepcost")
+
+
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [(n, ctypes.c_size_t) for n in _MALLINFO2_FIELDS]
 
 
 def heap_bytes(libc=None) -> tuple[int, int] | None:
