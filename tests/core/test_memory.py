@@ -177,15 +177,18 @@ def test_trim_gives_the_free_heap_back(monkeypatch, small_pages):
             return int(fh.read().split()[1]) * (resource.getpagesize() // 1024)
 
     with memory.keep_freed_memory():
-        a = np.empty(96 << 20, dtype=np.uint8)
+        used0 = (memory.heap_bytes() or (0, 0))[0]  # what the test session holds already
+        size = max(96 << 20, used0 + (64 << 20))  # a hole larger than everything in use
+        a = np.empty(size, dtype=np.uint8)
         a[:] = 1
         keep = np.ones(1024)  # a live block above it: the heap's top cannot shrink
         del a
-        used, free = memory.heap_bytes() or (0, 1)
-        assert free > 90 << 20 and free > used  # the hole: more free than used
+        if memory.heap_bytes() is not None:
+            used, free = memory.heap_bytes()
+            assert free >= size - (1 << 20) and free > used  # the hole: more free than used
         held = rss_kb()
         assert memory.trim_freed()
-        assert rss_kb() < held - 64 * 1024  # most of the 96 MB hole is given back
+        assert rss_kb() < held - size // 2048  # most of the hole is given back (kB)
         del keep
 
 
