@@ -25,8 +25,10 @@ that way for a 1.3 GB peak: 830,000 page faults and a quarter of its CPU time in
 kernel, worse where two threads of a compiled kernel fault at once (measured here: 0.58 s
 to fill 240 MB of fresh arrays from two threads, 0.14 s from one). :func:`keep_freed_memory`
 makes glibc keep freed blocks in the heap for the run's next arrays (``M_MMAP_MAX`` 0, no
-trimming) and gives the memory back when the run ends (``malloc_trim``). The China day:
-350,000 faults and 0.85 x the wall time, with 2 % more peak memory.
+trimming) and gives the memory back when the run ends (``malloc_trim``); between days
+:func:`trim_freed` gives it back where the heap holds more free memory than is in use.
+The China day: 350,000 faults and 0.85-0.93 x the wall time (three paired runs), with
+2 % more peak memory.
 
 ``SSM_REUSE_MEMORY``: ``auto`` (default: on with glibc, unless the process's own malloc
 settings are given by ``MALLOC_*_`` or ``GLIBC_TUNABLES``), ``on``, ``off``.
