@@ -44,7 +44,6 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -410,10 +409,7 @@ STAGES = [
 
 class StageTimer:
     """Exclusive wall and CPU time (of the whole process, all threads) per stage of wrapped
-    functions (see :data:`STAGES`) called in the main thread; calls in other threads (the
-    row blocks of a day in :func:`~ssm_downscaling.core.runner.ordered_map`) count for the
-    main thread's stage that waits for them. CPU seconds are less disturbed by a busy
-    machine."""
+    functions (see :data:`STAGES`); CPU seconds are less disturbed by a busy machine."""
 
     def __init__(self) -> None:
         self.secs: dict[str, float] = {}
@@ -425,8 +421,6 @@ class StageTimer:
 
         @functools.wraps(fn)
         def timed(*a, **k):
-            if threading.current_thread() is not threading.main_thread():
-                return fn(*a, **k)
             self.stack.append([0.0, 0.0])
             t, c = time.perf_counter(), time.process_time()
             try:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -111,8 +112,10 @@ _keep_depth = 0
 _keeping = None  # the C library while a run keeps freed blocks
 
 
+@functools.cache
 def _glibc():
-    """The C library's ``mallopt`` and ``malloc_trim`` when it is glibc on Linux, else None."""
+    """The C library's ``mallopt`` and ``malloc_trim`` when it is glibc on Linux, else None
+    (looked up once per process)."""
     if not sys.platform.startswith("linux"):
         return None
     try:

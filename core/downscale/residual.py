@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..accel import kernel, njit
-from ..runner import ordered_map
 from .interp import bilinear_weights
 
 log = logging.getLogger(__name__)
@@ -117,13 +116,9 @@ def cell_means(values: np.ndarray, index: np.ndarray, weights: np.ndarray | None
     wsum = np.zeros(n_cells)
     vsum = np.zeros(n_cells)
     H, W = values.shape
-
-    def block_sums(block: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        r0, nr = block
+    for r0, nr in _blocks(H, W):
         w = None if weights is None else np.broadcast_to(weights, values.shape)[r0 : r0 + nr]
-        return cell_sums(values[r0 : r0 + nr].reshape(-1, 1), index[r0 : r0 + nr], n_cells, weights=w)
-
-    for vp, wp, _ in ordered_map(block_sums, _blocks(H, W)):  # added up in block order, as a loop
+        vp, wp, _ = cell_sums(values[r0 : r0 + nr].reshape(-1, 1), index[r0 : r0 + nr], n_cells, weights=w)
         wsum += wp
         vsum += vp[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):

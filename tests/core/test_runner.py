@@ -14,7 +14,6 @@ from ssm_downscaling.core.runner import (
     ThreadExecutor,
     dask_available,
     make_executor,
-    ordered_map,
 )
 
 
@@ -149,59 +148,3 @@ def test_local_cluster_workers_that_do_not_start_are_a_clear_error(monkeypatch):
     with pytest.raises(SsmError, match="did not all start within 120 s.*/opt/other/python3.*Leave the Dask scheduler"):
         runner.DaskExecutor(None, 2)
     assert closed == ["client", "cluster"]  # nothing left running
-
-
-# --- ordered_map: the row blocks of one day in threads, results in order -----------------
-
-
-def test_ordered_map_gives_the_loops_results_in_order_with_a_bounded_lead():
-    running, most, lock = [0], [0], threading.Lock()
-
-    def slow_square(x: int) -> int:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.02 if x % 3 == 0 else 0.001)  # later items finish first
-        with lock:
-            running[0] -= 1
-        return x * x
-
-    assert list(ordered_map(slow_square, range(12), workers=3)) == [x * x for x in range(12)]
-    assert 1 < most[0] <= 3
-    assert list(ordered_map(slow_square, [], workers=3)) == []
-    assert list(ordered_map(slow_square, range(4), workers=1)) == [0, 1, 4, 9]
-
-
-def test_ordered_map_sums_in_block_order_as_a_loop():
-    import numpy as np
-
-    rng = np.random.default_rng(3)
-    blocks = [rng.normal(size=1000) * 10.0 ** rng.integers(-8, 8) for _ in range(16)]
-    loop = np.zeros(1000)
-    for b in blocks:
-        loop += np.cumsum(b)
-    threaded = np.zeros(1000)
-    for part in ordered_map(np.cumsum, blocks, workers=4):
-        threaded += part
-    assert np.array_equal(loop, threaded)  # the same bytes
-
-
-def test_ordered_map_raises_the_items_error_and_stops_early():
-    started = []
-
-    def fn(x: int) -> int:
-        started.append(x)
-        if x == 2:
-            raise ValueError("bad block 2")
-        time.sleep(0.01)
-        return x
-
-    with pytest.raises(ValueError, match="bad block 2"):
-        list(ordered_map(fn, range(50), workers=2))
-    assert len(started) < 10  # the blocks after it were not all started
-    out = []
-    for r in ordered_map(lambda x: x, range(50), workers=2):  # the caller stops: nothing left running
-        out.append(r)
-        if r == 3:
-            break
-    assert out == [0, 1, 2, 3]
