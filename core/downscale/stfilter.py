@@ -198,6 +198,11 @@ def estimate_covariance(
     return Covariance(float(s2), float(nv), L, T, int(pairs))
 
 
+#: the retrieval error variance is at least this share of the signal variance in the
+#: kriging (a numerical floor: with no nugget the data are honoured to ~1e-8)
+MIN_NOISE_RATIO = 1e-8
+
+
 def krige(
     resid: Mapping[int, np.ndarray],
     node_xy: np.ndarray,
@@ -215,9 +220,22 @@ def krige(
     ``resid`` maps day ordinals to ``(n_cells,)`` residuals (NaN missing; any days, also
     outside ``days``); cells within ``radius_cells`` spacings and ``window_days`` days
     (default: ~2 temporal e-folding lengths, 1-5 days) are used. The cells are processed in
-    tiles of ``tile x tile`` cells of ``grid_shape`` (one linear system per tile and day).
-    Returns ``{day: (signal (n,), variance (n,))}``; the variance is the signal variance
-    where no data is near.
+    tiles of ``tile x tile`` cells of ``grid_shape``: all targets of a tile share its
+    sources. Returns ``{day: (signal (n,), variance (n,))}``; the variance is the signal
+    variance where no data is near.
+
+    The result is that of one kriging system per tile and day over all its source
+    cell-days (up to 11 days x ~180 cells), computed as a Kalman smoother: with the
+    separable exponential covariance, a tile's signal is a vector AR(1) process in time,
+    ``s(t') = rho s(t) + w`` with ``rho = exp(-(t' - t) / T)`` and ``w ~ N(0, (1 - rho^2) S)``
+    (``S`` the spatial covariance of the tile's cells). Past and future days are
+    independent given the day's signal, so the day's posterior is the prior times the
+    likelihood of the past days' data (a filter run forward from the window's first day)
+    times that of the future days' data (run backward: the stationary process is
+    time-reversible). Both run in the information form in coordinates whitened by the
+    Cholesky factor of ``S``, where the process noise is a multiple of the identity: a step
+    is one Cholesky inversion of a tile-sized matrix instead of a factorisation of the
+    window's system (about 50 times fewer operations for an 11-day window).
     """
     n = node_xy.shape[0]
     if window_days is None:
@@ -225,60 +243,108 @@ def krige(
     rows, cols = grid_shape if grid_shape is not None else (1, n)
     r_idx, c_idx = np.divmod(np.arange(n), cols)
     margin = int(math.ceil(radius_cells))
+    reach = radius_cells * spacing
     ordinals = sorted(resid)
-    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    tiles = []
+    s2 = float(cov.signal_var)
+    inv_noise = 1.0 / max(float(cov.noise_var) + 1e-12 * s2, MIN_NOISE_RATIO * s2)
+    sig = {d: np.zeros(n) for d in days}
+    var = {d: np.full(n, s2) for d in days}
+    need = sorted({o for d in days for o in ordinals if abs(o - d) <= window_days})
     for tr in range(0, rows, tile):
         for tc in range(0, cols, tile):
             tgt = np.flatnonzero((r_idx >= tr) & (r_idx < tr + tile) & (c_idx >= tc) & (c_idx < tc + tile))
-            src = np.flatnonzero((r_idx >= tr - margin) & (r_idx < tr + tile + margin)
+            if not tgt.size:
+                continue
+            box = np.flatnonzero((r_idx >= tr - margin) & (r_idx < tr + tile + margin)
                                  & (c_idx >= tc - margin) & (c_idx < tc + tile + margin))
-            if tgt.size:
-                tiles.append((tgt, src))
-    reach = radius_cells * spacing
-    for day in days:
-        if check is not None:
-            check()
-        near = [o for o in ordinals if abs(o - day) <= window_days]
-        sig = np.zeros(n)
-        var = np.full(n, cov.signal_var)
-        for tgt, src in tiles:
-            xs, ts, vs = [], [], []
-            for o in near:
-                v = resid[o][src]
-                ok = np.isfinite(v)
-                if ok.any():
-                    xs.append(node_xy[src[ok]])
-                    ts.append(np.full(int(ok.sum()), float(o - day)))
-                    vs.append(v[ok])
-            if not xs:
+            src = box[_min_dist(node_xy[box], node_xy[tgt]) <= reach + 1e-6]  # holds the targets
+            vals = {o: resid[o][src] for o in need}
+            seen = {o: np.isfinite(v) for o, v in vals.items()}
+            if not any(m.any() for m in seen.values()):
                 continue
-            X = np.concatenate(xs)
-            t = np.concatenate(ts)
-            v = np.concatenate(vs)
-            # keep sources within reach of some target
-            dmin = _min_dist(X, node_xy[tgt])
-            keep = dmin <= reach + 1e-6
-            if not keep.any():
-                continue
-            X, t, v = X[keep], t[keep], v[keep]
-            h = np.hypot(X[:, None, 0] - X[None, :, 0], X[:, None, 1] - X[None, :, 1])
-            K = cov(h, t[:, None] - t[None, :])
-            K[np.diag_indices_from(K)] += cov.noise_var + 1e-12 * cov.signal_var
-            h0 = np.hypot(node_xy[tgt][:, None, 0] - X[None, :, 0], node_xy[tgt][:, None, 1] - X[None, :, 1])
-            k0 = cov(h0, -t[None, :])  # (targets, sources)
-            try:
-                from scipy.linalg import cho_factor, cho_solve
+            if check is not None:
+                check()
+            _krige_tile(node_xy[src], np.searchsorted(src, tgt), vals, seen, days, cov, window_days,
+                        inv_noise, tgt, sig, var)
+    return {d: (sig[d], var[d]) for d in days}
 
-                cf = cho_factor(K, lower=True, check_finite=False)
-                alpha = cho_solve(cf, v, check_finite=False)
-                Wt = cho_solve(cf, k0.T, check_finite=False)  # (sources, targets)
-            except np.linalg.LinAlgError:  # pragma: no cover - K is SPD by construction
-                continue
-            sig[tgt] = k0 @ alpha
-            var[tgt] = np.maximum(cov.signal_var - np.einsum("ts,st->t", k0, Wt), 0.0)
-        out[day] = (sig, var)
-    return out
+
+def _krige_tile(xy: np.ndarray, at: np.ndarray, vals: dict, seen: dict, days: list[int], cov: Covariance,
+                window: int, inv_noise: float, tgt: np.ndarray, sig: dict, var: dict) -> None:
+    """Kalman smoothing of one tile (see :func:`krige`): ``xy (m, 2)`` its source cells,
+    ``at`` the targets' rows among them, ``vals``/``seen`` each day's residuals and mask
+    (m,); writes ``sig[d][tgt]``, ``var[d][tgt]``."""
+    from scipy.linalg import lapack, solve_triangular
+
+    m = xy.shape[0]
+    h = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    S = cov.signal_var * np.exp(-h / cov.length_m)
+    S[np.diag_indices(m)] *= 1.0 + 1e-12
+    L = np.linalg.cholesky(S)  # s = L z, z ~ N(0, I)
+    info: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a day's data as information on z
+    for o, ok in seen.items():
+        if ok.any():
+            Lo = L[ok]
+            info[o] = ((Lo.T @ Lo) * inv_noise, Lo.T @ vals[o][ok] * inv_noise)
+
+    diag = np.diag_indices(m)
+
+    def step(lam: np.ndarray | None, eta: np.ndarray | None, gap: float):
+        """The information (lam, eta) on z at one day carried ``gap`` days on: with
+        ``z' = rho z + w``, ``w ~ N(0, c I)``, ``lam' = rho^2 / c (I - (I + c lam)^-1)`` and
+        ``eta' = rho (I + c lam)^-1 eta``. Only the lower triangle of ``lam`` is kept."""
+        if lam is None:
+            return None, None
+        rho = math.exp(-gap / cov.time_days)
+        c = 1.0 - rho * rho
+        M = lam * c
+        M[diag] += 1.0
+        cf, bad = lapack.dpotrf(M, lower=1, overwrite_a=1)
+        if bad:  # pragma: no cover - M >= I is SPD
+            raise np.linalg.LinAlgError("kriging step not positive definite")
+        eta2, _ = lapack.dpotrs(cf, eta, lower=1)
+        inv, _ = lapack.dpotri(cf, lower=1, overwrite_c=1)
+        g = rho * rho / c
+        inv *= -g
+        inv[diag] += g
+        return inv, eta2 * rho
+
+    def run(seq: list[int], d: int):
+        lam = eta = None
+        prev = None
+        for o in seq:
+            if prev is not None:
+                lam, eta = step(lam, eta, abs(o - prev))
+            prev = o
+            if o in info:
+                g, e = info[o]
+                lam, eta = (g.copy(), e.copy()) if lam is None else (lam + g, eta + e)
+        if prev is not None and prev != d:
+            lam, eta = step(lam, eta, abs(d - prev))
+        return lam, eta
+
+    have = sorted(info)
+    Lt = L[at]
+    for d in days:
+        near = [o for o in have if abs(o - d) <= window]
+        if not near:
+            continue
+        lf, ef = run([o for o in near if o <= d], d)
+        lb, eb = run([o for o in reversed(near) if o > d], d)
+        P = np.zeros((m, m))
+        P[diag] = 1.0
+        eta = np.zeros(m)
+        for lam, e in ((lf, ef), (lb, eb)):
+            if lam is not None:
+                P += lam
+                eta += e
+        C, bad = lapack.dpotrf(P, lower=1, overwrite_a=1, clean=1)
+        if bad:  # pragma: no cover - P >= I is SPD
+            raise np.linalg.LinAlgError("kriging system not positive definite")
+        mu, _ = lapack.dpotrs(C, eta, lower=1)
+        sig[d][tgt] = Lt @ mu
+        V = solve_triangular(C, Lt.T, lower=True, check_finite=False)
+        var[d][tgt] = np.einsum("ij,ij->j", V, V)
 
 
 def _min_dist(points: np.ndarray, targets: np.ndarray) -> np.ndarray:

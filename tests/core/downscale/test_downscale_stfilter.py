@@ -118,6 +118,66 @@ def test_krige_identities():
     np.testing.assert_allclose(t1[0][0], t2[0][0], atol=1e-12)
 
 
+def _dense_krige(resid, xy, days, cov, radius_cells, window, tile, shape):
+    """Reference: one simple-kriging system per tile and day over every source cell-day
+    (the tile's cells within reach of one of its targets, the days within the window),
+    solved directly."""
+    rows, cols = shape
+    out = {}
+    for d in days:
+        sig, var = np.zeros(len(xy)), np.full(len(xy), cov.signal_var)
+        for tr in range(0, rows, tile):
+            for tc in range(0, cols, tile):
+                tgt = np.array([r * cols + c for r in range(tr, min(tr + tile, rows))
+                                for c in range(tc, min(tc + tile, cols))])
+                dist = np.hypot(*(xy[:, None, :] - xy[None, tgt, :]).transpose(2, 0, 1)).min(axis=1)
+                src = np.flatnonzero(dist <= radius_cells * SP + 1e-6)
+                pts = [(i, o) for o in sorted(resid) if abs(o - d) <= window for i in src if np.isfinite(resid[o][i])]
+                if not pts:
+                    continue
+                i, o = np.array(pts).T
+                h = np.hypot(*(xy[i][:, None, :] - xy[i][None, :, :]).transpose(2, 0, 1))
+                K = cov(h, o[:, None] - o[None, :]) + cov.noise_var * np.eye(len(i))
+                k0 = cov(np.hypot(*(xy[tgt][:, None, :] - xy[i][None, :, :]).transpose(2, 0, 1)), d - o[None, :])
+                v = np.array([resid[a][b] for b, a in zip(i, o)])
+                sig[tgt] = k0 @ np.linalg.solve(K, v)
+                var[tgt] = cov.signal_var - np.einsum("ts,ts->t", k0, np.linalg.solve(K, k0.T).T)
+        out[d] = (sig, var)
+    return out
+
+
+@pytest.mark.parametrize("time_days", [0.7, 3.0, 50.0])
+def test_krige_equals_one_system_per_tile_and_day(time_days):
+    """The Kalman smoother gives the direct solution of each tile's space-time system:
+    missing cells, a day without data, a missing day (a two-day step), tiles at the edges."""
+    rows, cols = 7, 9
+    xy = _grid_xy(rows, cols)
+    rng = np.random.default_rng(11)
+    ords = [0, 1, 2, 3, 5, 6, 7, 8, 9]  # day 4 missing
+    resid = {o: np.where(rng.random(rows * cols) < 0.7, rng.normal(0, 0.03, rows * cols), np.nan) for o in ords}
+    resid[7][:] = np.nan
+    cov = Covariance(4e-4, 3e-4, 1.5 * SP, time_days)
+    days = [2, 4, 5, 7, 9]
+    got = krige(resid, xy, days, cov, SP, radius_cells=2.0, window_days=3, tile=4, grid_shape=(rows, cols))
+    ref = _dense_krige(resid, xy, days, cov, 2.0, 3, 4, (rows, cols))
+    for d in days:
+        np.testing.assert_allclose(got[d][0], ref[d][0], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(got[d][1], ref[d][1], rtol=0, atol=1e-12)
+
+
+def test_krige_is_time_symmetric():
+    """The stationary signal is time-reversible: the days mirrored give the same estimates."""
+    xy = _grid_xy(6, 6)
+    rng = np.random.default_rng(2)
+    resid = {o: np.where(rng.random(36) < 0.8, rng.normal(0, 0.03, 36), np.nan) for o in range(9)}
+    cov = Covariance(4e-4, 3e-4, 2 * SP, 2.0)
+    a = krige(resid, xy, [3, 4], cov, SP, grid_shape=(6, 6), tile=3)
+    b = krige({8 - o: v for o, v in resid.items()}, xy, [5, 4], cov, SP, grid_shape=(6, 6), tile=3)
+    for d in (3, 4):
+        np.testing.assert_allclose(a[d][0], b[8 - d][0], atol=1e-14)
+        np.testing.assert_allclose(a[d][1], b[8 - d][1], atol=1e-15)
+
+
 def test_soft_bounds_are_continuous_inside_and_identity_in_the_middle():
     x = np.linspace(-0.2, 0.9, 2201).astype(np.float32)
     y = soft_bounds(x.copy(), 0.01, 0.6)
