@@ -44,7 +44,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -825,10 +825,17 @@ def _task_krige(task: tuple) -> list[dt.date]:
     return list(days)
 
 
+#: what a neighbouring day's prediction is kept with (its anomaly is all that is used)
+SLIM_KEYS = ("pred", "mean")
+
+
 def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.date], fit_cache: dict,
-                 check: Progress | None = None) -> None:
+                 check: Progress | None = None, full: Container[dt.date] = (),
+                 save: Container[dt.date] = ()) -> None:
     """Fill ``cache`` with the day predictions of ``near`` (dropping the others): those the
-    first pass saved on the scratch folder, else predicted."""
+    first pass saved on the scratch folder, else predicted (and saved when in ``save``).
+    Only the days in ``full`` keep everything :meth:`Engine.predict_day` returns; the others
+    keep :data:`SLIM_KEYS` (a China-sized day: 80 of 180 MB)."""
     for o in list(cache):
         if o not in near:
             del cache[o]
@@ -838,8 +845,16 @@ def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.da
     for o in near:
         if o not in fit_cache:
             fit_cache[o] = store.get("fit", o)
-        if o not in cache:
-            cache[o] = store.get("pred", o) if store.has("pred", o) else eng.predict_day(o, fit_cache[o][0], check)
+        if o in cache and (o not in full or len(cache[o]) > len(SLIM_KEYS)):
+            continue
+        if store.has("pred", o):
+            pd = store.get("pred", o)
+        else:
+            pd = eng.predict_day(o, fit_cache[o][0], check)
+            if o in save:
+                store.put("pred", o, pd)
+        cache[o] = pd if o in full else {k: pd[k] for k in SLIM_KEYS}
+        del pd
 
 
 @keep_freed_memory()
@@ -852,13 +867,11 @@ def _task_static(task: tuple) -> list[dt.date]:
     fits: dict[dt.date, tuple] = {}
     for d in days:
         near = _near(fitted, d, w)
-        _predictions(eng, store, cache, near, fits, _checker(ctx))
+        _predictions(eng, store, cache, near, fits, _checker(ctx), save=keep)
         pd = cache[d]
         _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
                               eng.fr, eng.fc, eng.shape)
         store.put_array("anom", d, A)
-        if d in keep:
-            store.put("pred", d, pd)
         trim_freed()
     return list(days)
 
@@ -873,9 +886,11 @@ def _task_apply(task: tuple) -> list[tuple[object, dict]]:
     cache: dict[dt.date, dict] = {}
     fits: dict[dt.date, tuple] = {}
     out = []
-    for d in days:
+    for i, d in enumerate(days):
         near = _near(fitted, d, w)
-        _predictions(eng, store, cache, near, fits, _checker(ctx))
+        # today whole; a later day of this chunk that only this task predicts stays whole too
+        full = {d}.union(o for o in days[i + 1:] if o in near and not store.has("pred", o))
+        _predictions(eng, store, cache, near, fits, _checker(ctx), full=full)
         est, data, count, yc = fits[d]
         if eng.residual == "filter":
             filt = store.get("filt", d) if store.has("filt", d) else None
