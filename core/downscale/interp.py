@@ -137,6 +137,47 @@ def interpolate(values: np.ndarray, fr: np.ndarray, fc: np.ndarray, shape: tuple
     return out.reshape(np.shape(fr))
 
 
+def _add_interpolated_numpy(field, var, v, vv, fr, fc, R, C, block=1_000_000):
+    for i0 in range(0, field.shape[0], block):
+        f = field[i0 : i0 + block]
+        ok = np.isfinite(f)
+        r, c = fr[i0 : i0 + block][ok], fc[i0 : i0 + block][ok]
+        f[ok] = (f[ok] + _interpolate_numpy(v, r, c, R, C)).astype(np.float32)
+        out = np.full(f.shape, np.nan, dtype=np.float32)
+        out[ok] = _interpolate_numpy(vv, r, c, R, C).astype(np.float32)
+        var[i0 : i0 + block] = out
+
+
+def _add_interpolated_nb(field, var, v, vv, fr, fc, R, C):  # pragma: no cover - compiled
+    for i in prange(field.shape[0]):
+        x = field[i]
+        if np.isfinite(x):
+            r = np.float64(fr[i])
+            c = np.float64(fc[i])
+            field[i] = np.float32(np.float64(x) + interp_at(v, r, c, R, C))
+            var[i] = np.float32(interp_at(vv, r, c, R, C))
+        else:
+            var[i] = np.float32(np.nan)
+
+
+_add_interpolated = kernel(njit(parallel=True)(_add_interpolated_nb) if interp_at is not None else None,
+                           _add_interpolated_numpy, "add_interpolated")
+
+
+def add_interpolated(field: np.ndarray, values: np.ndarray, variances: np.ndarray, fr: np.ndarray, fc: np.ndarray,
+                     shape: tuple[int, int]) -> np.ndarray:
+    """Add the node field ``values`` interpolated bilinearly to ``field`` (float32,
+    C-contiguous, in place) where it is finite, and return the node field ``variances``
+    interpolated there (float32, NaN elsewhere): one compiled pass, the numbers of
+    :func:`interpolate` (the sum in float64, then rounded)."""
+    R, C = int(shape[0]), int(shape[1])
+    var = np.empty(field.shape, dtype=np.float32)
+    as64 = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float64).ravel())  # noqa: E731
+    _add_interpolated(field.reshape(-1), var.reshape(-1), as64(values), as64(variances),
+                      np.ascontiguousarray(np.ravel(fr)), np.ascontiguousarray(np.ravel(fc)), R, C)
+    return var
+
+
 def node_xy_metres(membership) -> np.ndarray:
     """Coarse cell centres ``(n_cells, 2)`` in metres, whatever the grids' CRSs: the fine
     grid's coordinates when it is projected (scaled by its linear unit), else a Lambert

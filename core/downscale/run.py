@@ -71,7 +71,7 @@ from .daypass import (  # noqa: F401 - the flag values are part of this module's
     flag_pixels,
 )
 from .daystore import DayStore
-from .interp import interpolate, node_spacing
+from .interp import add_interpolated, node_spacing
 from .methods import METHODS, make_downscaler
 from .options import RESIDUAL_ALIASES, RESIDUAL_MODES, DownscaleOptions, options_from
 from .plan import grid_plan
@@ -488,16 +488,8 @@ class Engine:
             ok = np.isfinite(adj)
             v[ok] += adj[ok]
         field_ = pred.copy()
-        fvar = np.full(pred.shape, np.nan, dtype=np.float32)
         vv = np.nan_to_num(var, nan=float(np.nanmax(var)) if np.isfinite(var).any() else 0.0)
-        for r0, nr in _blocks(self.fine, self.block_pixels):
-            blk = field_[r0 : r0 + nr]
-            ok = np.isfinite(blk)
-            fr = self.fr[r0 : r0 + nr][ok]
-            fc = self.fc[r0 : r0 + nr][ok]
-            blk[ok] = (blk[ok] + interpolate(v, fr, fc, self.shape)).astype(np.float32)
-            fb = fvar[r0 : r0 + nr]
-            fb[ok] = interpolate(vv, fr, fc, self.shape).astype(np.float32)
+        fvar = add_interpolated(field_, v, vv, self.fr, self.fc, self.shape)
         borrowed = int((~(np.isfinite(data.y) & (count > 0)) & (count > 0)).sum())
         return field_, fvar, borrowed
 
