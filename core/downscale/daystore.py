@@ -54,6 +54,11 @@ class _MemoryLayer:
             self.bytes += size
             return True
 
+    def free(self, budget: int) -> int:
+        """Bytes left under ``budget``."""
+        with self.lock:
+            return budget - self.bytes
+
     def take(self, key: tuple[str, str, int], remove: bool) -> bytes | np.ndarray | None:
         with self.lock:
             value = self.items.pop(key, None) if remove else self.items.get(key)
@@ -69,6 +74,20 @@ class _MemoryLayer:
 
 
 _MEMORY = _MemoryLayer()
+
+
+def array_bytes(obj: object, depth: int = 3) -> int:
+    """Bytes of the numpy arrays in ``obj`` and in the dicts, lists and tuples it holds
+    (``depth`` levels down): a lower bound of its pickled size, known without pickling."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if depth <= 0:
+        return 0
+    if isinstance(obj, dict):
+        obj = obj.values()
+    elif not isinstance(obj, (list, tuple)):
+        return 0
+    return sum(array_bytes(v, depth - 1) for v in obj)
 
 
 class DayStore:
@@ -95,11 +114,15 @@ class DayStore:
         return (self._tag, kind, day.toordinal())
 
     def put(self, kind: str, day: dt.date, obj: object) -> None:
-        if self.budget:
+        # a day's prediction (180 MB at China size) is not pickled in memory only to be
+        # thrown away when it cannot fit
+        if self.budget and array_bytes(obj) <= _MEMORY.free(self.budget):
             blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
             if _MEMORY.put(self._key(kind, day), blob, self.budget):
                 self._path(kind, day).unlink(missing_ok=True)
                 return
+        elif self.budget:  # an older value of this key must not shadow the file
+            _MEMORY.take(self._key(kind, day), remove=True)
         path = self._path(kind, day)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
         with open(tmp, "wb") as fh:

@@ -226,6 +226,26 @@ def test_day_store_memory_layer_copies_spills_and_forgets(tmp_path, monkeypatch)
     assert (tmp_path / "w" / f"fit_{d.toordinal()}.pkl").exists()
 
 
+def test_day_store_does_not_pickle_what_cannot_fit_and_never_shadows_the_folder(tmp_path, monkeypatch):
+    from ssm_downscaling.core.downscale import daystore
+
+    monkeypatch.setenv("SSM_STORE_MB", "1")  # 1 MiB
+    assert daystore.array_bytes({"p": np.zeros(10), "q": (np.zeros(5, np.float32), 3), "e": object()}) == 100
+    d = dt.date(2020, 1, 1)
+    store = daystore.DayStore(tmp_path, local=True)
+    store.put("pred", d, {"pred": np.zeros(10)})  # in memory
+    dumped = []
+    real = daystore.pickle.dumps
+    monkeypatch.setattr(daystore.pickle, "dumps", lambda *a, **k: dumped.append(1) or real(*a, **k))
+    big = {"pred": np.full(200_000, 2.0)}  # 1.6 MB: the same key, now too large for memory
+    store.put("pred", d, big)
+    assert not dumped  # not pickled in memory first
+    assert (tmp_path / f"pred_{d.toordinal()}.pkl").exists()
+    np.testing.assert_array_equal(store.get("pred", d)["pred"], big["pred"])  # the folder's, not the old one
+    assert daystore._MEMORY.bytes == 0
+    store.close()
+
+
 def test_static_accumulation_kernels_equal_numpy():
     from ssm_downscaling.core.downscale import daypass
 
