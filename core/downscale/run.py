@@ -119,6 +119,12 @@ CHUNK_DAYS = 8
 #: residuals of the days within this many days of a day are handed to its kriging (at least
 #: the kriging window of :func:`.stfilter.krige`, at most 5 days today)
 KRIGE_MAX_DAYS = 10
+#: memory a day of the run holds while it is processed, bytes per 1 km pixel (a
+#: China-sized day of 20 M px: about 1 GB more when a second day runs beside it in threads)
+DAY_BYTES_PER_PIXEL = 48
+#: memory the days running beside the first in this process's threads may add; beyond
+#: it the days run one after another (each day's stages use every core already)
+THREAD_EXTRA_BYTES = 512 * 1024**2
 #: share of pixel-days outside MIN_SSM..MAX_SSM above which the run warns
 CLIPPED_WARN = 0.001
 PREFIX_SSM, PREFIX_FLAGS, PREFIX_UNC = "ssm", "ssm_flags", "ssm_uncertainty"
@@ -557,9 +563,15 @@ class Engine:
     def _run(self, days: list[dt.date], sink, prog: Progress, skipped: dict, executor: Executor, ctx,
              store: DayStore, writer, on_written, chunk: int) -> list[dt.date]:
         prog.check()
+        ahead = days_in_flight(executor, self.fine.shape)
+        if ahead is not None:
+            px = self.fine.shape[0] * self.fine.shape[1]
+            log.info("Days of %.1f M px run %d at a time in this process (each one more would hold about %.1f GB "
+                     "more; each day's stages use every core); give 'processes' or a Dask scheduler address to run "
+                     "more in parallel", px / 1e6, ahead, DAY_BYTES_PER_PIXEL * px / 1024**3)
         # A: aggregate every day (per-day state to the store)
         pa = prog.sub(0.3, total=max(len(days), 1))
-        for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)]):
+        for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)], ahead):
             for _ in res:
                 pa.advance()
         # run-wide: anomaly gains (one scale up) from a bounded sample of days
@@ -569,7 +581,7 @@ class Engine:
             if self.template.scale_gain:
                 sample = sample_days(days, self.options.stat_days)
                 per: dict = {off: {} for off in GAIN_OFFSETS}
-                for res in executor.map(_task_gain_pairs, [(ctx, c) for c in chunks(sample, chunk)]):
+                for res in executor.map(_task_gain_pairs, [(ctx, c) for c in chunks(sample, chunk)], ahead):
                     prog.check()
                     for off, entries in res.items():
                         per[off].update(entries)
@@ -592,7 +604,7 @@ class Engine:
         fitted: list[dt.date] = []
         stat = set(sample_days(days, self.options.stat_days))
         resid_sample: dict[int, np.ndarray] = {}
-        for res in executor.map(_task_fit, [(ctx, c) for c in chunks(days, chunk)]):
+        for res in executor.map(_task_fit, [(ctx, c) for c in chunks(days, chunk)], ahead):
             for d, why, resid in res:
                 if why:
                     skipped[d] = why
@@ -614,7 +626,7 @@ class Engine:
                      "and %.1f days", cov.noise_sd, "given" if self.noise_sd is not None else "estimated from the data",
                      cov.signal_sd, cov.length_m / 1000.0, cov.time_days)
             for _ in executor.map(_task_krige, [(ctx, c, _around(fitted, c, KRIGE_MAX_DAYS), cov)
-                                                for c in chunks(fitted, chunk)]):
+                                                for c in chunks(fitted, chunk)], ahead):
                 prog.check()
         resid_sample = {}
         w = self.anomaly_days if self.template.scale_gain else 0
@@ -627,7 +639,7 @@ class Engine:
             static_days = sample_days(fitted, self.options.stat_days)
             keep = set(static_days[: KEEP_BYTES // max(1, 9 * H * W)])  # pred + unc (float32), flags
             for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
-                                                   for c in chunks(static_days, chunk)]):
+                                                   for c in chunks(static_days, chunk)], ahead):
                 for d in res:
                     accumulate_finite(acc.reshape(-1), cnt.reshape(-1), store.pop_array("anom", d).reshape(-1))
                     pp.advance()
@@ -647,7 +659,7 @@ class Engine:
         out_of_range = clipped_px = valid_px = 0
         reach = max(w, self.seam_days)
         for res in executor.map(_task_apply, [(ctx, c, _around(fitted, c, reach), w, state, writer)
-                                              for c in chunks(fitted, chunk)]):
+                                              for c in chunks(fitted, chunk)], ahead):
             for item, st in res:
                 out_of_range += st["targets_out_of_range"]
                 clipped_px += st["clipped_pixels"]
@@ -733,6 +745,17 @@ def forget_run(token: str) -> None:
         eng = _ENGINES.pop(token, None)
     if eng is not None:
         eng.fine_source.close()
+
+
+def days_in_flight(executor: Executor, shape: tuple[int, int]) -> int | None:
+    """How many tasks :meth:`.Executor.map` may have in flight (``None``: the executor's
+    default): fewer than its workers when they are threads of this process and the days
+    beside the first would add more than :data:`THREAD_EXTRA_BYTES` (a China-sized day:
+    one at a time; measured on 10 days, the same time and 1 GB less than two at a time)."""
+    if not isinstance(executor, ThreadExecutor) or executor.workers <= 1:
+        return None
+    n = 1 + THREAD_EXTRA_BYTES // max(1, DAY_BYTES_PER_PIXEL * int(shape[0]) * int(shape[1]))
+    return None if n >= executor.workers else int(n)
 
 
 def _around(days: Sequence[dt.date], chunk: Sequence[dt.date], reach: int) -> tuple[dt.date, ...]:

@@ -246,6 +246,32 @@ def test_day_store_does_not_pickle_what_cannot_fit_and_never_shadows_the_folder(
     store.close()
 
 
+def test_large_days_run_one_at_a_time_in_threads():
+    """Threads of one process share its memory: China-sized days (20 M px) run one after
+    another there; small days, worker processes and a serial run keep their defaults."""
+    from ssm_downscaling.core.downscale.run import DAY_BYTES_PER_PIXEL, THREAD_EXTRA_BYTES, days_in_flight
+
+    threads = ThreadExecutor(2)
+    try:
+        assert days_in_flight(threads, (4000, 5000)) == 1
+        assert days_in_flight(threads, (800, 1000)) is None
+        edge = int(THREAD_EXTRA_BYTES // DAY_BYTES_PER_PIXEL)  # one more day just fits, or just does not
+        assert days_in_flight(threads, (1, edge)) is None and days_in_flight(threads, (1, edge + 1)) == 1
+    finally:
+        threads.close()
+    four = ThreadExecutor(4)
+    try:
+        assert days_in_flight(four, (4000, 1500)) == 2  # 6 M px: one more day beside the first
+    finally:
+        four.close()
+    assert days_in_flight(SerialExecutor(), (4000, 5000)) is None
+    procs = ProcessExecutor(2)  # each worker process has its own memory
+    try:
+        assert days_in_flight(procs, (4000, 5000)) is None
+    finally:
+        procs.close()
+
+
 def test_static_accumulation_kernels_equal_numpy():
     from ssm_downscaling.core.downscale import daypass
 
