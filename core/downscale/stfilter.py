@@ -250,13 +250,14 @@ def krige(
     sig = {d: np.zeros(n) for d in days}
     var = {d: np.full(n, s2) for d in days}
     need = sorted({o for d in days for o in ordinals if abs(o - d) <= window_days})
+    placed = np.isfinite(node_xy).all(axis=1)  # a cell without a position keeps the prior
     for tr in range(0, rows, tile):
         for tc in range(0, cols, tile):
-            tgt = np.flatnonzero((r_idx >= tr) & (r_idx < tr + tile) & (c_idx >= tc) & (c_idx < tc + tile))
+            tgt = np.flatnonzero((r_idx >= tr) & (r_idx < tr + tile) & (c_idx >= tc) & (c_idx < tc + tile) & placed)
             if not tgt.size:
                 continue
             box = np.flatnonzero((r_idx >= tr - margin) & (r_idx < tr + tile + margin)
-                                 & (c_idx >= tc - margin) & (c_idx < tc + tile + margin))
+                                 & (c_idx >= tc - margin) & (c_idx < tc + tile + margin) & placed)
             src = box[_min_dist(node_xy[box], node_xy[tgt]) <= reach + 1e-6]  # holds the targets
             vals = {o: resid[o][src] for o in need}
             seen = {o: np.isfinite(v) for o, v in vals.items()}

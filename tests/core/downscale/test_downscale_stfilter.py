@@ -165,6 +165,24 @@ def test_krige_equals_one_system_per_tile_and_day(time_days):
         np.testing.assert_allclose(got[d][1], ref[d][1], rtol=0, atol=1e-12)
 
 
+def test_krige_leaves_a_cell_without_a_position_at_the_prior():
+    """A cell centre that cannot be placed (NaN coordinates) is neither a source nor a
+    target: it keeps (0, signal variance); the others are as without it as a source."""
+    xy = _grid_xy(5, 5)
+    rng = np.random.default_rng(3)
+    resid = {o: rng.normal(0, 0.03, 25) for o in range(3)}
+    cov = Covariance(4e-4, 3e-4, 2 * SP, 2.0)
+    lost = xy.copy()
+    lost[7] = np.nan
+    got = krige(resid, lost, [1], cov, SP, grid_shape=(5, 5), tile=5)[1]
+    assert got[0][7] == 0 and got[1][7] == pytest.approx(4e-4)
+    masked = {o: np.where(np.arange(25) == 7, np.nan, v) for o, v in resid.items()}
+    ref = krige(masked, xy, [1], cov, SP, grid_shape=(5, 5), tile=5)[1]
+    keep = np.arange(25) != 7
+    np.testing.assert_allclose(got[0][keep], ref[0][keep], atol=1e-12)
+    np.testing.assert_allclose(got[1][keep], ref[1][keep], atol=1e-12)
+
+
 def test_krige_is_time_symmetric():
     """The stationary signal is time-reversible: the days mirrored give the same estimates."""
     xy = _grid_xy(6, 6)
