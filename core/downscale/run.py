@@ -569,6 +569,8 @@ class Engine:
             log.info("Days of %.1f M px run %d at a time in this process (each one more would hold about %.1f GB "
                      "more; each day's stages use every core); give 'processes' or a Dask scheduler address to run "
                      "more in parallel", px / 1e6, ahead, DAY_BYTES_PER_PIXEL * px / 1024**3)
+            if ahead == 1:  # in this thread: the run's memory in one malloc arena, not two
+                executor, ahead = SerialExecutor(), None
         # A: aggregate every day (per-day state to the store)
         pa = prog.sub(0.3, total=max(len(days), 1))
         for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)], ahead):
@@ -751,7 +753,8 @@ def days_in_flight(executor: Executor, shape: tuple[int, int]) -> int | None:
     """How many tasks :meth:`.Executor.map` may have in flight (``None``: the executor's
     default): fewer than its workers when they are threads of this process and the days
     beside the first would add more than :data:`THREAD_EXTRA_BYTES` (a China-sized day:
-    one at a time; measured on 10 days, the same time and 1 GB less than two at a time)."""
+    one at a time, and then in the calling thread; measured on 10 days, no slower and
+    1 GB less than two at a time)."""
     if not isinstance(executor, ThreadExecutor) or executor.workers <= 1:
         return None
     n = 1 + THREAD_EXTRA_BYTES // max(1, DAY_BYTES_PER_PIXEL * int(shape[0]) * int(shape[1]))

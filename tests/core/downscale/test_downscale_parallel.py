@@ -272,6 +272,23 @@ def test_large_days_run_one_at_a_time_in_threads():
         procs.close()
 
 
+def test_threads_run_large_days_in_the_calling_thread(scene, serial, tmp_path, monkeypatch):
+    """Days too large for two in one process run in the thread that runs the engine (one
+    malloc arena), with the serial bytes."""
+    import threading
+
+    from ssm_downscaling.core.downscale import run as run_mod
+
+    monkeypatch.setattr(run_mod, "THREAD_EXTRA_BYTES", 0)  # every day is "too large"
+    seen = set()
+    real = run_mod._task_apply
+    monkeypatch.setattr(run_mod, "_task_apply", lambda task: seen.add(threading.get_ident()) or real(task))
+    with ThreadExecutor(2) as ex:
+        _run(scene, tmp_path / "t", executor=ex, chunk_days=2)
+    assert seen == {threading.get_ident()}
+    assert _digests(tmp_path / "t") == serial[1]
+
+
 def test_static_accumulation_kernels_equal_numpy():
     from ssm_downscaling.core.downscale import daypass
 
