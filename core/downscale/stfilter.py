@@ -235,7 +235,7 @@ def krige(
     time-reversible). Both run in the information form in coordinates whitened by the
     Cholesky factor of ``S``, where the process noise is a multiple of the identity: a step
     is one Cholesky inversion of a tile-sized matrix instead of a factorisation of the
-    window's system (about 50 times fewer operations for an 11-day window).
+    window's system (6.5 times faster measured on a China-sized grid, 11-day window).
     """
     n = node_xy.shape[0]
     if window_days is None:
