@@ -23,12 +23,17 @@ consecutive days (``CHUNK_DAYS``) run by an executor (:mod:`..runner`: serial, t
 this process, local processes or Dask workers); between the stages this process makes the
 run-wide reductions in day order - the anomaly gains from the days' anomaly pairs, the
 residual covariance, the sum of the days' persistent anomalies - so the bytes written do
-not depend on the executor, the number of workers or the chunk size. A day's state (its
-coarse data, fitted estimator, residuals and kriged residual) goes to a scratch folder
-(:class:`DayStore`) and a task reads the days of its window back, so memory does not grow
-with the number of days; the run-wide statistics use at most ``stat_days`` days
-(:class:`.options.DownscaleOptions`). Workers other than threads rebuild the Engine from
-the run's inputs and options (:class:`RunSpec`), once per run.
+not depend on the executor, the number of workers or the chunk size. The run-wide
+statistics use at most ``stat_days`` days (:class:`.options.DownscaleOptions`): a first
+pass aggregates and fits that sample (and the days of its anomaly windows) and makes
+them. The last pass streams the run in blocks of days (:func:`stream_block_days`): it
+fits the days a block reaches, kriges the block's residuals, corrects and writes its
+days, and drops the state of the days no later block reads (:class:`Reach`). A day's
+state (its coarse data, fitted estimator, residuals and kriged residual) goes to a
+scratch folder (:class:`DayStore`) and a task reads the days of its window back, so
+neither memory nor the scratch folder grows with the number of days beyond the sample's
+fits. Workers other than threads rebuild the Engine from the run's inputs and options
+(:class:`RunSpec`), once per run.
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ from .scale import (
     smooth_anomaly,
 )
 from .seams import borrow_in_time, fill_coarse
-from .stfilter import Covariance, estimate_covariance, krige
+from .stfilter import Covariance, estimate_covariance, krige, krige_window
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +121,6 @@ SOFT_MARGIN = 0.02
 KEEP_BYTES = 4 * 1024**3
 #: days per task of a stage (results do not depend on it)
 CHUNK_DAYS = 8
-#: residuals of the days within this many days of a day are handed to its kriging (at least
-#: the kriging window of :func:`.stfilter.krige`, at most 5 days today)
-KRIGE_MAX_DAYS = 10
 #: memory a day of the run holds while it is processed, bytes per 1 km pixel (a
 #: China-sized day of 20 M px: about 1 GB more when a second day runs beside it in threads)
 DAY_BYTES_PER_PIXEL = 48
@@ -571,23 +573,31 @@ class Engine:
                      "more in parallel", px / 1e6, ahead, DAY_BYTES_PER_PIXEL * px / 1024**3)
             if ahead == 1:  # in this thread: the run's memory in one malloc arena, not two
                 executor, ahead = SerialExecutor(), None
-        # A: aggregate every day (per-day state to the store)
-        pa = prog.sub(0.3, total=max(len(days), 1))
-        for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)], ahead):
-            for _ in res:
-                pa.advance()
-        # run-wide: anomaly gains (one scale up) from a bounded sample of days
-        pb = prog.sub(0.1, total=2)
+        w = self.anomaly_days if self.template.scale_gain else 0
+        filt = self.residual == "filter"
+        split = filt and self.gain_option == "auto" and bool(self.template.scale_gain)
+        reach = Reach(fit=max(self.seam_days, self.pool_days), apply=max(w, self.seam_days), krige=0)
+        sample = sample_days(days, self.options.stat_days)
+        # pass 1, the run-wide statistics from the sample: its days (and, for the static
+        # pattern, the days of their anomaly windows) aggregated and fitted
+        first = set(sample) if filt else set()
+        if split:
+            first.update(o for d in sample for o in _near(days, d, w))
+        gains = self.gain_option == "auto" and bool(self.template.scale_gain)
+        attempted = sorted(first)
+        agg_days = sorted(set(sample if gains else ()).union(o for d in attempted for o in _near(days, d, reach.fit)))
+        self._map_aggregate(agg_days, executor, ctx, ahead, chunk, prog.sub(0.15, total=max(len(agg_days), 1)))
+        held_agg = set(agg_days)
         state = RunState()
+        pb = prog.sub(0.05, total=1)
         if self.gain_option == "auto":
-            if self.template.scale_gain:
-                sample = sample_days(days, self.options.stat_days)
+            if gains:
                 per: dict = {off: {} for off in GAIN_OFFSETS}
                 for res in executor.map(_task_gain_pairs, [(ctx, c) for c in chunks(sample, chunk)], ahead):
                     prog.check()
                     for off, entries in res.items():
                         per[off].update(entries)
-                if self.residual == "filter":
+                if filt:
                     g = gains_from_pairs(per, self.anomaly_days)
                     state.gain, state.gain_static = g.dynamic, g.static
                     log.info("Within-cell anomaly gains (estimated one scale up from %d coarse cell-days): %.2f for "
@@ -601,44 +611,32 @@ class Engine:
         else:
             state.gain = float(self.gain_option)
         pb.advance()
-        # B: fit every day (fitted state to the store), residuals of a bounded sample kept
-        pf = prog.sub(0.1, total=max(len(days), 1))
         fitted: list[dt.date] = []
-        stat = set(sample_days(days, self.options.stat_days))
+        stat = set(sample)
         resid_sample: dict[int, np.ndarray] = {}
-        for res in executor.map(_task_fit, [(ctx, c) for c in chunks(days, chunk)], ahead):
-            for d, why, resid in res:
-                if why:
-                    skipped[d] = why
-                    log.warning("%s skipped: %s", d, why)
-                else:
-                    fitted.append(d)
-                    if d in stat:
-                        resid_sample[d.toordinal()] = resid
-                pf.advance()
-        for d in days:  # the fitted state holds what the later stages need
-            store.drop("agg", d)
-        if self.residual == "filter" and fitted:
+        self._map_fit(attempted, executor, ctx, ahead, chunk, prog.sub(0.1, total=max(len(attempted), 1)), fitted,
+                      skipped, resid_sample if filt else None, stat)
+        todo = [d for d in days if d not in first]  # the days pass 2 fits
+        held_agg -= self._drop_agg(store, held_agg, todo, reach.fit)
+        if filt and fitted:
             ords = sorted(resid_sample)
             stack = np.vstack([resid_sample[o] for o in ords])
             state.covariance = cov = estimate_covariance(stack, self.node_xy, np.array(ords), self.spacing,
                                                          self.noise_sd)
-            del stack, resid_sample
+            del stack
             log.info("Coarse residuals: retrieval error %.3f m3/m3 (%s), signal %.3f m3/m3 correlated over %.0f km "
                      "and %.1f days", cov.noise_sd, "given" if self.noise_sd is not None else "estimated from the data",
                      cov.signal_sd, cov.length_m / 1000.0, cov.time_days)
-            for _ in executor.map(_task_krige, [(ctx, c, _around(fitted, c, KRIGE_MAX_DAYS), cov)
-                                                for c in chunks(fitted, chunk)], ahead):
-                prog.check()
+            reach = Reach(reach.fit, reach.apply, krige_window(cov))
         resid_sample = {}
-        w = self.anomaly_days if self.template.scale_gain else 0
-        split = state.gain_static is not None and self.residual == "filter"
-        if split:  # pass 1: each pixel's within-cell anomaly averaged over the run, summed in day order
-            pp = prog.sub(0.25, total=max(min(len(fitted), self.options.stat_days), 1))
+        split = split and state.gain_static is not None
+        if split:  # each pixel's within-cell anomaly averaged over the sample, summed in day order
+            fitted_set = set(fitted)
+            static_days = [d for d in sample if d in fitted_set]
+            pp = prog.sub(0.15, total=max(len(static_days), 1))
             H, W = self.fine.shape
             acc = np.zeros((H, W))
             cnt = np.zeros((H, W), dtype=np.int32)
-            static_days = sample_days(fitted, self.options.stat_days)
             keep = set(static_days[: KEEP_BYTES // max(1, 9 * H * W)])  # pred + unc (float32), flags
             for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
                                                    for c in chunks(static_days, chunk)], ahead):
@@ -656,31 +654,91 @@ class Engine:
                 np.save(state.static_file, static)
             del static
         self.use_state(state)
-        # C: predict at 1 km, correct, flag and write, per day
-        pc = prog.sub(0.6 if not split else 0.35, total=max(len(fitted), 1))
-        out_of_range = clipped_px = valid_px = 0
-        reach = max(w, self.seam_days)
-        for res in executor.map(_task_apply, [(ctx, c, _around(fitted, c, reach), w, state, writer)
-                                              for c in chunks(fitted, chunk)], ahead):
-            for item, st in res:
-                out_of_range += st["targets_out_of_range"]
-                clipped_px += st["clipped_pixels"]
-                valid_px += st["valid_pixels"]
-                if writer is None:
-                    if sink is not None:
-                        sink(item)
-                elif on_written is not None:
-                    on_written(item)
-                pc.advance()
+        # pass 2, streamed over the days in blocks: the days a block's last day reaches
+        # fitted, the block kriged, predicted at 1 km, corrected, flagged and written; the
+        # state of the days no later block reaches dropped (the scratch folder holds a
+        # window of days, not the run)
+        pc = prog.sub(0.55, total=max(len(days) + 2 * len(todo), 1))
+        counts = {"targets_out_of_range": 0, "clipped_pixels": 0, "valid_pixels": 0}
+        block = stream_block_days(executor, chunk)
+        gone = nxt = 0  # days[:gone] dropped, todo[:nxt] fitted
+        for bi in range(0, len(days), block):
+            blk = days[bi : bi + block]
+            end = bisect.bisect_right(todo, blk[-1] + dt.timedelta(days=reach.ahead))
+            fit_now, nxt = todo[nxt:end], max(nxt, end)
+            need = sorted({o for d in fit_now for o in _near(days, d, reach.fit)} - held_agg)
+            self._map_aggregate(need, executor, ctx, ahead, chunk, pc)
+            held_agg.update(need)
+            self._map_fit(fit_now, executor, ctx, ahead, chunk, pc, fitted, skipped, None, ())
+            held_agg -= self._drop_agg(store, held_agg, todo[nxt:], reach.fit)
+            fitted_set = set(fitted)
+            ours = [d for d in blk if d in fitted_set]
+            if filt and ours and state.covariance is not None:
+                for _ in executor.map(_task_krige, [(ctx, c, _around(fitted, c, reach.krige), state.covariance)
+                                                    for c in chunks(ours, chunk)], ahead):
+                    prog.check()
+            for res in executor.map(_task_apply, [(ctx, c, _around(fitted, c, reach.apply), w, state, writer)
+                                                  for c in chunks(ours, chunk)], ahead):
+                for item, st in res:
+                    for k in counts:
+                        counts[k] += st[k]
+                    if writer is None:
+                        if sink is not None:
+                            sink(item)
+                    elif on_written is not None:
+                        on_written(item)
+                    pc.advance()
+            cut = days[bi + block] - dt.timedelta(days=reach.behind) if bi + block < len(days) else days[0]
+            while days[gone] < cut:  # what the next blocks no longer reach
+                for kind in ("fit", "res", "filt", "pred"):
+                    store.drop(kind, days[gone])
+                gone += 1
+        out_of_range, clipped_px, valid_px = (counts[k] for k in ("targets_out_of_range", "clipped_pixels",
+                                                                   "valid_pixels"))
         if valid_px and clipped_px > CLIPPED_WARN * valid_px:
             log.warning("%.2f %% of the pixel-days (%d) were outside %.3f-%.3f m3/m3 and were %s: check the inputs' "
                         "units and the MIN_SSM / MAX_SSM range", 100.0 * clipped_px / valid_px, clipped_px, self.lo,
-                        self.hi, "compressed to the bounds" if self.residual == "filter" else "clipped")
+                        self.hi, "compressed to the bounds" if filt else "clipped")
         if out_of_range:
             log.warning("%d coarse cell-day(s) had soil moisture outside %.3f-%.3f m3/m3: their 1 km pixels were "
                         "clipped, so their means sit at the bound", out_of_range, self.lo, self.hi)
         prog.finish()
         return fitted
+
+    def _map_aggregate(self, days: list[dt.date], executor: Executor, ctx, ahead: int | None, chunk: int,
+                       prog: Progress) -> None:
+        """Stage A for ``days``: their coarse data to the store."""
+        for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)], ahead):
+            prog.advance(len(res))
+
+    def _map_fit(self, days: list[dt.date], executor: Executor, ctx, ahead: int | None, chunk: int,
+                 prog: Progress, fitted: list[dt.date], skipped: dict, resid: dict | None,
+                 keep_resid: Container[dt.date]) -> None:
+        """Stage B for ``days``: fitted state to the store, the days inserted in ``fitted``
+        (sorted) or recorded in ``skipped``; the residuals of ``keep_resid`` go to
+        ``resid`` (ordinal -> (n,)) when given."""
+        for res in executor.map(_task_fit, [(ctx, c) for c in chunks(days, chunk)], ahead):
+            for d, why, r in res:
+                if why:
+                    skipped[d] = why
+                    log.warning("%s skipped: %s", d, why)
+                else:
+                    bisect.insort(fitted, d)
+                    if resid is not None and d in keep_resid:
+                        resid[d.toordinal()] = r
+                prog.advance()
+
+    @staticmethod
+    def _drop_agg(store: DayStore, held: set[dt.date], todo: Sequence[dt.date], reach: int) -> set[dt.date]:
+        """Drop the coarse data of the ``held`` days that no day still to fit (``todo``,
+        sorted) reads (within ``reach`` days); returns them."""
+        gone = set()
+        for o in held:
+            i = bisect.bisect_left(todo, o - dt.timedelta(days=reach))
+            if i == len(todo) or todo[i] > o + dt.timedelta(days=reach):
+                store.drop("agg", o)
+                gone.add(o)
+        return gone
 
 
 # ---------------------------------------------------------------------------------------
@@ -761,6 +819,34 @@ def days_in_flight(executor: Executor, shape: tuple[int, int]) -> int | None:
     return None if n >= executor.workers else int(n)
 
 
+@dataclass(frozen=True)
+class Reach:
+    """How far (days) a day's stages look at other days: its fit at their coarse data
+    (seams, pooling), its correction at their fits (anomaly window, seams), its kriging
+    at their residuals."""
+
+    fit: int
+    apply: int
+    krige: int
+
+    @property
+    def ahead(self) -> int:
+        """Days after a day whose fits must be done before it is kriged and corrected."""
+        return max(self.apply, self.krige)
+
+    @property
+    def behind(self) -> int:
+        """Days before a day whose state it still reads."""
+        return max(self.apply, self.krige)
+
+
+def stream_block_days(executor: Executor, chunk: int) -> int:
+    """Days per block of a run's last pass: four chunks per worker (each stage of a
+    block is one map over the executor), so the scratch folder holds about three blocks
+    of days whatever the run's length."""
+    return max(2, 4 * max(1, int(chunk)) * max(1, int(executor.workers)))
+
+
 def _around(days: Sequence[dt.date], chunk: Sequence[dt.date], reach: int) -> tuple[dt.date, ...]:
     """The ``days`` within ``reach`` days of a chunk (what its tasks may look at)."""
     i = bisect.bisect_left(days, chunk[0] - dt.timedelta(days=reach))
@@ -833,7 +919,7 @@ def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
 def _task_krige(task: tuple) -> list[dt.date]:
     ctx, days, fitted, cov = task
     eng, store = _engine(ctx), DayStore(ctx.scratch, ctx.local)
-    reach = KRIGE_MAX_DAYS
+    reach = krige_window(cov)
     src = [o for o in fitted if days[0] - dt.timedelta(days=reach) <= o <= days[-1] + dt.timedelta(days=reach)]
     resid = {o.toordinal(): store.get("res", o) for o in src}
     res = krige(resid, eng.node_xy, [d.toordinal() for d in days], cov, eng.spacing, grid_shape=eng.shape,

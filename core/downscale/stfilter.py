@@ -203,6 +203,12 @@ def estimate_covariance(
 MIN_NOISE_RATIO = 1e-8
 
 
+def krige_window(cov: Covariance) -> int:
+    """The days on each side of a day whose residuals its kriging uses: about two
+    temporal e-folding lengths of the residual signal, 1-5 days."""
+    return int(np.clip(round(2.0 * cov.time_days), 1, 5))
+
+
 def krige(
     resid: Mapping[int, np.ndarray],
     node_xy: np.ndarray,
@@ -219,7 +225,7 @@ def krige(
 
     ``resid`` maps day ordinals to ``(n_cells,)`` residuals (NaN missing; any days, also
     outside ``days``); cells within ``radius_cells`` spacings and ``window_days`` days
-    (default: ~2 temporal e-folding lengths, 1-5 days) are used. The cells are processed in
+    (default: :func:`krige_window`) are used. The cells are processed in
     tiles of ``tile x tile`` cells of ``grid_shape``: all targets of a tile share its
     sources. Returns ``{day: (signal (n,), variance (n,))}``; the variance is the signal
     variance where no data is near.
@@ -239,7 +245,7 @@ def krige(
     """
     n = node_xy.shape[0]
     if window_days is None:
-        window_days = int(np.clip(round(2.0 * cov.time_days), 1, 5))
+        window_days = krige_window(cov)
     rows, cols = grid_shape if grid_shape is not None else (1, n)
     r_idx, c_idx = np.divmod(np.arange(n), cols)
     margin = int(math.ceil(radius_cells))

@@ -161,6 +161,52 @@ def test_per_day_state_does_not_accumulate_over_the_run(scene, tmp_path, monkeyp
     assert peaks[9]["fits"] <= peaks[3]["fits"] + 1 and peaks[9]["fits"] < 9, peaks
 
 
+@pytest.fixture(scope="module")
+def long_scene(tmp_path_factory):
+    """A 60 km x 48 km, 40-day scene."""
+    out = tmp_path_factory.mktemp("long_scene")
+    return scene_mod.small_scene(out / "scene", width_km=60, height_km=48, days=40, seed=9, cloudiness=0.4).out_dir
+
+
+def test_scratch_holds_a_window_of_days_whatever_the_runs_length(long_scene, tmp_path, monkeypatch):
+    """The last pass streams the days in blocks and drops the state no later block reads:
+    the most days' fitted state on the scratch folder at once is the same for a run of 24
+    and of 40 days (a run that kept every day's state would hold 24 and 40), and the
+    outputs are the bytes of a run in one block."""
+    from ssm_downscaling.core.downscale import daystore
+    from ssm_downscaling.core.downscale.run import stream_block_days
+
+    assert stream_block_days(SerialExecutor(), 1) == 4 and stream_block_days(SerialExecutor(), 8) == 32
+    monkeypatch.setenv("SSM_STORE_MB", "0")  # every day's state in the folder
+    days = DailySeries.from_folder(_inputs(long_scene)["ssm_dir"]).dates
+    live = {"now": set(), "most": 0}
+    put, drop = daystore.DayStore.put, daystore.DayStore.drop
+
+    def putting(self, kind, day, obj):
+        put(self, kind, day, obj)
+        if kind == "fit":
+            live["now"].add(day)
+            live["most"] = max(live["most"], len(live["now"]))
+
+    def dropping(self, kind, day):
+        drop(self, kind, day)
+        if kind == "fit":
+            live["now"].discard(day)
+
+    monkeypatch.setattr(daystore.DayStore, "put", putting)
+    monkeypatch.setattr(daystore.DayStore, "drop", dropping)
+    most = {}
+    for n in (24, 40):
+        live.update(now=set(), most=0)
+        s = _run(long_scene, tmp_path / str(n), end=days[n - 1], stat_days=6, chunk_days=1)  # blocks of 4 days
+        assert len(s.days) == n
+        most[n] = live["most"]
+    assert most[40] == most[24] < 24, most
+    monkeypatch.undo()
+    _run(long_scene, tmp_path / "one", end=days[39], stat_days=6, chunk_days=40)  # one block
+    assert _digests(tmp_path / "one") == _digests(tmp_path / "40")
+
+
 def test_cancel_inside_the_day_tasks_leaves_only_complete_days(scene, tmp_path):
     """The caller's cancel check reaches the tasks running in this process: a run on two
     threads stops within a day and leaves complete files only."""
