@@ -74,12 +74,15 @@ class CoarseData:
 class FineBlock:
     """1 km pixels to predict at: ``X (m,k)`` features, ``fr, fc (m,)`` fractional node
     coordinates in the coarse grid (node ``(i, j)`` = centre of cell ``(i, j)``), ``cell (m,)``
-    flat coarse index of each pixel (-1 outside the coarse grid)."""
+    flat coarse index of each pixel (-1 outside the coarse grid). ``uncertainty=False``:
+    the caller uses only the prediction (a method may return NaN for its uncertainty and
+    skip that work; the prediction is the same to the bit)."""
 
     X: np.ndarray
     fr: np.ndarray
     fc: np.ndarray
     cell: np.ndarray
+    uncertainty: bool = True
 
     @property
     def size(self) -> int:

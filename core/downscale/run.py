@@ -360,14 +360,16 @@ class Engine:
         return est, est.predict_coarse(data), ""
 
     # -- stage C -----------------------------------------------------------------------------
-    def predict_day(self, day: dt.date, est: Downscaler, prog: Progress | None = None) -> dict:
+    def predict_day(self, day: dt.date, est: Downscaler, prog: Progress | None = None, slim: bool = False) -> dict:
         """The model at 1 km for one day (no correction): ``pred``, ``unc`` float32 full
-        arrays, ``lstf`` (LST gap-filled pixels) and the number of land pixels."""
+        arrays, ``lstf`` (LST gap-filled pixels), the number of land pixels and the cell
+        means ``mean``. ``slim``: only ``pred`` and ``mean`` (:data:`SLIM_KEYS`; the same
+        values), without the uncertainty's work."""
         prog = prog or Progress(len(self.blocks))
         H, W = self.fine.shape
         pred = np.full((H, W), np.nan, dtype=np.float32)
-        unc = np.full((H, W), np.nan, dtype=np.float32)
-        lstf = np.zeros((H, W), dtype=bool)
+        unc = np.full((H, W), np.nan, dtype=np.float32) if not slim else None
+        lstf = np.zeros((H, W), dtype=bool) if not slim else None
         land_n = 0
         for r0, nr in self.blocks:
             raw = self.fine_source.read(day, r0, nr)
@@ -376,28 +378,33 @@ class Engine:
             land_n += int(land.sum())
             if est.predicts_missing:  # every row at once: NaN out where a predictor is missing
                 p, u = est.predict(FineBlock(X, self.fr[r0 : r0 + nr].ravel(), self.fc[r0 : r0 + nr].ravel(),
-                                             self.index[r0 : r0 + nr].ravel()))
+                                             self.index[r0 : r0 + nr].ravel(), uncertainty=not slim))
                 p[~land] = np.nan
-                u[~land] = np.nan
                 pred[r0 : r0 + nr] = p.reshape(nr, W)
-                unc[r0 : r0 + nr] = u.reshape(nr, W)
+                if not slim:
+                    u[~land] = np.nan
+                    unc[r0 : r0 + nr] = u.reshape(nr, W)
             else:
                 ok = land & np.isfinite(X).all(axis=1)
                 fr = self.fr[r0 : r0 + nr].ravel()[ok]
                 fc = self.fc[r0 : r0 + nr].ravel()[ok]
                 cell = self.index[r0 : r0 + nr].ravel()[ok]
-                p, u = est.predict(FineBlock(X[ok], fr, fc, cell))
+                p, u = est.predict(FineBlock(X[ok], fr, fc, cell, uncertainty=not slim))
                 bp = np.full(ok.size, np.nan, dtype=np.float32)
-                bu = np.full(ok.size, np.nan, dtype=np.float32)
                 bp[ok] = p
-                bu[ok] = u
                 pred[r0 : r0 + nr] = bp.reshape(nr, W)
-                unc[r0 : r0 + nr] = bu.reshape(nr, W)
-            fl = self.fine_source.lst_flags(day, r0, nr)
-            if fl is not None:
-                lstf[r0 : r0 + nr] = np.asarray(fl) == 1
+                if not slim:
+                    bu = np.full(ok.size, np.nan, dtype=np.float32)
+                    bu[ok] = u
+                    unc[r0 : r0 + nr] = bu.reshape(nr, W)
+            if not slim:
+                fl = self.fine_source.lst_flags(day, r0, nr)
+                if fl is not None:
+                    lstf[r0 : r0 + nr] = np.asarray(fl) == 1
             prog.advance()
         mean, _ = cell_means(pred, self.index, self.weights, self.n)
+        if slim:
+            return {"pred": pred, "mean": mean}
         return {"pred": pred, "unc": unc, "lstf": lstf, "land_n": land_n, "mean": mean}
 
     def apply(self, day: dt.date, est: Downscaler, data: CoarseData, count: np.ndarray,
@@ -954,7 +961,7 @@ def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.da
         if store.has("pred", o):
             pd = store.get("pred", o)
         else:
-            pd = eng.predict_day(o, fit_cache[o][0], check)
+            pd = eng.predict_day(o, fit_cache[o][0], check, slim=o not in full and o not in save)
             if o in save:
                 store.put("pred", o, pd)
         cache[o] = pd if o in full else {k: pd[k] for k in SLIM_KEYS}

@@ -103,6 +103,26 @@ def test_gains_from_per_day_pairs_equal_the_all_days_estimate(scene):
         assert gains_from_pairs(per, window) == anomaly_gains(eng.template, aggs, window=window)
 
 
+@pytest.mark.parametrize("method", ["gwr", "forest"])
+def test_slim_day_prediction_is_the_full_one_without_its_uncertainty(scene, method):
+    """A neighbouring day's prediction (its values and cell means) made without the
+    uncertainty's work has the bits of the full prediction."""
+    from ssm_downscaling.core.downscale.methods import make_downscaler
+
+    opt = DownscaleOptions(method=method)
+    fine_src, coarse_src, m = FolderInputs(**_inputs(scene)).open(opt)
+    eng = Engine(make_downscaler(method, fine_src.names, **opt.estimator_params()), fine_src, coarse_src, m, opt)
+    d = DailySeries.from_folder(_inputs(scene)["ssm_dir"]).dates[3]
+    est, data, count = eng.aggregate(d)
+    est, _, why = eng.fit_day(d, (est, data, count), {d.toordinal(): np.where(count > 0, data.y, np.nan)}, [])
+    assert not why
+    full = eng.predict_day(d, est)
+    slim = eng.predict_day(d, est, slim=True)
+    assert set(slim) == {"pred", "mean"} and np.isfinite(full["unc"]).any()
+    for k in slim:
+        assert slim[k].tobytes() == full[k].tobytes(), k
+
+
 def test_sample_days_is_every_day_of_a_short_run_and_bounded_blocks_of_a_long_one():
     days = [dt.date(2003, 1, 1) + dt.timedelta(days=i) for i in range(6205)]
     assert sample_days(days[:300], 366) == days[:300]
