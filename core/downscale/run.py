@@ -700,8 +700,8 @@ class Engine:
                 for kind in ("fit", "res", "filt", "pred"):
                     store.drop(kind, days[gone])
                 gone += 1
-        out_of_range, clipped_px, valid_px = (counts[k] for k in ("targets_out_of_range", "clipped_pixels",
-                                                                   "valid_pixels"))
+        out_of_range = counts["targets_out_of_range"]
+        clipped_px, valid_px = counts["clipped_pixels"], counts["valid_pixels"]
         if valid_px and clipped_px > CLIPPED_WARN * valid_px:
             log.warning("%.2f %% of the pixel-days (%d) were outside %.3f-%.3f m3/m3 and were %s: check the inputs' "
                         "units and the MIN_SSM / MAX_SSM range", 100.0 * clipped_px / valid_px, clipped_px, self.lo,
