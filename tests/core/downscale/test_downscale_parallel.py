@@ -227,6 +227,29 @@ def test_scratch_holds_a_window_of_days_whatever_the_runs_length(long_scene, tmp
     assert _digests(tmp_path / "one") == _digests(tmp_path / "40")
 
 
+def test_days_without_coarse_data_are_skipped_in_either_pass(long_scene, tmp_path):
+    """A day that cannot be fitted, in the statistics' sample (pass 1) or after it (pass
+    2), is skipped with its reason; streaming in blocks writes the bytes of one block."""
+    import shutil
+
+    from osgeo import gdal
+
+    sc = tmp_path / "scene"
+    shutil.copytree(long_scene, sc)
+    days = DailySeries.from_folder(_inputs(sc)["ssm_dir"]).dates
+    empty = [days[2], days[25]]  # in the 6-day sample; streamed
+    for d in empty:
+        ds = gdal.Open(str(sc / "inputs" / "ssm_coarse" / f"ssm_coarse_{d.isoformat()}.tif"), gdal.GA_Update)
+        band = ds.GetRasterBand(1)
+        band.Fill(band.GetNoDataValue())
+        ds = band = None
+    for name, chunk in (("blocks", 1), ("one", 40)):
+        s = _run(sc, tmp_path / name, end=days[31], stat_days=6, chunk_days=chunk, seam_days=0)
+        assert sorted(s.skipped) == empty and "no coarse soil moisture" in s.skipped[empty[1]]
+        assert len(s.days) == 30
+    assert _digests(tmp_path / "blocks") == _digests(tmp_path / "one")
+
+
 def test_cancel_inside_the_day_tasks_leaves_only_complete_days(scene, tmp_path):
     """The caller's cancel check reaches the tasks running in this process: a run on two
     threads stops within a day and leaves complete files only."""
