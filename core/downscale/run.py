@@ -667,9 +667,9 @@ class Engine:
         # window of days, not the run)
         pc = prog.sub(0.55, total=max(len(days) + 2 * len(todo), 1))
         counts = {"targets_out_of_range": 0, "clipped_pixels": 0, "valid_pixels": 0}
-        block = stream_block_days(executor, chunk)
-        gone = nxt = 0  # days[:gone] dropped, todo[:nxt] fitted
-        for bi in range(0, len(days), block):
+        gone = nxt = bi = 0  # days[:gone] dropped, todo[:nxt] fitted, days[:bi] written
+        while bi < len(days):
+            block = stream_block_days(executor, chunk)  # per block: a cluster's workers may still be joining
             blk = days[bi : bi + block]
             end = bisect.bisect_right(todo, blk[-1] + dt.timedelta(days=reach.ahead))
             fit_now, nxt = todo[nxt:end], max(nxt, end)
@@ -695,7 +695,8 @@ class Engine:
                     elif on_written is not None:
                         on_written(item)
                     pc.advance()
-            cut = days[bi + block] - dt.timedelta(days=reach.behind) if bi + block < len(days) else days[0]
+            bi += len(blk)
+            cut = days[bi] - dt.timedelta(days=reach.behind) if bi < len(days) else days[0]
             while days[gone] < cut:  # what the next blocks no longer reach
                 for kind in ("fit", "res", "filt", "pred"):
                     store.drop(kind, days[gone])
@@ -848,9 +849,10 @@ class Reach:
 
 
 def stream_block_days(executor: Executor, chunk: int) -> int:
-    """Days per block of a run's last pass: four chunks per worker (each stage of a
-    block is one map over the executor), so the scratch folder holds about three blocks
-    of days whatever the run's length."""
+    """Days per block of a run's last pass: four chunks per worker connected now (each
+    stage of a block is one map over the executor; a Dask cluster that grows gets larger
+    blocks as its workers join), so the scratch folder holds about three blocks of days
+    whatever the run's length."""
     return max(2, 4 * max(1, int(chunk)) * max(1, int(executor.workers)))
 
 

@@ -227,6 +227,28 @@ def test_scratch_holds_a_window_of_days_whatever_the_runs_length(long_scene, tmp
     assert _digests(tmp_path / "one") == _digests(tmp_path / "40")
 
 
+def test_blocks_grow_as_workers_join(long_scene, tmp_path):
+    """A cluster that grows during the run (dask-jobqueue) gets larger blocks as its
+    workers join: here 1, 2, 3, 4 workers give blocks of 4, 8, 12 and 16 days; same bytes."""
+    seen = []
+
+    class Growing(SerialExecutor):
+        @property
+        def workers(self) -> int:
+            seen.append(len(seen) + 1)
+            return seen[-1]
+
+        @workers.setter
+        def workers(self, value: int) -> None:
+            pass
+
+    days = DailySeries.from_folder(_inputs(long_scene)["ssm_dir"]).dates
+    _run(long_scene, tmp_path / "grow", end=days[39], stat_days=6, chunk_days=1, executor=Growing())
+    assert seen == [1, 2, 3, 4]
+    _run(long_scene, tmp_path / "one", end=days[39], stat_days=6, chunk_days=40)
+    assert _digests(tmp_path / "grow") == _digests(tmp_path / "one")
+
+
 def test_days_without_coarse_data_are_skipped_in_either_pass(long_scene, tmp_path):
     """A day that cannot be fitted, in the statistics' sample (pass 1) or after it (pass
     2), is skipped with its reason; streaming in blocks writes the bytes of one block."""
