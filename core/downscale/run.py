@@ -851,8 +851,8 @@ class Reach:
 def stream_block_days(executor: Executor, chunk: int) -> int:
     """Days per block of a run's last pass: four chunks per worker connected now (each
     stage of a block is one map over the executor; a Dask cluster that grows gets larger
-    blocks as its workers join), so the scratch folder holds about three blocks of days
-    whatever the run's length."""
+    blocks as its workers join), so the scratch folder holds one block of days and the
+    days it reaches on either side, whatever the run's length."""
     return max(2, 4 * max(1, int(chunk)) * max(1, int(executor.workers)))
 
 
