@@ -582,7 +582,8 @@ class Engine:
                 executor, ahead = SerialExecutor(), None
         w = self.anomaly_days if self.template.scale_gain else 0
         filt = self.residual == "filter"
-        split = filt and self.gain_option == "auto" and bool(self.template.scale_gain)
+        gains = self.gain_option == "auto" and bool(self.template.scale_gain)
+        split = filt and gains
         reach = Reach(fit=max(self.seam_days, self.pool_days), apply=max(w, self.seam_days), krige=0)
         sample = sample_days(days, self.options.stat_days)
         # pass 1, the run-wide statistics from the sample: its days (and, for the static
@@ -590,7 +591,6 @@ class Engine:
         first = set(sample) if filt else set()
         if split:
             first.update(o for d in sample for o in _near(days, d, w))
-        gains = self.gain_option == "auto" and bool(self.template.scale_gain)
         attempted = sorted(first)
         agg_days = sorted(set(sample if gains else ()).union(o for d in attempted for o in _near(days, d, reach.fit)))
         self._map_aggregate(agg_days, executor, ctx, ahead, chunk, prog.sub(0.15, total=max(len(agg_days), 1)))
@@ -671,7 +671,7 @@ class Engine:
         while bi < len(days):
             block = stream_block_days(executor, chunk)  # per block: a cluster's workers may still be joining
             blk = days[bi : bi + block]
-            end = bisect.bisect_right(todo, blk[-1] + dt.timedelta(days=reach.ahead))
+            end = bisect.bisect_right(todo, blk[-1] + dt.timedelta(days=reach.state))
             fit_now, nxt = todo[nxt:end], max(nxt, end)
             need = sorted({o for d in fit_now for o in _near(days, d, reach.fit)} - held_agg)
             self._map_aggregate(need, executor, ctx, ahead, chunk, pc)
@@ -696,7 +696,7 @@ class Engine:
                         on_written(item)
                     pc.advance()
             bi += len(blk)
-            cut = days[bi] - dt.timedelta(days=reach.behind) if bi < len(days) else days[0]
+            cut = days[bi] - dt.timedelta(days=reach.state) if bi < len(days) else days[0]
             while days[gone] < cut:  # what the next blocks no longer reach
                 for kind in ("fit", "res", "filt", "pred"):
                     store.drop(kind, days[gone])
@@ -838,13 +838,9 @@ class Reach:
     krige: int
 
     @property
-    def ahead(self) -> int:
-        """Days after a day whose fits must be done before it is kriged and corrected."""
-        return max(self.apply, self.krige)
-
-    @property
-    def behind(self) -> int:
-        """Days before a day whose state it still reads."""
+    def state(self) -> int:
+        """Days on either side of a day whose fitted state its kriging and correction read
+        (fitted before it is corrected, kept until then)."""
         return max(self.apply, self.krige)
 
 
