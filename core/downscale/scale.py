@@ -302,7 +302,8 @@ def smooth_anomaly(
     fc: np.ndarray,
     shape: tuple[int, int],
     block_rows: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    field: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray]:
     """The smooth large-scale field ``F`` of a day's 1 km prediction (its cell means
     ``mean (n_cells,)`` interpolated bilinearly between cell centres at the positions
     ``fr, fc``, cells without a mean taking the nearest cell's: a field without cell
@@ -310,21 +311,25 @@ def smooth_anomaly(
     anomaly ``A = mean_t(pred_t - F_t)`` averaged over today and the ``others`` days
     (``(pred, cell means)`` pairs) that have a value at the pixel; float32 ``(H, W)``
     each, NaN where ``pred`` is NaN. Each day's node field is filled once; the pixels
-    go through compiled passes in blocks of ``block_rows`` (a float64 sum per block)."""
+    go through compiled passes in blocks of ``block_rows`` (a float64 sum per block).
+    ``field=False`` returns ``None`` for ``F`` (only a block of it is held: a whole-grid
+    array less to allocate when only ``A`` is wanted)."""
     from .residual import _fill_nodes
 
     H, W = pred.shape
     R, C = int(shape[0]), int(shape[1])
-    F = np.full((H, W), np.nan, dtype=np.float32)
+    step = block_rows or max(1, 1_000_000 // max(W, 1))
+    F = np.full((H, W), np.nan, dtype=np.float32) if field else None
+    scratch = None if field else np.empty(min(step, H) * W, dtype=np.float32)
     A = np.full((H, W), np.nan, dtype=np.float32)
     nodes = _fill_nodes(np.asarray(mean, dtype=np.float64), shape)
     other_nodes = [(p_o, _fill_nodes(np.asarray(m_o, dtype=np.float64), shape)) for p_o, m_o in others]
-    step = block_rows or max(1, 1_000_000 // max(W, 1))
     flat = lambda a, r0: np.ascontiguousarray(a[r0 : r0 + step]).reshape(-1)  # noqa: E731 (a view when contiguous)
     for r0 in range(0, H, step):
         p = flat(pred, r0)
         rr, cc = flat(fr, r0), flat(fc, r0)
-        Fb, Ab = F[r0 : r0 + step].reshape(-1), A[r0 : r0 + step].reshape(-1)
+        Ab = A[r0 : r0 + step].reshape(-1)
+        Fb = F[r0 : r0 + step].reshape(-1) if F is not None else scratch[: Ab.size]
         acc = np.empty(p.size)
         n = np.empty(p.size)
         _anomaly_today(p, rr, cc, nodes, R, C, Fb, acc, n)

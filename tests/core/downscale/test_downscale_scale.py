@@ -203,3 +203,17 @@ def test_smooth_anomaly_compiled_equals_numpy_bit_for_bit(block_rows):
     with numba_disabled():
         F0, A0 = smooth_anomaly(p, m, others, fr, fc, shape, block_rows=block_rows)
     assert F.tobytes() == F0.tobytes() and A.tobytes() == A0.tobytes()
+
+
+@pytest.mark.parametrize("block_rows", [None, 7])
+def test_smooth_anomaly_without_the_field_gives_the_same_anomaly(block_rows):
+    from ssm_downscaling.core.accel import numba_disabled
+    from ssm_downscaling.core.downscale.scale import smooth_anomaly
+
+    p, m, others, fr, fc, shape = _smooth_case(9)
+    _, A = smooth_anomaly(p, m, others, fr, fc, shape, block_rows=block_rows)
+    F1, A1 = smooth_anomaly(p, m, others, fr, fc, shape, block_rows=block_rows, field=False)
+    with numba_disabled():
+        F0, A0 = smooth_anomaly(p, m, others, fr, fc, shape, block_rows=block_rows, field=False)
+    assert F1 is None and F0 is None
+    assert A1.tobytes() == A.tobytes() == A0.tobytes()
