@@ -224,10 +224,13 @@ def sample_days(days: Sequence[dt.date], cap: int, block: int = CHUNK_DAYS) -> l
     return picked
 
 
-def chunks(days: Sequence[dt.date], size: int) -> list[list[dt.date]]:
-    """``days`` cut into consecutive runs of ``size`` (the tasks of a stage)."""
+def chunks(days: Sequence[dt.date], size: int, workers: int = 1) -> list[list[dt.date]]:
+    """``days`` cut into consecutive runs of ``size`` (the tasks of a stage), shorter when
+    that gives each of ``workers`` a task (10 days on 2 workers: 5 + 5, not 8 + 2). The
+    results do not depend on the cut."""
     days = list(days)
-    return [days[i : i + size] for i in range(0, len(days), max(1, size))]
+    size = max(1, min(size, -(-len(days) // max(1, workers))))
+    return [days[i : i + size] for i in range(0, len(days), size)]
 
 
 class Engine:
@@ -600,7 +603,8 @@ class Engine:
         if self.gain_option == "auto":
             if gains:
                 per: dict = {off: {} for off in GAIN_OFFSETS}
-                for res in executor.map(_task_gain_pairs, [(ctx, c) for c in chunks(sample, chunk)], ahead):
+                tasks = [(ctx, c) for c in chunks(sample, chunk, executor.workers)]
+                for res in executor.map(_task_gain_pairs, tasks, ahead):
                     prog.check()
                     for off, entries in res.items():
                         per[off].update(entries)
@@ -646,7 +650,7 @@ class Engine:
             cnt = np.zeros((H, W), dtype=np.int32)
             keep = set(static_days[: KEEP_BYTES // max(1, 9 * H * W)])  # pred + unc (float32), flags
             for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
-                                                   for c in chunks(static_days, chunk)], ahead):
+                                                   for c in chunks(static_days, chunk, executor.workers)], ahead):
                 for d in res:
                     accumulate_finite(acc.reshape(-1), cnt.reshape(-1), store.pop_array("anom", d).reshape(-1))
                     pp.advance()
@@ -682,10 +686,10 @@ class Engine:
             ours = [d for d in blk if d in fitted_set]
             if filt and ours and state.covariance is not None:
                 for _ in executor.map(_task_krige, [(ctx, c, _around(fitted, c, reach.krige), state.covariance)
-                                                    for c in chunks(ours, chunk)], ahead):
+                                                    for c in chunks(ours, chunk, executor.workers)], ahead):
                     prog.check()
             for res in executor.map(_task_apply, [(ctx, c, _around(fitted, c, reach.apply), w, state, writer)
-                                                  for c in chunks(ours, chunk)], ahead):
+                                                  for c in chunks(ours, chunk, executor.workers)], ahead):
                 for item, st in res:
                     for k in counts:
                         counts[k] += st[k]
@@ -716,7 +720,8 @@ class Engine:
     def _map_aggregate(self, days: list[dt.date], executor: Executor, ctx, ahead: int | None, chunk: int,
                        prog: Progress) -> None:
         """Stage A for ``days``: their coarse data to the store."""
-        for res in executor.map(_task_aggregate, [(ctx, c) for c in chunks(days, chunk)], ahead):
+        tasks = [(ctx, c) for c in chunks(days, chunk, executor.workers)]
+        for res in executor.map(_task_aggregate, tasks, ahead):
             prog.advance(len(res))
 
     def _map_fit(self, days: list[dt.date], executor: Executor, ctx, ahead: int | None, chunk: int,
@@ -725,7 +730,8 @@ class Engine:
         """Stage B for ``days``: fitted state to the store, the days inserted in ``fitted``
         (sorted) or recorded in ``skipped``; the residuals of ``keep_resid`` go to
         ``resid`` (ordinal -> (n,)) when given."""
-        for res in executor.map(_task_fit, [(ctx, c) for c in chunks(days, chunk)], ahead):
+        tasks = [(ctx, c) for c in chunks(days, chunk, executor.workers)]
+        for res in executor.map(_task_fit, tasks, ahead):
             for d, why, r in res:
                 if why:
                     skipped[d] = why
@@ -979,7 +985,7 @@ def _task_static(task: tuple) -> list[dt.date]:
         _predictions(eng, store, cache, near, fits, _checker(ctx), save=keep)
         pd = cache[d]
         _, A = smooth_anomaly(pd["pred"], pd["mean"], [(cache[o]["pred"], cache[o]["mean"]) for o in near if o != d],
-                              eng.fr, eng.fc, eng.shape)
+                              eng.fr, eng.fc, eng.shape, field=False)
         store.put_array("anom", d, A)
         trim_freed()
     return list(days)

@@ -227,26 +227,53 @@ def test_scratch_holds_a_window_of_days_whatever_the_runs_length(long_scene, tmp
     assert _digests(tmp_path / "one") == _digests(tmp_path / "40")
 
 
-def test_blocks_grow_as_workers_join(long_scene, tmp_path):
+def test_blocks_grow_as_workers_join(long_scene, tmp_path, monkeypatch):
     """A cluster that grows during the run (dask-jobqueue) gets larger blocks as its
-    workers join: here 1, 2, 3, 4 workers give blocks of 4, 8, 12 and 16 days; same bytes."""
-    seen = []
+    workers join: here 1, 2, 3, 4 workers at the starts of the blocks give blocks of 4, 8,
+    12 and 16 days; same bytes."""
+    import ssm_downscaling.core.downscale.run as run_mod
+
+    sizes = []
+    real = run_mod.stream_block_days
 
     class Growing(SerialExecutor):
+        joined = 0  # workers join as blocks start
+
         @property
         def workers(self) -> int:
-            seen.append(len(seen) + 1)
-            return seen[-1]
+            return max(1, self.joined)
 
         @workers.setter
         def workers(self, value: int) -> None:
             pass
 
+    def block_days(executor, chunk):
+        executor.joined += 1
+        sizes.append(real(executor, chunk))
+        return sizes[-1]
+
+    monkeypatch.setattr(run_mod, "stream_block_days", block_days)
     days = DailySeries.from_folder(_inputs(long_scene)["ssm_dir"]).dates
     _run(long_scene, tmp_path / "grow", end=days[39], stat_days=6, chunk_days=1, executor=Growing())
-    assert seen == [1, 2, 3, 4]
+    assert sizes == [4, 8, 12, 16]
+    monkeypatch.undo()
     _run(long_scene, tmp_path / "one", end=days[39], stat_days=6, chunk_days=40)
     assert _digests(tmp_path / "grow") == _digests(tmp_path / "one")
+
+
+def test_chunks_give_every_worker_a_task():
+    """A stage's days are cut into tasks of ``chunk_days``, shorter when there are fewer
+    than ``chunk_days`` per worker (10 days on 2 workers: 5 + 5, not 8 + 2)."""
+    from ssm_downscaling.core.downscale.run import chunks
+
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(10)]
+    assert [len(c) for c in chunks(days, 8)] == [8, 2]
+    assert [len(c) for c in chunks(days, 8, workers=2)] == [5, 5]
+    assert [len(c) for c in chunks(days, 8, workers=3)] == [4, 4, 2]
+    assert [len(c) for c in chunks(days, 3, workers=2)] == [3, 3, 3, 1]  # enough days: chunk_days
+    assert [len(c) for c in chunks(days, 8, workers=16)] == [1] * 10
+    assert chunks([], 8, workers=2) == []
+    assert sum(chunks(days, 8, workers=3), []) == days
 
 
 def test_days_without_coarse_data_are_skipped_in_either_pass(long_scene, tmp_path):
