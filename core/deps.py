@@ -21,6 +21,8 @@ DEPENDENCIES = (
     Dependency("numba", "numba", "fast compiled kernels (without it the same results are computed more slowly)"),
     Dependency("sklearn", "scikit-learn", "the random-forest downscaling method"),
     Dependency("matplotlib", "matplotlib", "plots in validation reports"),
+    Dependency("threadpoolctl", "threadpoolctl",
+               "BLAS kept on one thread in a run: output bytes that do not depend on the number of cores"),
 )
 
 INSTALL_HINTS = {
@@ -30,7 +32,7 @@ INSTALL_HINTS = {
 }
 
 _DEBIAN = {"numba": "python3-numba", "scikit-learn": "python3-sklearn", "matplotlib": "python3-matplotlib",
-           "scipy": "python3-scipy", "numpy": "python3-numpy", "GDAL": "python3-gdal"}
+           "scipy": "python3-scipy", "threadpoolctl": "python3-threadpoolctl", "numpy": "python3-numpy", "GDAL": "python3-gdal"}
 
 
 def missing_dependencies() -> list[Dependency]:

@@ -9,7 +9,7 @@ BUILD="$ROOT/build"
 SYSPY=/usr/bin/python3
 
 APT_PKGS=(qgis python3-qgis qgis-providers python3-gdal gdal-bin xvfb xauth python3-venv
-          python3-numpy python3-scipy python3-numba python3-sklearn python3-pytest
+          python3-numpy python3-scipy python3-numba python3-sklearn python3-threadpoolctl python3-pytest
           python3-matplotlib python3-h5py python3-netcdf4
           python3-dask python3-distributed)
 

@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..argcheck import check_downscale_args
+from ..blas import one_blas_thread
 from ..errors import GridError, SeriesError, SsmError
 from ..grid import Grid
 from ..membership import Membership
@@ -513,6 +514,7 @@ class Engine:
 
     # -- all stages --------------------------------------------------------------------------
     @keep_freed_memory()
+    @one_blas_thread()
     def run(
         self,
         days: Sequence[dt.date],
@@ -871,6 +873,7 @@ def _near(days: Sequence[dt.date], d: dt.date, w: int) -> list[dt.date]:
     return list(days[i:j])
 
 
+@one_blas_thread()
 @keep_freed_memory()
 def _task_aggregate(task: tuple) -> list[dt.date]:
     ctx, days = task
@@ -881,6 +884,7 @@ def _task_aggregate(task: tuple) -> list[dt.date]:
     return list(days)
 
 
+@one_blas_thread()
 @keep_freed_memory()
 def _task_gain_pairs(task: tuple) -> dict:
     ctx, days = task
@@ -894,6 +898,7 @@ def _task_gain_pairs(task: tuple) -> dict:
     return out
 
 
+@one_blas_thread()
 @keep_freed_memory()
 def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
     ctx, days = task
@@ -926,6 +931,7 @@ def _task_fit(task: tuple) -> list[tuple[dt.date, str, np.ndarray | None]]:
     return out
 
 
+@one_blas_thread()
 @keep_freed_memory()
 def _task_krige(task: tuple) -> list[dt.date]:
     ctx, days, fitted, cov = task
@@ -972,6 +978,7 @@ def _predictions(eng: Engine, store: DayStore, cache: dict, near: Sequence[dt.da
         del pd
 
 
+@one_blas_thread()
 @keep_freed_memory()
 def _task_static(task: tuple) -> list[dt.date]:
     """Pass 1 of the static/dynamic split for a chunk of days: each day's within-cell
@@ -991,6 +998,7 @@ def _task_static(task: tuple) -> list[dt.date]:
     return list(days)
 
 
+@one_blas_thread()
 @keep_freed_memory()
 def _task_apply(task: tuple) -> list[tuple[object, dict]]:
     """Stage C for a chunk of days: the corrected day, written by ``writer`` in the worker

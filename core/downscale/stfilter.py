@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..blas import one_blas_thread
+
 log = logging.getLogger(__name__)
 
 #: fewest residual pairs behind an empirical covariance
@@ -209,6 +211,7 @@ def krige_window(cov: Covariance) -> int:
     return int(np.clip(round(2.0 * cov.time_days), 1, 5))
 
 
+@one_blas_thread()
 def krige(
     resid: Mapping[int, np.ndarray],
     node_xy: np.ndarray,

@@ -112,6 +112,26 @@ def test_core_works_without_numba_and_reports_missing_packages():
     assert r.returncode == 0, r.stderr
 
 
+def test_blas_limit_works_without_threadpoolctl_and_it_is_reported():
+    r = _run_isolated(
+        """
+        sys.meta_path.insert(0, Block({'threadpoolctl', 'qgis'}))
+        from ssm_downscaling.core.deps import missing_dependencies, describe_missing
+        import numpy  # loads its BLAS
+        from ssm_downscaling.core import blas
+        assert 'threadpoolctl' in [d.package for d in missing_dependencies()]  # (scikit-learn needs it too)
+        assert 'python3-threadpoolctl' in describe_missing(missing_dependencies())
+        for lib in blas._openblas_libraries():
+            lib.openblas_set_num_threads(2)
+        before = blas.blas_threads()
+        with blas.one_blas_thread():
+            assert set(blas.blas_threads()) <= {1}
+        assert blas.blas_threads() == before
+        """
+    )
+    assert r.returncode == 0, r.stderr
+
+
 def test_nothing_missing_here():
     assert missing_dependencies() == [] or all(not d.required for d in missing_dependencies())
     assert describe_missing([]) == ""
