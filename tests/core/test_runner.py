@@ -12,8 +12,10 @@ from ssm_downscaling.core.runner import (
     ProcessExecutor,
     SerialExecutor,
     ThreadExecutor,
+    cores,
     dask_available,
     make_executor,
+    worker_threads,
 )
 
 
@@ -27,6 +29,43 @@ def test_results_come_back_in_task_order():
     for ex in (SerialExecutor(), ThreadExecutor(3), ProcessExecutor(2)):
         with ex:
             assert list(ex.map(_slow_square, range(12))) == want, ex
+
+
+def _threads_here(_: object) -> tuple:
+    import os
+
+    from ssm_downscaling.core.accel import HAVE_NUMBA
+    from ssm_downscaling.core.grid import read_threads
+    from ssm_downscaling.core.series import write_threads
+
+    n = None
+    if HAVE_NUMBA:
+        import numba
+
+        n = numba.get_num_threads()
+    return os.environ.get("NUMBA_NUM_THREADS"), n, read_threads(), write_threads()
+
+
+def test_local_workers_share_the_cores(monkeypatch):
+    for k in ("NUMBA_NUM_THREADS", "SSM_READ_THREADS", "SSM_WRITE_THREADS"):
+        monkeypatch.delenv(k, raising=False)
+    share = str(max(1, cores() // 2))
+    assert worker_threads(2) == dict.fromkeys(("NUMBA_NUM_THREADS", "SSM_READ_THREADS", "SSM_WRITE_THREADS"), share)
+    assert worker_threads(10 * cores())["NUMBA_NUM_THREADS"] == "1"
+    monkeypatch.setenv("SSM_WRITE_THREADS", "ALL_CPUS")  # a user's own setting is passed on
+    assert worker_threads(2)["SSM_WRITE_THREADS"] == "ALL_CPUS"
+    monkeypatch.delenv("SSM_WRITE_THREADS")
+    executors = [ProcessExecutor(2)]
+    if dask_available():
+        from ssm_downscaling.core.runner import DaskExecutor
+
+        executors.append(DaskExecutor(None, 2))
+    for ex in executors:
+        with ex:
+            got = list(ex.map(_threads_here, range(2)))
+        for env, numba_threads, read, write in got:
+            assert env == share and read == share and write == share, ex
+            assert numba_threads in (None, int(share)), ex
 
 
 def test_at_most_ahead_tasks_in_flight():
