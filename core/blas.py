@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _depth = 0  # nesting depth of one_blas_thread in this process (threads included)
-_restore: list = []  # what undoes the limit when the outermost context exits
+_token: tuple | None = None  # what undoes the limit when the outermost context exits
 
 
 def _openblas_libraries() -> list[ctypes.CDLL]:
@@ -50,7 +50,7 @@ def _openblas_libraries() -> list[ctypes.CDLL]:
     return libs
 
 
-def _limit() -> object:
+def _limit() -> tuple:
     """Set every BLAS to one thread; returns what :func:`_undo` needs."""
     try:
         from threadpoolctl import threadpool_limits
@@ -78,10 +78,10 @@ def _undo(token: tuple) -> None:
 def one_blas_thread() -> Iterator[None]:
     """Run the body with BLAS/LAPACK on one thread; nested and concurrent uses (days in
     threads of one process) share one limit, lifted when the last of them exits."""
-    global _depth
+    global _depth, _token
     with _lock:
         if _depth == 0:
-            _restore.append(_limit())
+            _token = _limit()
         _depth += 1
     try:
         yield
@@ -89,7 +89,8 @@ def one_blas_thread() -> Iterator[None]:
         with _lock:
             _depth -= 1
             if _depth == 0:
-                _undo(_restore.pop())
+                _undo(_token)
+                _token = None
 
 
 def blas_threads() -> list[int]:

@@ -299,7 +299,7 @@ def worker_threads(workers: int) -> dict[str, str]:
     """The environment of one of ``workers`` local worker processes: its share of this
     process's cores (at least 1) for the numba kernels and GDAL's decoding, warping and
     compression threads. Each worker using every core makes them wait on each other: 10
-    China-sized days on ``processes:2`` of 2 cores took 100-113 s with one thread per worker
+    China-sized days on ``processes:2`` of 2 cores took 97-110 s with one thread per worker
     against 128-130 s (the same bytes). A variable set in this process is passed on as it is."""
     share = str(max(1, cores() // max(1, int(workers))))
     return {k: os.environ.get(k, share) for k in WORKER_THREAD_VARS}
