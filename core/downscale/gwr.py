@@ -519,7 +519,7 @@ class GWRDownscaler(Downscaler):
         self._check_fitted("coef_")
         R, C = self.shape_
         p = self.coef_.shape[1]
-        cov = self.cov_.reshape(R, C, p, p) if block.uncertainty else None  # x' C x: 3/4 of the work
+        cov = self.cov_.reshape(R, C, p, p) if block.uncertainty else None  # x' C x: about 2/3 of the work
         return apply_fields(block.X, block.fr, block.fc, self.coef_.reshape(R, C, p), cov, self.sigma2_)
 
     def predict_coarse(self, day: CoarseData) -> np.ndarray:

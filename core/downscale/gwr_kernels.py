@@ -451,56 +451,107 @@ def _bilinear_corners(fr, fc, R, C):  # shared by both paths (scalar or array)
     return r0, c0, tr, tc
 
 
-def _apply_nb(X, fr, fc, coef, cov, sigma2, out_pred, out_se):  # pragma: no cover - compiled
+#: pixels per task of the compiled apply (its scratch arrays stay in the L2 cache)
+APPLY_CHUNK = 4096
+
+
+def pack_covariance(cov: np.ndarray) -> np.ndarray:
+    """The upper triangle of symmetric matrices ``(..., p, p)`` row by row, off-diagonal
+    entries doubled: ``(..., p(p+1)/2)``, so that ``x' C x = sum_t u_t c_t`` with
+    ``u_t = x_a x_b`` over the same ``a <= b``."""
+    p = cov.shape[-1]
+    a, b = np.triu_indices(p)
+    return np.ascontiguousarray(cov[..., a, b] * np.where(a == b, 1.0, 2.0))
+
+
+def _apply_nb(X, fr, fc, coef, cpk, sigma2, out_pred, out_se, chunk):  # pragma: no cover - compiled
+    """Pixels in chunks of ``chunk``; inside a chunk, each run of consecutive pixels between
+    the same four nodes reads the nodes' values once and every sum is an elementwise
+    (vectorised) loop over the run. Sums in the same order as :func:`_apply_numpy`."""
     m, k = X.shape
     R, C, p = coef.shape
-    want_se = cov.shape[0] == R
-    for i in prange(m):
-        ok = np.isfinite(fr[i]) and np.isfinite(fc[i])
-        for a in range(k):
-            if not np.isfinite(X[i, a]):
-                ok = False
-        if not ok:
-            out_pred[i] = np.nan
-            out_se[i] = np.nan
-            continue
-        r0 = min(max(np.floor(fr[i]), 0.0), float(max(R - 2, 0)))
-        c0 = min(max(np.floor(fc[i]), 0.0), float(max(C - 2, 0)))
-        tr = min(max(fr[i] - r0, 0.0), 1.0) if R > 1 else 0.0
-        tc = min(max(fc[i] - c0, 0.0), 1.0) if C > 1 else 0.0
-        ir = int(r0)
-        ic = int(c0)
-        ir1 = min(ir + 1, R - 1)
-        ic1 = min(ic + 1, C - 1)
-        w00 = (1 - tr) * (1 - tc)
-        w01 = (1 - tr) * tc
-        w10 = tr * (1 - tc)
-        w11 = tr * tc
-        pred = 0.0  # x = (1, X[i]) read in place: no per-pixel array
-        for a in range(p):
-            xa = 1.0 if a == 0 else X[i, a - 1]
-            ba = w00 * coef[ir, ic, a] + w01 * coef[ir, ic1, a] + w10 * coef[ir1, ic, a] + w11 * coef[ir1, ic1, a]
-            pred += ba * xa
-        out_pred[i] = pred
-        if want_se:  # x' C x over the upper triangle of the (symmetric) covariance
-            q = 0.0
-            for a in range(p):
-                xa = 1.0 if a == 0 else X[i, a - 1]
-                qa = 0.0
-                for b in range(a + 1, p):
-                    cab = w00 * cov[ir, ic, a, b] + w01 * cov[ir, ic1, a, b] + w10 * cov[ir1, ic, a, b] + w11 * cov[ir1, ic1, a, b]
-                    qa += cab * X[i, b - 1]
-                caa = w00 * cov[ir, ic, a, a] + w01 * cov[ir, ic1, a, a] + w10 * cov[ir1, ic, a, a] + w11 * cov[ir1, ic1, a, a]
-                q += xa * (caa * xa + 2.0 * qa)
-            out_se[i] = np.sqrt(max(q + sigma2, 0.0))
-        else:
-            out_se[i] = np.nan
+    want_se = cpk.shape[0] == R
+    for ch in prange((m + chunk - 1) // chunk):
+        i0 = ch * chunk
+        n = min(m, i0 + chunk) - i0
+        w00 = np.zeros(n)
+        w01 = np.zeros(n)
+        w10 = np.zeros(n)
+        w11 = np.zeros(n)
+        node = np.full(n, -1, dtype=np.int64)  # row-major index of the run's upper-left node; -1: no estimate
+        pr = np.zeros(n)
+        q = np.zeros(n)
+        for j in range(n):
+            i = i0 + j
+            ok = np.isfinite(fr[i]) and np.isfinite(fc[i])
+            for a in range(k):
+                if not np.isfinite(X[i, a]):
+                    ok = False
+            if not ok:
+                continue
+            r0 = min(max(np.floor(fr[i]), 0.0), float(max(R - 2, 0)))
+            c0 = min(max(np.floor(fc[i]), 0.0), float(max(C - 2, 0)))
+            tr = min(max(fr[i] - r0, 0.0), 1.0) if R > 1 else 0.0
+            tc = min(max(fc[i] - c0, 0.0), 1.0) if C > 1 else 0.0
+            node[j] = int(r0) * C + int(c0)
+            w00[j] = (1 - tr) * (1 - tc)
+            w01[j] = (1 - tr) * tc
+            w10[j] = tr * (1 - tc)
+            w11[j] = tr * tc
+        s = 0
+        while s < n:
+            e = s + 1
+            while e < n and node[e] == node[s]:
+                e += 1
+            if node[s] >= 0:
+                ir = node[s] // C
+                ic = node[s] - ir * C
+                ir1 = min(ir + 1, R - 1)
+                ic1 = min(ic + 1, C - 1)
+                for a in range(p):  # x = (1, X[i]): the intercept term is the coefficient itself
+                    s00 = coef[ir, ic, a]
+                    s01 = coef[ir, ic1, a]
+                    s10 = coef[ir1, ic, a]
+                    s11 = coef[ir1, ic1, a]
+                    if a == 0:
+                        for j in range(s, e):
+                            pr[j] += w00[j] * s00 + w01[j] * s01 + w10[j] * s10 + w11[j] * s11
+                    else:
+                        for j in range(s, e):
+                            pr[j] += (w00[j] * s00 + w01[j] * s01 + w10[j] * s10 + w11[j] * s11) * X[i0 + j, a - 1]
+                if want_se:  # x' C x = sum over a <= b of x_a x_b c_ab (off-diagonals doubled)
+                    t = 0
+                    for a in range(p):
+                        for b in range(a, p):
+                            s00 = cpk[ir, ic, t]
+                            s01 = cpk[ir, ic1, t]
+                            s10 = cpk[ir1, ic, t]
+                            s11 = cpk[ir1, ic1, t]
+                            if b == 0:
+                                for j in range(s, e):
+                                    q[j] += w00[j] * s00 + w01[j] * s01 + w10[j] * s10 + w11[j] * s11
+                            elif a == 0:
+                                for j in range(s, e):
+                                    q[j] += (w00[j] * s00 + w01[j] * s01 + w10[j] * s10 + w11[j] * s11) * X[i0 + j, b - 1]
+                            else:
+                                for j in range(s, e):
+                                    q[j] += ((w00[j] * s00 + w01[j] * s01 + w10[j] * s10 + w11[j] * s11)
+                                             * (X[i0 + j, a - 1] * X[i0 + j, b - 1]))
+                            t += 1
+            s = e
+        for j in range(n):
+            if node[j] < 0:
+                out_pred[i0 + j] = np.nan
+                out_se[i0 + j] = np.nan
+            else:
+                out_pred[i0 + j] = pr[j]
+                out_se[i0 + j] = np.sqrt(max(q[j] + sigma2, 0.0)) if want_se else np.nan
 
 
 _apply_numba = njit(parallel=True)(_apply_nb)
 
 
-def _apply_numpy(X, fr, fc, coef, cov, sigma2, out_pred, out_se):
+def _apply_numpy(X, fr, fc, coef, cpk, sigma2, out_pred, out_se, chunk):
     m, k = X.shape
     R, C, p = coef.shape
     r0, c0, tr, tc = _bilinear_corners(np.nan_to_num(fr), np.nan_to_num(fc), R, C)
@@ -509,22 +560,24 @@ def _apply_numpy(X, fr, fc, coef, cov, sigma2, out_pred, out_se):
     w = ((1 - tr) * (1 - tc), (1 - tr) * tc, tr * (1 - tc), tr * tc)
     corners = ((ir, ic), (ir, ic1), (ir1, ic), (ir1, ic1))
     xs = np.concatenate([np.ones((m, 1)), X.astype(np.float64)], axis=1)
+
+    def interp(field, *idx):
+        return sum(wk * field[(rr, cc, *idx)] for wk, (rr, cc) in zip(w, corners))
+
     pred = np.zeros(m)
-    for a in range(p):
-        ba = sum(wk * coef[rr, cc, a] for wk, (rr, cc) in zip(w, corners))
-        pred += ba * xs[:, a]
+    for a in range(p):  # as the compiled kernel: the same terms in the same order
+        pred += interp(coef, a) if a == 0 else interp(coef, a) * xs[:, a]
     bad = ~(np.isfinite(fr) & np.isfinite(fc) & np.isfinite(X).all(axis=1))
     pred[bad] = np.nan
     out_pred[:] = pred
-    if cov.shape[0] == R:
+    if cpk.shape[0] == R:
         q = np.zeros(m)
-        for a in range(p):  # as the compiled kernel: the upper triangle, same order
-            qa = np.zeros(m)
-            for b in range(a + 1, p):
-                cab = sum(wk * cov[rr, cc, a, b] for wk, (rr, cc) in zip(w, corners))
-                qa += cab * xs[:, b]
-            caa = sum(wk * cov[rr, cc, a, a] for wk, (rr, cc) in zip(w, corners))
-            q += xs[:, a] * (caa * xs[:, a] + 2.0 * qa)
+        t = 0
+        for a in range(p):
+            for b in range(a, p):
+                c = interp(cpk, t)
+                q += c if b == 0 else (c * xs[:, b] if a == 0 else c * (xs[:, a] * xs[:, b]))
+                t += 1
         se = np.sqrt(np.maximum(q + sigma2, 0.0))
         se[bad] = np.nan
         out_se[:] = se
@@ -551,8 +604,8 @@ def apply_fields(
     fr = np.ascontiguousarray(fr, dtype=np.float64)
     fc = np.ascontiguousarray(fc, dtype=np.float64)
     coef = np.ascontiguousarray(coef, dtype=np.float64)
-    cov = np.full((1, 1, 1, 1), np.nan) if cov is None else np.ascontiguousarray(cov, dtype=np.float64)
+    cpk = np.full((1, 1, 1), np.nan) if cov is None else pack_covariance(np.asarray(cov, dtype=np.float64))
     pred = np.empty(X.shape[0])
     se = np.empty(X.shape[0])
-    _apply(X, fr, fc, coef, cov, float(sigma2), pred, se)
+    _apply(X, fr, fc, coef, cpk, float(sigma2), pred, se, APPLY_CHUNK)
     return pred, se

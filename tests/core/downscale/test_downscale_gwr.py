@@ -9,6 +9,7 @@ import pytest
 
 from ssm_downscaling.core.accel import numba_disabled
 from ssm_downscaling.core.downscale import CoarseData, GWRDownscaler, gwr_aicc, gwr_fit, select_bandwidth
+from ssm_downscaling.core.downscale import gwr_kernels as gk
 from ssm_downscaling.core.downscale.base import FineBlock
 from ssm_downscaling.core.downscale.gwr_kernels import apply_fields, local_fits
 
@@ -149,6 +150,53 @@ def test_apply_fields_numba_numpy_and_known_values():
     x = np.array([1.0, 1.5, -2.0])
     assert p0[0] == pytest.approx(coef[1, 2] @ x)
     assert s0[0] == pytest.approx(math.sqrt(x @ cov[1, 2] @ x))
+
+
+def test_apply_fields_runs_chunks_and_the_quadratic_form():
+    """Pixels come in runs between the same four nodes (as along a 1 km row), with missing
+    pixels inside runs; every chunk size gives the same bytes, numba and numpy agree, and
+    the standard error is sqrt(sigma2 + x' C x) of the bilinearly interpolated C."""
+    rng = np.random.default_rng(5)
+    R, C, p = 4, 5, 4
+    coef = rng.normal(size=(R, C, p))
+    A = rng.normal(size=(R, C, p, p))
+    cov = np.einsum("rcab,rcdb->rcad", A, A)
+    rows, cols = np.divmod(np.arange(40 * 48), 48)  # a 40 x 48 px grid, 12 px per node spacing
+    fr = (rows + 0.5) / 12.0 - 0.5
+    fc = (cols + 0.5) / 12.0 - 0.5
+    X = np.asfortranarray(rng.normal(size=(fr.size, p - 1)))
+    X[[5, 6, 300], 1] = np.nan
+    fr[77] = np.nan
+    want_p, want_s = apply_fields(X, fr, fc, coef, cov, 0.02)
+    cpk = gk.pack_covariance(cov)
+    for chunk in (1, 7, 48, 10_000):
+        got_p, got_s = np.empty(fr.size), np.empty(fr.size)
+        gk._apply(X, fr, fc, coef, cpk, 0.02, got_p, got_s, chunk)
+        np.testing.assert_array_equal(got_p, want_p)
+        np.testing.assert_array_equal(got_s, want_s)
+    with numba_disabled():
+        np_p, np_s = apply_fields(X, fr, fc, coef, cov, 0.02)
+    np.testing.assert_allclose(np_p, want_p, rtol=1e-13, equal_nan=True)
+    np.testing.assert_allclose(np_s, want_s, rtol=1e-13, equal_nan=True)
+    bad = np.zeros(fr.size, bool)
+    bad[[5, 6, 300, 77]] = True
+    assert np.isnan(want_p[bad]).all() and np.isnan(want_s[bad]).all() and np.isfinite(want_s[~bad]).all()
+    # the direct formula, pixel by pixel
+    for i in rng.choice(np.flatnonzero(~bad), 40, replace=False):
+        r0 = min(max(math.floor(fr[i]), 0), R - 2)
+        c0 = min(max(math.floor(fc[i]), 0), C - 2)
+        tr = min(max(fr[i] - r0, 0.0), 1.0)
+        tc = min(max(fc[i] - c0, 0.0), 1.0)
+        w = {(0, 0): (1 - tr) * (1 - tc), (0, 1): (1 - tr) * tc, (1, 0): tr * (1 - tc), (1, 1): tr * tc}
+        b = sum(v * coef[r0 + dr, c0 + dc] for (dr, dc), v in w.items())
+        Ci = sum(v * cov[r0 + dr, c0 + dc] for (dr, dc), v in w.items())
+        x = np.concatenate([[1.0], X[i]])
+        assert want_p[i] == pytest.approx(b @ x, rel=1e-12)
+        assert want_s[i] == pytest.approx(math.sqrt(0.02 + x @ Ci @ x), rel=1e-12)
+    # the packed triangle: x' C x = sum_t u_t c_t
+    x = rng.normal(size=p)
+    a, b = np.triu_indices(p)
+    assert (x[a] * x[b]) @ gk.pack_covariance(cov[0, 0]) == pytest.approx(x @ cov[0, 0] @ x, rel=1e-12)
 
 
 def _coarse_data(coords, y, X, shape):
