@@ -199,6 +199,23 @@ def test_apply_fields_runs_chunks_and_the_quadratic_form():
     assert (x[a] * x[b]) @ gk.pack_covariance(cov[0, 0]) == pytest.approx(x @ cov[0, 0] @ x, rel=1e-12)
 
 
+def test_unique_locations_equal_numpy_unique():
+    from ssm_downscaling.core.downscale.gwr import _unique_locations
+
+    rng = np.random.default_rng(9)
+    base = np.round(rng.normal(size=(300, 2)) * 5.0)  # ties in x with other y, and repeated rows
+    base[:40, 0] = 1.0
+    coords = np.concatenate([base, base[::3], [[0.0, -0.0], [-0.0, 0.0]]])
+    rng.shuffle(coords)
+    uniq, inv = _unique_locations(coords)
+    want_u, want_i = np.unique(coords, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(uniq, want_u)
+    np.testing.assert_array_equal(inv, want_i.ravel())
+    np.testing.assert_array_equal(uniq[inv], coords)
+    u0, i0 = _unique_locations(np.zeros((0, 2)))
+    assert u0.shape == (0, 2) and i0.shape == (0,)
+
+
 def _coarse_data(coords, y, X, shape):
     return CoarseData(y, X, np.ones(len(y), bool), coords, shape, ("lst", "ndvi", "albedo"))
 
