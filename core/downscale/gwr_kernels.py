@@ -552,6 +552,7 @@ _apply_numba = njit(parallel=True)(_apply_nb)
 
 
 def _apply_numpy(X, fr, fc, coef, cpk, sigma2, out_pred, out_se, chunk):
+    # ``chunk`` (the compiled kernel's task size) is not needed here: whole arrays at once
     m, k = X.shape
     R, C, p = coef.shape
     r0, c0, tr, tc = _bilinear_corners(np.nan_to_num(fr), np.nan_to_num(fc), R, C)
