@@ -173,6 +173,28 @@ def test_layer_source_composites_and_static(tmp_path):
         LayerSource.open(tmp_path / "broken.tif")
 
 
+def test_deflate_level_changes_the_file_not_the_pixels(tmp_path, monkeypatch, caplog):
+    g = Grid.from_bounds(LAEA, (0, 0, 512_000, 512_000), 1000)
+    rng = np.random.default_rng(5)
+    a = (0.3 + 0.05 * np.cumsum(rng.normal(size=g.shape), axis=1) / 30).astype(np.float32)
+    a[3:9, 100:120] = np.nan
+    assert "ZLEVEL=1" in creation_options(np.float32, g)  # the default
+    files = {}
+    for level in ("1", "9"):
+        monkeypatch.setenv("SSM_DEFLATE_LEVEL", level)
+        assert f"ZLEVEL={level}" in creation_options(np.float32, g)
+        files[level] = write_raster(tmp_path / f"z{level}.tif", a, g)
+    ds1, ds9 = gdal.Open(str(files["1"])), gdal.Open(str(files["9"]))
+    assert ds1.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") == "DEFLATE"
+    assert ds1.GetRasterBand(1).ReadRaster() == ds9.GetRasterBand(1).ReadRaster()
+    assert files["9"].stat().st_size < files["1"].stat().st_size  # the level reached GDAL
+    ds1 = ds9 = None
+    monkeypatch.setenv("SSM_DEFLATE_LEVEL", "fast")
+    with caplog.at_level("WARNING"):
+        assert "ZLEVEL=1" in creation_options(np.float32, g)
+    assert "SSM_DEFLATE_LEVEL" in caplog.text
+
+
 def test_multithreaded_compression_writes_the_same_pixels(tmp_path, monkeypatch):
     g = Grid.from_bounds(LAEA, (0, 0, 600_000, 520_000), 1000)
     rng = np.random.default_rng(3)
