@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..accel import kernel, njit
+from ..accel import kernel, njit, prange
 from .interp import bilinear_weights
 
 log = logging.getLogger(__name__)
@@ -111,16 +111,57 @@ def cell_sums(vals: np.ndarray, idx: np.ndarray, n_cells: int, mask: np.ndarray 
     return vpart, wpart, cnt
 
 
+def _block_cell_sums_numpy(values, index, weights, use_w, bounds, vpart, wpart):
+    for b in range(bounds.size - 1):
+        r0, r1 = bounds[b], bounds[b + 1]
+        w = weights[r0:r1] if use_w else None
+        vp, wp, _ = cell_sums(values[r0:r1].reshape(-1, 1), index[r0:r1], vpart.shape[1], weights=w)
+        vpart[b] = vp[:, 0]
+        wpart[b] = wp
+
+
+@njit(parallel=True)
+def _block_cell_sums_numba(values, index, weights, use_w, bounds, vpart, wpart):  # pragma: no cover - compiled
+    W = values.shape[1]
+    for b in prange(bounds.size - 1):
+        for r in range(bounds[b], bounds[b + 1]):
+            for col in range(W):
+                c = index[r, col]
+                if c < 0:
+                    continue
+                x = np.float64(values[r, col])
+                if not np.isfinite(x):
+                    continue
+                if use_w:
+                    wi = weights[r, col]
+                    wpart[b, c] += wi
+                    vpart[b, c] += x * wi
+                else:
+                    wpart[b, c] += 1.0
+                    vpart[b, c] += x
+
+
+_block_cell_sums = kernel(_block_cell_sums_numba, _block_cell_sums_numpy, "block_cell_sums")
+
+
 def cell_means(values: np.ndarray, index: np.ndarray, weights: np.ndarray | None, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Area-weighted mean of finite ``values`` per cell and the weight sums, float64 ``(n_cells,)``."""
+    """Area-weighted mean of finite ``values (H, W)`` per cell and the weight sums, float64
+    ``(n_cells,)``. Each block of about a million pixels is summed from zero in pixel order
+    (the blocks in parallel) and the blocks' sums are added in block order: the same
+    numbers on any number of threads, and from the numpy fallback."""
+    H, W = values.shape
+    blocks = _blocks(H, W)
+    bounds = np.array([r0 for r0, _ in blocks] + [H], dtype=np.int64)
+    vpart = np.zeros((len(blocks), n_cells))
+    wpart = np.zeros((len(blocks), n_cells))
+    use_w = weights is not None
+    w = np.broadcast_to(weights, values.shape) if use_w else np.zeros((1, 1))
+    _block_cell_sums(values, index, w, use_w, bounds, vpart, wpart)
     wsum = np.zeros(n_cells)
     vsum = np.zeros(n_cells)
-    H, W = values.shape
-    for r0, nr in _blocks(H, W):
-        w = None if weights is None else np.broadcast_to(weights, values.shape)[r0 : r0 + nr]
-        vp, wp, _ = cell_sums(values[r0 : r0 + nr].reshape(-1, 1), index[r0 : r0 + nr], n_cells, weights=w)
-        wsum += wp
-        vsum += vp[:, 0]
+    for b in range(len(blocks)):
+        wsum += wpart[b]
+        vsum += vpart[b]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = vsum / wsum
     mean[wsum <= 0] = np.nan

@@ -119,6 +119,46 @@ def test_cell_means_match_membership_aggregate(fine_grid):
     np.testing.assert_allclose(mean.reshape(m.coarse.shape), agg, rtol=1e-6)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cell_means_sum_blocks_in_order_on_any_thread_count(weighted, monkeypatch):
+    """The blocks summed in parallel give the bytes of summing block after block with
+    :func:`cell_sums` (each block from zero, in pixel order), on 1 or 2 threads and from
+    the numpy fallback; cells hit by no valid pixel are NaN."""
+    import numba
+
+    from ssm_downscaling.core.accel import numba_disabled
+    from ssm_downscaling.core.downscale import residual as res
+
+    blocks = res._blocks
+    monkeypatch.setattr(res, "_blocks", lambda H, W, max_pixels=1_000_000: blocks(H, W, 900))  # 4 blocks here
+    rng = np.random.default_rng(4)
+    H, W, n = 61, 47, 40
+    vals = rng.normal(0.3, 0.1, (H, W)).astype(np.float32)
+    vals[rng.random((H, W)) < 0.1] = np.nan
+    index = rng.integers(-1, n - 1, (H, W))  # cell n - 1 has no pixel
+    weights = np.broadcast_to(rng.uniform(0.5, 2.0, (H, 1)), (H, W)) if weighted else None
+    wsum = np.zeros(n)
+    vsum = np.zeros(n)
+    for r0, nr in res._blocks(H, W):  # the reference: block after block
+        w = None if weights is None else weights[r0 : r0 + nr]
+        vp, wp, _ = res.cell_sums(vals[r0 : r0 + nr].reshape(-1, 1), index[r0 : r0 + nr], n, weights=w)
+        wsum += wp
+        vsum += vp[:, 0]
+    assert len(res._blocks(H, W)) == 4
+    got = []
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        got.append(cell_means(vals, index, weights, n))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    with numba_disabled():
+        got.append(cell_means(vals, index, weights, n))
+    for mean, ws in got:
+        assert ws.tobytes() == wsum.tobytes()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            assert mean[:-1].tobytes() == (vsum / wsum)[:-1].tobytes()
+        assert np.isnan(mean[-1])
+
+
 def test_positions_put_cell_centres_on_nodes(fine_grid, coarse_full):
     m = build_membership(fine_grid, coarse_full)
     fr, fc = node_positions(fine_grid, m.coarse)
