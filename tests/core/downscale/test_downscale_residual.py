@@ -146,10 +146,13 @@ def test_cell_means_sum_blocks_in_order_on_any_thread_count(weighted, monkeypatc
         vsum += vp[:, 0]
     assert len(res._blocks(H, W)) == 4
     got = []
-    for threads in (1, 2):
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        got.append(cell_means(vals, index, weights, n))
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            got.append(cell_means(vals, index, weights, n))
+    finally:
+        numba.set_num_threads(before)  # the session's setting, not the machine's maximum
     with numba_disabled():
         got.append(cell_means(vals, index, weights, n))
     for mean, ws in got:
