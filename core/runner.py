@@ -199,6 +199,9 @@ class DaskExecutor(Executor):
         else:
             n = workers or cores()
             _python_for_workers()
+            # the nanny sets its pre-spawn variables (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_
+            # ...) in this process's environment to start each worker: given back below
+            self._saved_env = {k: os.environ.get(k) for k in _pre_spawn_keys()}
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          memory_limit=memory_limit, dashboard_address=None, env=worker_threads(n))
             self.client = Client(self._cluster)
@@ -212,6 +215,8 @@ class DaskExecutor(Executor):
                                f"{python_for_workers() or 'the Python on the PATH'}, which must import the "
                                "same packages as this one. Leave the Dask scheduler address empty to run in "
                                "this process") from exc
+            finally:
+                self._restore_environ()
         self._expected = max(1, int(workers or 1))
         log.info("Dask: %d worker(s) at %s", self.workers, self.client.scheduler.address)
 
@@ -249,6 +254,27 @@ class DaskExecutor(Executor):
             self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+        self._restore_environ()
+
+    def _restore_environ(self) -> None:
+        """This process's environment as before the local cluster started (the QGIS
+        process's own threads and allocator are not the workers')."""
+        for k, v in getattr(self, "_saved_env", {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _pre_spawn_keys() -> tuple[str, ...]:
+    """The variables Dask's nanny puts into the environment of the process that starts
+    the workers (``distributed.nanny.pre-spawn-environ``)."""
+    try:
+        import dask.config
+
+        return tuple((dask.config.get("distributed.nanny.pre-spawn-environ", default=None) or {}).keys())
+    except Exception:  # an older dask: nothing is set that way
+        return ()
 
 
 def python_for_workers() -> str | None:
@@ -293,6 +319,9 @@ def cores() -> int:
 
 #: the environment variables through which a local worker process gets its share of the cores
 WORKER_THREAD_VARS = ("NUMBA_NUM_THREADS", "SSM_READ_THREADS", "SSM_WRITE_THREADS")
+#: a local worker's share of the cores for the compiled kernels, as given when it was
+#: started (``NUMBA_NUM_THREADS`` may have to be changed, see :func:`worker_numba_threads`)
+WORKER_NUMBA_VAR = "SSM_WORKER_NUMBA_THREADS"
 
 
 def worker_threads(workers: int) -> dict[str, str]:
@@ -302,19 +331,47 @@ def worker_threads(workers: int) -> dict[str, str]:
     China-sized days on ``processes:2`` of 2 cores took 97-110 s with one thread per worker
     against 128-130 s (the same bytes). A variable set in this process is passed on as it is."""
     share = str(max(1, cores() // max(1, int(workers))))
-    return {k: os.environ.get(k, share) for k in WORKER_THREAD_VARS}
+    env = {k: os.environ.get(k, share) for k in WORKER_THREAD_VARS}
+    env[WORKER_NUMBA_VAR] = env["NUMBA_NUM_THREADS"]
+    return env
 
 
 def _start_worker(env: dict[str, str]) -> None:
     """Initializer of a local worker process: :func:`worker_threads`'s environment, set
     before numba is imported (and applied to numba if it already is)."""
     os.environ.update(env)
+    worker_numba_threads()
+
+
+def worker_numba_threads() -> None:
+    """In a local worker process (one started with :func:`worker_threads`'s environment),
+    before a task: the compiled kernels of the calling thread use the worker's share of
+    the cores. Elsewhere: nothing.
+
+    Dask's nanny sets a worker's environment after the process has started, and numba
+    may already be imported by then with a thread pool sized to every core. Such a
+    pool, once launched, cannot change size, and numba re-reads ``NUMBA_NUM_THREADS`` at
+    each compilation (a kernel not yet in the cache): a different value there is an
+    error ("Cannot set NUMBA_NUM_THREADS ... once the threads have been launched"). So a
+    pool not launched yet takes the environment's size, a launched one keeps its size
+    (and the environment is made to say so) and the calling thread is limited to the
+    share (``numba.set_num_threads`` holds per thread: Dask runs tasks in its own
+    threads)."""
+    want = os.environ.get(WORKER_NUMBA_VAR)
     numba = sys.modules.get("numba")
-    if numba is not None:
-        try:
-            numba.set_num_threads(max(1, min(int(env["NUMBA_NUM_THREADS"]), numba.config.NUMBA_NUM_THREADS)))
-        except (ValueError, KeyError):  # pragma: no cover - a user's odd value
-            pass
+    if not want or numba is None:  # not a worker, or numba is imported later and reads the environment
+        return
+    try:
+        share = max(1, int(want))
+        from numba.np.ufunc import parallel
+
+        if not parallel._is_initialized:
+            numba.core.config.reload_config()  # the pool is sized by the environment when launched
+        if os.environ.get("NUMBA_NUM_THREADS") != str(numba.config.NUMBA_NUM_THREADS):
+            os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(min(share, numba.config.NUMBA_NUM_THREADS))
+    except (ValueError, AttributeError, ImportError, RuntimeError) as exc:  # pragma: no cover - odd values or numba
+        log.debug("could not limit this worker's numba threads: %s", exc)
 
 
 def threads_safe_for_kernels() -> bool:

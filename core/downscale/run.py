@@ -63,7 +63,7 @@ from ..membership import Membership
 from ..memory import keep_freed_memory, trim_freed, tune_huge_pages
 from ..preflight import PercentCoarse, downscale_preflight
 from ..progress import CancelFn, Progress, ProgressFn
-from ..runner import Executor, SerialExecutor, ThreadExecutor
+from ..runner import Executor, SerialExecutor, ThreadExecutor, worker_numba_threads
 from ..series import DailySeries, LayerSource, RasterWriter, day_filename
 from .base import PREDICTOR_ORDER, CoarseData, Downscaler, FineBlock
 from .daypass import (  # noqa: F401 - the flag values are part of this module's interface
@@ -802,6 +802,7 @@ def _checker(ctx: _Ctx) -> Progress:
 
 
 def _engine(ctx: _Ctx) -> Engine:
+    worker_numba_threads()  # every task starts here
     spec = ctx.spec
     with _ENGINES_LOCK:
         eng = _ENGINES.get(spec.token)

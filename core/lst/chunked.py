@@ -27,7 +27,7 @@ from ..errors import SeriesError
 from ..grid import Grid
 from ..memory import keep_freed_memory, tune_huge_pages
 from ..progress import Progress
-from ..runner import Executor, SerialExecutor, ThreadExecutor
+from ..runner import Executor, SerialExecutor, ThreadExecutor, worker_numba_threads
 from ..series import LayerSource, read_raster, write_day
 from .background import BackgroundModel
 from .footprint import GridFootprint
@@ -154,6 +154,7 @@ _LOCK = threading.Lock()
 
 
 def _static_for(job: GapfillJob) -> StaticLayers:
+    worker_numba_threads()  # every task starts here
     with _LOCK:
         st = _STATIC.get(job.token)
         if st is None:

@@ -203,3 +203,26 @@ def test_heap_bytes_counts_a_live_block():
     used1, _ = memory.heap_bytes()
     assert used1 - used0 >= 8 << 20
     del a
+
+
+def test_dasks_own_worker_setting_does_not_turn_reuse_off(monkeypatch):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in every worker it starts; that is not the
+    user's choice: runs there still reuse freed blocks, and the worker's value comes back."""
+    pytest.importorskip("distributed")
+    import dask.config
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536}}):
+        assert memory.reuse_wanted({"MALLOC_TRIM_THRESHOLD_": "65536"}) is True
+        assert memory.reuse_wanted({"MALLOC_TRIM_THRESHOLD_": "1000"}) is False  # the user's own value
+        assert memory.reuse_wanted({"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_MAX_": "0"}) is False
+        assert memory.reuse_wanted({"MALLOC_TRIM_THRESHOLD_": "65536", "SSM_REUSE_MEMORY": "off"}) is False
+        fake = _FakeLibc()
+        monkeypatch.setattr(memory, "_glibc", lambda: fake)
+        monkeypatch.delenv("SSM_REUSE_MEMORY", raising=False)
+        monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+        with memory.keep_freed_memory() as tuned:
+            assert tuned
+        assert fake.calls[-3:] == [("mallopt", memory.M_TRIM_THRESHOLD, 65536),
+                                   ("mallopt", memory.M_MMAP_MAX, memory.GLIBC_MMAP_MAX), ("trim", 0)]
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):  # a Dask that sets nothing
+        assert memory.reuse_wanted({"MALLOC_TRIM_THRESHOLD_": "65536"}) is False

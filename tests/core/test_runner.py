@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -15,6 +16,7 @@ from ssm_downscaling.core.runner import (
     cores,
     dask_available,
     make_executor,
+    worker_numba_threads,
     worker_threads,
 )
 
@@ -38,19 +40,21 @@ def _threads_here(_: object) -> tuple:
     from ssm_downscaling.core.grid import read_threads
     from ssm_downscaling.core.series import write_threads
 
+    worker_numba_threads()  # as every task of a run does first
     n = None
     if HAVE_NUMBA:
         import numba
 
         n = numba.get_num_threads()
-    return os.environ.get("NUMBA_NUM_THREADS"), n, read_threads(), write_threads()
+    return os.environ.get("SSM_WORKER_NUMBA_THREADS"), n, read_threads(), write_threads()
 
 
 def test_local_workers_share_the_cores(monkeypatch):
     for k in ("NUMBA_NUM_THREADS", "SSM_READ_THREADS", "SSM_WRITE_THREADS"):
         monkeypatch.delenv(k, raising=False)
     share = str(max(1, cores() // 2))
-    assert worker_threads(2) == dict.fromkeys(("NUMBA_NUM_THREADS", "SSM_READ_THREADS", "SSM_WRITE_THREADS"), share)
+    assert worker_threads(2) == dict.fromkeys(("NUMBA_NUM_THREADS", "SSM_READ_THREADS", "SSM_WRITE_THREADS",
+                                               "SSM_WORKER_NUMBA_THREADS"), share)
     assert worker_threads(10 * cores())["NUMBA_NUM_THREADS"] == "1"
     monkeypatch.setenv("SSM_WRITE_THREADS", "ALL_CPUS")  # a user's own setting is passed on
     assert worker_threads(2)["SSM_WRITE_THREADS"] == "ALL_CPUS"
@@ -60,12 +64,57 @@ def test_local_workers_share_the_cores(monkeypatch):
         from ssm_downscaling.core.runner import DaskExecutor
 
         executors.append(DaskExecutor(None, 2))
+    before = dict(os.environ)
     for ex in executors:
         with ex:
+            assert dict(os.environ) == before, ex  # the nanny's variables are not left in this process
             got = list(ex.map(_threads_here, range(2)))
         for env, numba_threads, read, write in got:
             assert env == share and read == share and write == share, ex
             assert numba_threads in (None, int(share)), ex
+
+
+_LATE_ENV = """
+import os, sys
+import numba, numpy as np
+
+@numba.njit(parallel=True, cache=False)
+def first(a):
+    for i in numba.prange(a.size):
+        a[i] += 1.0
+
+first(np.zeros(64))  # the pool is launched with every core, as before a Dask nanny's environment
+os.environ.update({"NUMBA_NUM_THREADS": "1", "SSM_WORKER_NUMBA_THREADS": "1"})  # what the nanny sets then
+sys.path.insert(0, sys.argv[1])
+from ssm_downscaling.core.runner import worker_numba_threads
+
+worker_numba_threads()
+
+@numba.njit(cache=False)
+def later(a):  # a kernel compiled now: numba re-reads its environment
+    return a.sum()
+
+print(later(np.ones(3)), numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+"""
+
+
+def test_a_worker_whose_numba_started_before_its_environment_can_still_compile(tmp_path):
+    """A Dask worker may import numba (a pool sized to every core) before the nanny sets
+    NUMBA_NUM_THREADS; a kernel compiled after the pool was launched (a cold cache) then
+    failed with "Cannot set NUMBA_NUM_THREADS ... once the threads have been launched"."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ssm_downscaling
+
+    plugins = str(Path(ssm_downscaling.__file__).resolve().parent.parent)
+    r = subprocess.run([sys.executable, "-c", _LATE_ENV, plugins], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    total, used, pool = r.stdout.split()
+    assert float(total) == 3.0 and int(used) == 1 and int(pool) == cores()
 
 
 def test_at_most_ahead_tasks_in_flight():
