@@ -143,20 +143,13 @@ _MALLOC_TUNABLES = ("glibc.malloc.mmap_max", "glibc.malloc.mmap_threshold", "gli
 
 def _dask_worker_environ() -> dict[str, str]:
     """The malloc variables Dask's nanny puts into the environment of the worker processes
-    it starts (``distributed.nanny.pre-spawn-environ``, ``MALLOC_TRIM_THRESHOLD_`` 65536
-    by default), when this process has ``distributed`` loaded; else ``{}``."""
+    it starts (``MALLOC_TRIM_THRESHOLD_`` 65536 by default), when this process has
+    ``distributed`` loaded; else ``{}``."""
     if "distributed" not in sys.modules:
         return {}
-    try:
-        import dask.config
+    from .runner import nanny_environ
 
-        got: dict[str, str] = {}
-        for key in ("distributed.nanny.pre-spawn-environ", "distributed.nanny.environ"):
-            got.update({k: str(v) for k, v in (dask.config.get(key, default=None) or {}).items()
-                        if k in _MALLOC_ENV and v is not None})
-        return got
-    except Exception:  # an unusual dask: no exception to the user's settings
-        return {}
+    return {k: v for k, v in nanny_environ().items() if k in _MALLOC_ENV}
 
 
 def _malloc_tuned_by_user(env) -> bool:

@@ -201,7 +201,7 @@ class DaskExecutor(Executor):
             _python_for_workers()
             # the nanny sets its pre-spawn variables (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_
             # ...) in this process's environment to start each worker: given back below
-            self._saved_env = {k: os.environ.get(k) for k in _pre_spawn_keys()}
+            self._saved_env = {k: os.environ.get(k) for k in nanny_environ(pre_spawn_only=True)}
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          memory_limit=memory_limit, dashboard_address=None, env=worker_threads(n))
             self.client = Client(self._cluster)
@@ -266,15 +266,22 @@ class DaskExecutor(Executor):
                 os.environ[k] = v
 
 
-def _pre_spawn_keys() -> tuple[str, ...]:
-    """The variables Dask's nanny puts into the environment of the process that starts
-    the workers (``distributed.nanny.pre-spawn-environ``)."""
+def nanny_environ(pre_spawn_only: bool = False) -> dict[str, str]:
+    """The variables Dask's nanny puts into the environment of the worker processes it
+    starts (``distributed.nanny.pre-spawn-environ``, which it also sets in the process that
+    starts them, and unless ``pre_spawn_only`` ``distributed.nanny.environ``), as strings;
+    ``{}`` without dask or where the keys are unknown."""
     try:
         import dask.config
 
-        return tuple((dask.config.get("distributed.nanny.pre-spawn-environ", default=None) or {}).keys())
-    except Exception:  # an older dask: nothing is set that way
-        return ()
+        got: dict[str, str] = {}
+        keys = ("pre-spawn-environ",) if pre_spawn_only else ("pre-spawn-environ", "environ")
+        for key in keys:
+            got.update({k: str(v) for k, v in (dask.config.get(f"distributed.nanny.{key}", default=None) or {}).items()
+                        if v is not None})
+        return got
+    except Exception:  # an older or unusual dask: nothing is known to be set that way
+        return {}
 
 
 def python_for_workers() -> str | None:
