@@ -403,12 +403,12 @@ STAGES = [
     ("ssm_downscaling.core.downscale.run", "downscale_preflight", "set-up"),
     ("ssm_downscaling.core.downscale.run", "check_covers", "set-up"),
     ("ssm_downscaling.core.downscale.gwr", "GWRDownscaler.fit", "fit/search"),
-    ("ssm_downscaling.core.downscale.run", "anomaly_gains", "fit/search"),
-    ("ssm_downscaling.core.downscale.run", "anomaly_gain", "fit/search"),
+    ("ssm_downscaling.core.downscale.run", "_anomaly_pairs", "fit/search"),  # the anomaly gains' super-cell fits
     ("ssm_downscaling.core.downscale.run", "Engine.aggregate", "aggregate"),
     ("ssm_downscaling.core.downscale.run", "Engine.predict_day", "predict"),
-    ("ssm_downscaling.core.downscale.run", "Engine._static_pass", "residual"),
-    ("ssm_downscaling.core.downscale.run", "Engine._filter_residuals", "residual"),
+    ("ssm_downscaling.core.downscale.run", "smooth_anomaly", "residual"),  # the static within-cell pattern
+    ("ssm_downscaling.core.downscale.run", "estimate_covariance", "residual"),  # the coarse residuals' filter
+    ("ssm_downscaling.core.downscale.run", "krige", "residual"),
     ("ssm_downscaling.core.downscale.run", "Engine.apply", "residual"),
     ("ssm_downscaling.core.series", "RasterWriter.__enter__", "write"),
     ("ssm_downscaling.core.series", "RasterWriter.write", "write"),

@@ -48,6 +48,51 @@ def _finite_mean_numba(acc, cnt, out):  # pragma: no cover - compiled
 finite_mean = kernel(_finite_mean_numba, _finite_mean_numpy, "finite_mean")
 
 
+class FiniteMean:
+    """Per-pixel mean of the finite values of a sequence of float32 arrays (NaN where
+    none is finite), accumulated in float64 in the order given. The first array is held
+    as it is (not copied: its non-finite values are set to NaN in place by :meth:`mean`);
+    the accumulators (12 bytes a pixel) are allocated only when a second arrives, so the
+    mean of one array is that array without faulting in fresh memory: the same numbers as
+    :func:`accumulate_finite` and :func:`finite_mean` (``float32(float64(v) / 1) == v``)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._first: np.ndarray | None = None
+        self._acc: np.ndarray | None = None
+        self._cnt: np.ndarray | None = None
+
+    def add(self, a: np.ndarray) -> None:
+        """Accumulate ``a`` (any shape of ``size`` values; float32 for the held first)."""
+        a = np.asarray(a).reshape(-1)
+        if a.size != self.size:
+            raise ValueError(f"an array of {a.size} values, expected {self.size}")
+        if self._acc is None and self._first is None and a.dtype == np.float32:
+            self._first = a
+            return
+        if self._acc is None:
+            self._acc, self._cnt = np.zeros(self.size), np.zeros(self.size, dtype=np.int32)
+            if self._first is not None:
+                accumulate_finite(self._acc, self._cnt, self._first)
+                self._first = None
+        accumulate_finite(self._acc, self._cnt, a)
+
+    def mean(self) -> np.ndarray:
+        """The mean, float32 ``(size,)``; all NaN when nothing was added."""
+        if self._first is not None:
+            out = self._first if self._first.flags.writeable else self._first.copy()
+            np.copyto(out, np.float32(np.nan), where=~np.isfinite(out))
+            self._first = None
+            return out
+        out = np.empty(self.size, dtype=np.float32)
+        if self._acc is None:
+            out.fill(np.nan)
+            return out
+        finite_mean(self._acc, self._cnt, out)
+        self._acc = self._cnt = None
+        return out
+
+
 def _add_variance_numpy(unc: np.ndarray, var: np.ndarray, out: np.ndarray) -> None:
     out[:] = np.sqrt(unc.astype(np.float64) ** 2 + var).astype(np.float32)
 

@@ -71,9 +71,8 @@ from .daypass import (  # noqa: F401 - the flag values are part of this module's
     FLAG_LST_FILLED,
     FLAG_OBSERVED,
     FLAG_SEAM,
-    accumulate_finite,
+    FiniteMean,
     add_variance,
-    finite_mean,
     flag_pixels,
 )
 from .daystore import DayStore
@@ -648,17 +647,15 @@ class Engine:
             static_days = [d for d in sample if d in fitted_set]
             pp = prog.sub(0.15, total=max(len(static_days), 1))
             H, W = self.fine.shape
-            acc = np.zeros((H, W))
-            cnt = np.zeros((H, W), dtype=np.int32)
+            mean = FiniteMean(H * W)
             keep = set(static_days[: KEEP_BYTES // max(1, 9 * H * W)])  # pred + unc (float32), flags
             for res in executor.map(_task_static, [(ctx, c, _around(fitted, c, w), w, keep.intersection(c))
                                                    for c in chunks(static_days, chunk, executor.workers)], ahead):
                 for d in res:
-                    accumulate_finite(acc.reshape(-1), cnt.reshape(-1), store.pop_array("anom", d).reshape(-1))
+                    mean.add(store.pop_array("anom", d))
                     pp.advance()
-            static = np.empty((H, W), dtype=np.float32)
-            finite_mean(acc.reshape(-1), cnt.reshape(-1), static.reshape(-1))
-            del acc, cnt
+            static = mean.mean().reshape(H, W)
+            del mean
             state.static_file = str(store.folder / "static.npy")
             if store.local:  # every task runs here: this engine holds it, no file
                 with self._lock:

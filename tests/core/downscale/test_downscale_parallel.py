@@ -456,6 +456,34 @@ def test_static_accumulation_kernels_equal_numpy():
     assert np.isnan(out[cnt == 0]).all()
 
 
+def test_finite_mean_of_one_array_is_that_array_and_of_many_the_kernels_mean():
+    from ssm_downscaling.core.downscale import daypass
+
+    rng = np.random.default_rng(2)
+    days = [rng.normal(0, 0.02, (40, 50)).astype(np.float32) for _ in range(3)]
+    for a in days:
+        a[rng.random(a.shape) < 0.3] = np.nan
+    days[0][0, :3] = (np.inf, -np.inf, np.nan)
+    for n in (1, 2, 3):
+        m = daypass.FiniteMean(2000)
+        for a in days[:n]:
+            m.add(a.copy())
+        got = m.mean()
+        acc, cnt = np.zeros(2000), np.zeros(2000, dtype=np.int32)
+        for a in days[:n]:
+            daypass.accumulate_finite(acc, cnt, a.reshape(-1))
+        want = np.empty(2000, dtype=np.float32)
+        daypass.finite_mean(acc, cnt, want)
+        assert got.dtype == np.float32 and got.shape == (2000,)
+        np.testing.assert_array_equal(got, want)
+        if n == 1:
+            assert np.isnan(got[:3]).all()
+    empty = daypass.FiniteMean(5).mean()
+    assert empty.shape == (5,) and np.isnan(empty).all()
+    with pytest.raises(ValueError, match="expected 5"):
+        daypass.FiniteMean(5).add(np.zeros(4, dtype=np.float32))
+
+
 def test_flag_and_variance_kernels_equal_numpy():
     from ssm_downscaling.core.downscale import daypass
 
