@@ -319,9 +319,9 @@ def smooth_anomaly(
     H, W = pred.shape
     R, C = int(shape[0]), int(shape[1])
     step = block_rows or max(1, 1_000_000 // max(W, 1))
-    F = np.full((H, W), np.nan, dtype=np.float32) if field else None
+    F = np.empty((H, W), dtype=np.float32) if field else None  # every pixel written by the passes
     scratch = None if field else np.empty(min(step, H) * W, dtype=np.float32)
-    A = np.full((H, W), np.nan, dtype=np.float32)
+    A = np.empty((H, W), dtype=np.float32)
     nodes = _fill_nodes(np.asarray(mean, dtype=np.float64), shape)
     other_nodes = [(p_o, _fill_nodes(np.asarray(m_o, dtype=np.float64), shape)) for p_o, m_o in others]
     flat = lambda a, r0: np.ascontiguousarray(a[r0 : r0 + step]).reshape(-1)  # noqa: E731 (a view when contiguous)
@@ -344,6 +344,7 @@ def _anomaly_today_numpy(p, fr, fc, nodes, R, C, F, acc, n):
 
     ok = np.isfinite(p)
     f = _interpolate_numpy(nodes, fr[ok], fc[ok], R, C)
+    F[~ok] = np.nan
     F[ok] = f
     acc[ok] = p[ok].astype(np.float64) - f
     n[ok] = 1.0
@@ -361,6 +362,7 @@ def _anomaly_other_numpy(p, p_o, fr, fc, nodes, R, C, acc, n):
 
 def _anomaly_mean_numpy(p, acc, n, A):
     ok = np.isfinite(p)
+    A[~ok] = np.nan
     A[ok] = acc[ok] / n[ok]
 
 
@@ -371,6 +373,8 @@ def _anomaly_today_nb(p, fr, fc, nodes, R, C, F, acc, n):  # pragma: no cover - 
             F[i] = f
             acc[i] = np.float64(p[i]) - f
             n[i] = 1.0
+        else:
+            F[i] = np.nan
 
 
 def _anomaly_other_nb(p, p_o, fr, fc, nodes, R, C, acc, n):  # pragma: no cover - compiled
@@ -386,6 +390,8 @@ def _anomaly_mean_nb(p, acc, n, A):  # pragma: no cover - compiled
     for i in prange(p.size):
         if np.isfinite(p[i]):
             A[i] = acc[i] / n[i]
+        else:
+            A[i] = np.nan
 
 
 #: one block of :func:`smooth_anomaly`: today's smooth field and anomaly, each other day's
