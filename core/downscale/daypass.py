@@ -48,6 +48,35 @@ def _finite_mean_numba(acc, cnt, out):  # pragma: no cover - compiled
 finite_mean = kernel(_finite_mean_numba, _finite_mean_numpy, "finite_mean")
 
 
+def _bound_counts_numpy(x: np.ndarray, lo: np.float32, hi: np.float32, lo_m: np.float32,
+                        hi_m: np.float32) -> tuple[int, int, int]:
+    ok = np.isfinite(x)
+    return (int((ok & ((x < lo) | (x > hi))).sum()), int((ok & (x < lo_m)).sum()), int((ok & (x > hi_m)).sum()))
+
+
+@njit(parallel=True)
+def _bound_counts_numba(x, lo, hi, lo_m, hi_m):  # pragma: no cover - compiled
+    beyond = 0
+    low = 0
+    high = 0
+    for i in prange(x.size):
+        v = x[i]
+        if np.isfinite(v):
+            if v < lo or v > hi:
+                beyond += 1
+            if v < lo_m:
+                low += 1
+            if v > hi_m:
+                high += 1
+    return beyond, low, high
+
+
+#: one pass over a flat float32 field: the finite values below ``lo`` or above ``hi``,
+#: below ``lo_m`` and above ``hi_m`` (every bound float32, compared in float32 as numpy
+#: compares a float32 array with a scalar)
+bound_counts = kernel(_bound_counts_numba, _bound_counts_numpy, "bound_counts")
+
+
 class FiniteMean:
     """Per-pixel mean of the finite values of a sequence of float32 arrays (NaN where
     none is finite), accumulated in float64 in the order given. The first array is held

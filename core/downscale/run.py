@@ -73,6 +73,7 @@ from .daypass import (  # noqa: F401 - the flag values are part of this module's
     FLAG_SEAM,
     FiniteMean,
     add_variance,
+    bound_counts,
     flag_pixels,
 )
 from .daystore import DayStore
@@ -183,14 +184,20 @@ def soft_bounds(field_: np.ndarray, lo: float, hi: float, info: CorrectionInfo |
     counts the pixels that were beyond a bound."""
     m = min(margin, (hi - lo) / 4.0)
     x = field_
-    ok = np.isfinite(x)
+    f32 = np.float32
+    if x.dtype == np.float32 and x.flags.c_contiguous:  # one compiled pass decides; most days touch no bound
+        beyond, n_low, n_high = bound_counts(x.reshape(-1), f32(lo), f32(hi), f32(lo + m), f32(hi - m))
+    else:
+        ok = np.isfinite(x)
+        beyond = int((ok & ((x < lo) | (x > hi))).sum())
+        n_low, n_high = int((ok & (x < lo + m)).sum()), int((ok & (x > hi - m)).sum())
     if info is not None:
-        info.clipped += int((ok & ((x < lo) | (x > hi))).sum())
-    low = ok & (x < lo + m)
-    if low.any():
+        info.clipped += beyond
+    if n_low:
+        low = np.isfinite(x) & (x < lo + m)
         x[low] = (lo + m * np.exp((x[low].astype(np.float64) - lo - m) / m)).astype(np.float32)
-    high = ok & (x > hi - m)
-    if high.any():
+    if n_high:
+        high = np.isfinite(x) & (x > hi - m)
         x[high] = (hi - m * np.exp((hi - m - x[high].astype(np.float64)) / m)).astype(np.float32)
     return x
 
@@ -370,8 +377,11 @@ class Engine:
         values), without the uncertainty's work."""
         prog = prog or Progress(len(self.blocks))
         H, W = self.fine.shape
-        pred = np.full((H, W), np.nan, dtype=np.float32)
-        unc = np.full((H, W), np.nan, dtype=np.float32) if not slim else None
+        # every block writes whole rows: when the blocks tile the grid nothing needs a fill first
+        tiled = sum(nr for _, nr in self.blocks) == H
+        alloc = (lambda: np.empty((H, W), dtype=np.float32)) if tiled else (lambda: np.full((H, W), np.nan, np.float32))
+        pred = alloc()
+        unc = alloc() if not slim else None
         lstf = np.zeros((H, W), dtype=bool) if not slim else None
         land_n = 0
         for r0, nr in self.blocks:
@@ -496,16 +506,16 @@ class Engine:
                       ) -> tuple[np.ndarray, np.ndarray, int]:
         """The ``filter`` correction: node values ``v = s + yc - m`` (filtered residual
         signal ``s``, the model's coarse prediction ``yc`` and the cell mean ``m`` of its
-        1 km prediction), interpolated bilinearly and added; returns the field, the
-        interpolated kriging variance and the number of cells without a retrieval whose
-        residual came from neighbouring cells and days."""
+        1 km prediction), interpolated bilinearly and added to ``pred`` in place; returns
+        that field, the interpolated kriging variance and the number of cells without a
+        retrieval whose residual came from neighbouring cells and days."""
         sig, var = filtered if filtered is not None else (np.zeros(self.n), np.full(self.n, np.nan))
         v = sig.copy()
         if yc is not None:
             adj = yc - mean_pred
             ok = np.isfinite(adj)
             v[ok] += adj[ok]
-        field_ = pred.copy()
+        field_ = pred  # corrected in place: the caller's own copy of the day's prediction
         vv = np.nan_to_num(var, nan=float(np.nanmax(var)) if np.isfinite(var).any() else 0.0)
         fvar = add_interpolated(field_, v, vv, self.fr, self.fc, self.shape)
         borrowed = int((~(np.isfinite(data.y) & (count > 0)) & (count > 0)).sum())

@@ -208,6 +208,35 @@ def test_soft_bounds_are_continuous_inside_and_identity_in_the_middle():
     assert np.abs(np.diff(y)).max() < 1.01 * (x[1] - x[0]) + 1e-7  # slope at most 1 (continuous)
 
 
+def test_soft_bounds_counts_and_values_equal_the_whole_array_numpy_rule():
+    from ssm_downscaling.core.downscale import daypass
+    from ssm_downscaling.core.downscale.residual import CorrectionInfo
+
+    lo, hi, m = 0.01, 0.6, 0.02
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-0.1, 0.7, 4000).astype(np.float32)
+    x[:6] = (np.float32(lo), np.float32(hi), np.float32(lo + m), np.float32(hi - m), np.nan, np.inf)
+    f32 = np.float32
+    args = (f32(lo), f32(hi), f32(lo + m), f32(hi - m))
+    ok = np.isfinite(x)
+    want = (int((ok & ((x < lo) | (x > hi))).sum()), int((ok & (x < lo + m)).sum()), int((ok & (x > hi - m)).sum()))
+    for impl in (daypass.bound_counts.numba, daypass.bound_counts.numpy):
+        if impl is not None:
+            assert tuple(int(v) for v in impl(x, *args)) == want
+    info = CorrectionInfo()
+    y = soft_bounds(x.copy(), lo, hi, info, margin=m)
+    assert info.clipped == want[0]
+    ref = x.copy()  # the rule on every pixel, without the compiled pre-check
+    low, high = ok & (ref < lo + m), ok & (ref > hi - m)
+    ref[low] = (lo + m * np.exp((ref[low].astype(np.float64) - lo - m) / m)).astype(np.float32)
+    ref[high] = (hi - m * np.exp((hi - m - ref[high].astype(np.float64)) / m)).astype(np.float32)
+    np.testing.assert_array_equal(y, ref)
+    inside = np.full(50, 0.3, dtype=np.float32)
+    assert soft_bounds(inside.copy(), lo, hi, margin=m).tobytes() == inside.tobytes()
+    as64 = soft_bounds(x.astype(np.float64), lo, hi, margin=m)  # not float32: the numpy rule on its own dtype
+    assert np.isfinite(as64[6:]).all() and (as64[6:] > lo).all() and (as64[6:] < hi).all()
+
+
 def test_node_coordinates_are_metres_on_a_geographic_grid():
     fine = Grid(to_wkt(4326), (100.0, 0.01, 0.0, 40.0, 0.0, -0.01), 100, 100)
     coarse = Grid(to_wkt(4326), (99.75, 0.25, 0.0, 40.25, 0.0, -0.25), 8, 8)
