@@ -247,6 +247,13 @@ class EdgeJumps:
         return float((c / nc) / (i / ni)) if i > 0 else math.inf  # inf: constant inside every cell
 
 
+def large_scale(cell_means: np.ndarray, m, fr: np.ndarray, fc: np.ndarray) -> np.ndarray:
+    """Cell means ``(rows, cols)`` interpolated bilinearly between cell centres at the fine
+    pixels' positions ``fr, fc`` (cells without a mean take the nearest cell's): a field
+    without cell edges, float64 on the fine grid of membership ``m``."""
+    return interpolate(_fill_nodes(cell_means.ravel().astype(np.float64), m.coarse.shape), fr, fc, m.coarse.shape)
+
+
 def evaluate(sc: Path, out: Path, summary, membership, ssm_range: tuple[float, float] = (0.01, 0.6)) -> dict:
     """Every accuracy measure of one run against the truth (see the module docstring)."""
     truth = DailySeries.from_folder(sc / "truth" / "ssm")
@@ -266,8 +273,6 @@ def evaluate(sc: Path, out: Path, summary, membership, ssm_range: tuple[float, f
     # cell centres + the rest), the same for the truth; error = (L_p - L_t) + (A_p - A_t)
     pix_ls, pix_an = PixelSeries(summary.fine.shape), PixelSeries(summary.fine.shape)
     fr, fc = node_positions(m.fine, m.coarse)
-    large = lambda cm: interpolate(_fill_nodes(cm.ravel().astype(np.float64), m.coarse.shape), fr, fc,  # noqa: E731
-                                   m.coarse.shape)
     jumps, tjumps = EdgeJumps(m.index), EdgeJumps(m.index)
     lo, hi = ssm_range
     for d in summary.days:
@@ -300,7 +305,7 @@ def evaluate(sc: Path, out: Path, summary, membership, ssm_range: tuple[float, f
         tm, _ = m.aggregate(np.where(ok, t, np.nan))
         inside = ok & (m.index >= 0)
         anom.add((p - m.expand(pm))[inside], (t - m.expand(tm))[inside])
-        lp, lt = large(pm), large(tm)
+        lp, lt = large_scale(pm, m, fr, fc), large_scale(tm, m, fr, fc)
         pix_ls.add(np.where(inside, t + (lp - lt), np.nan), t)
         pix_an.add(np.where(inside, lt + (p - lp), np.nan), t)
         for sid, (r, cc) in where.items():
@@ -383,7 +388,7 @@ def bounds(sc: Path, membership, step: int = 2) -> dict:
         arrs = [read_raster(lst.path(d)), alb.read(d), ndvi.read(d), dem]
         ok = np.isfinite(t) & np.logical_and.reduce([np.isfinite(a_) for a_ in arrs]) & (m.index >= 0)
         tm, _ = m.aggregate(np.where(ok, t, np.nan))
-        large = interpolate(_fill_nodes(tm.ravel().astype(np.float64), m.coarse.shape), fr, fc, m.coarse.shape)
+        large = large_scale(tm, m, fr, fc)
         anom = np.zeros(t.shape)
         for k, a_ in enumerate(arrs):
             am, _ = m.aggregate(np.where(ok, a_, np.nan))

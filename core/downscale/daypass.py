@@ -48,8 +48,7 @@ def _finite_mean_numba(acc, cnt, out):  # pragma: no cover - compiled
 finite_mean = kernel(_finite_mean_numba, _finite_mean_numpy, "finite_mean")
 
 
-def _bound_counts_numpy(x: np.ndarray, lo: np.float32, hi: np.float32, lo_m: np.float32,
-                        hi_m: np.float32) -> tuple[int, int, int]:
+def _bound_counts_numpy(x: np.ndarray, lo: float, hi: float, lo_m: float, hi_m: float) -> tuple[int, int, int]:
     ok = np.isfinite(x)
     return (int((ok & ((x < lo) | (x > hi))).sum()), int((ok & (x < lo_m)).sum()), int((ok & (x > hi_m)).sum()))
 

@@ -187,10 +187,8 @@ def soft_bounds(field_: np.ndarray, lo: float, hi: float, info: CorrectionInfo |
     f32 = np.float32
     if x.dtype == np.float32 and x.flags.c_contiguous:  # one compiled pass decides; most days touch no bound
         beyond, n_low, n_high = bound_counts(x.reshape(-1), f32(lo), f32(hi), f32(lo + m), f32(hi - m))
-    else:
-        ok = np.isfinite(x)
-        beyond = int((ok & ((x < lo) | (x > hi))).sum())
-        n_low, n_high = int((ok & (x < lo + m)).sum()), int((ok & (x > hi - m)).sum())
+    else:  # numpy's comparisons on the array's own dtype
+        beyond, n_low, n_high = bound_counts.numpy(x, lo, hi, lo + m, hi - m)
     if info is not None:
         info.clipped += beyond
     if n_low:
