@@ -39,6 +39,19 @@ def test_membership_matches_explicit_point_transform(albers_1km, coarse_kind):
         assert m.members.max() <= 37 * 37
 
 
+def test_membership_warp_in_threads_equals_one_thread_and_the_point_transform(monkeypatch):
+    # large enough (600 x 500 px) for GDAL's warper to split the work between threads
+    x0, y0 = -1_600_000.0, 3_300_000.0
+    fine = Grid.from_bounds(ALBERS, (x0, y0, x0 + 600_000, y0 + 500_000), 1000)
+    coarse = ease2_36km().covering(fine)
+    got = {}
+    for threads in ("1", "ALL_CPUS", "2"):
+        monkeypatch.setenv("SSM_READ_THREADS", threads)
+        got[threads] = Membership.build(fine, coarse, cache=False).index
+    assert np.array_equal(got["ALL_CPUS"], got["1"]) and np.array_equal(got["2"], got["1"])
+    assert np.array_equal(got["1"], membership_by_points(fine, coarse))
+
+
 def test_aggregate_constant_linear_and_nan(albers_1km):
     coarse = ease2_36km().covering(albers_1km)
     m = Membership.build(albers_1km, coarse)
