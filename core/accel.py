@@ -48,13 +48,16 @@ def numba_disabled() -> Iterator[None]:
         _enabled = old
 
 
-def njit(parallel: bool = False, fastmath: bool = False) -> Callable[[Callable], Callable | None]:
-    """Decorator compiling a function with numba (cached); ``None`` without numba."""
+def njit(parallel: bool = False, fastmath: bool = False, inline: bool = False) -> Callable[[Callable], Callable | None]:
+    """Decorator compiling a function with numba (cached); ``None`` without numba.
+    ``inline``: compiled into each compiled caller (numba's ``inline="always"``), so that
+    a small helper called in a loop does not stop that loop from being vectorised."""
 
     def wrap(fn: Callable) -> Callable | None:
         if not HAVE_NUMBA:
             return None
-        return _numba.njit(cache=True, parallel=parallel, fastmath=fastmath, nogil=True)(fn)
+        extra = {"inline": "always"} if inline else {}
+        return _numba.njit(cache=True, parallel=parallel, fastmath=fastmath, nogil=True, **extra)(fn)
 
     return wrap
 

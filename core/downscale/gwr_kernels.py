@@ -14,7 +14,11 @@ keeps every weight that does not underflow) are dropped. The dropped kernel mass
 location is about ``eps`` relative to the kept one (locations spread in the plane), so
 every local weighted sum moves by a relative ~eps and the coefficients by ~eps times the
 local matrix's conditioning: at 1e-12 they equal the untruncated ones to 1e-9 (tested),
-far inside the 1e-6 agreement with ``mgwr``; the AICc bound is in :mod:`.gwr`.
+far inside the 1e-6 agreement with ``mgwr``; the AICc bound is in :mod:`.gwr`. Those
+weights (every truncation from ``eps`` ~ 7e-13 up) are a polynomial, not libm's ``exp``
+(:func:`gauss_weight_poly`, 2e-14 relative to it): the compiled weight loop then runs on
+vector instructions, which halves the time of a local-fit pass at China size (the
+exponential was half of it); the numpy fallback evaluates the same polynomial.
 
 Each kernel comes as a numba implementation and a numpy fallback (chunks of regression
 points against every observation, batched linear algebra) that give the same numbers to
@@ -56,6 +60,44 @@ RIDGE = 1e-3
 #: (1 - local R^2 of a standardised predictor on the others; well above rounding, far
 #: below any fit that the data determine, so well-posed fits equal mgwr's)
 RIDGE_PIVOT = 1e-7
+#: largest squared kernel argument ``z^2`` whose Gaussian weight comes from
+#: :func:`gauss_weight_poly` (every truncation from ``eps`` ~ 7e-13 up, the default and
+#: the search's coarser levels); beyond it (no truncation, ``eps = 0``) libm's ``exp``
+POLY_Z2_MAX = 56.0
+#: centre of the Taylor polynomial of :func:`gauss_weight_poly` and ``exp(-centre)``
+_POLY_CENTRE = 0.2163
+_POLY_EXP_CENTRE = math.exp(-_POLY_CENTRE)
+
+
+def gauss_weight_poly(z2):
+    """``exp(-z2 / 2)`` for ``0 <= z2 <= POLY_Z2_MAX`` (a float or an array) as
+    ``(exp(-z2 / 128))^64``, the inner factor a degree-13 Taylor polynomial around
+    ``-_POLY_CENTRE`` (its argument stays within 0.217 of it: truncation error below
+    1e-20). Relative error against libm below 2e-14 (tested): the 64th power multiplies the
+    polynomial's rounding. Only multiplications and additions, so a compiled loop over
+    pairs runs 4 lanes at a time (about 4 x faster than calling ``exp``), and numpy
+    evaluates the same operations in the same order: both paths give the same bits."""
+    t = z2 * -0.0078125 + _POLY_CENTRE
+    p = t * (1.0 / 6227020800.0) + 1.0 / 479001600.0
+    p = p * t + 1.0 / 39916800.0
+    p = p * t + 1.0 / 3628800.0
+    p = p * t + 1.0 / 362880.0
+    p = p * t + 1.0 / 40320.0
+    p = p * t + 1.0 / 5040.0
+    p = p * t + 1.0 / 720.0
+    p = p * t + 1.0 / 120.0
+    p = p * t + 1.0 / 24.0
+    p = p * t + 1.0 / 6.0
+    p = p * t + 0.5
+    p = p * t + 1.0
+    p = p * t + 1.0
+    y = p * _POLY_EXP_CENTRE
+    y = y * y
+    y = y * y
+    y = y * y
+    y = y * y
+    y = y * y
+    return y * y
 
 
 def kernel_code(name: str) -> int:
@@ -108,7 +150,24 @@ def _chol_inverse_nb(M, out, tol, L, Li):  # pragma: no cover - compiled
     return True
 
 
-def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby, radius, bw, kern, cut2, want_cov,
+def _gauss_row_nb(ox, oy, xi, yi, bw2, cut2, out):  # pragma: no cover - compiled
+    """Gaussian weights of the observations at ``ox, oy`` (contiguous, ``(m,)``) at
+    ``(xi, yi)`` into ``out[:m]`` (0 beyond ``z^2 = cut2 <= POLY_Z2_MAX``); returns how
+    many are kept. A branch-free loop from index 0 (no negative-index checks): compiled to
+    vector instructions."""
+    c = 0
+    for j in range(ox.size):
+        dx = ox[j] - xi
+        dy = oy[j] - yi
+        z2 = (dx * dx + dy * dy) / bw2
+        keep = z2 <= cut2
+        w = _gauss_poly(z2 if keep else cut2)
+        out[j] = w if keep else 0.0
+        c += keep
+    return c
+
+
+def _tile_fits_nb(ox, oy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby, radius, bw, kern, cut2, want_cov,
                   p):  # pragma: no cover - compiled
     """Weighted sums ``A = sum_j w_ij Z_j`` (and ``A2 = sum_j w_ij^2 Z2_j``) and the number of
     weighted neighbours at locations sorted into the same square bins (side ``h``, origin
@@ -166,10 +225,12 @@ def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby, ra
                 xi = loc_xy[l0 + a, 0]
                 yi = loc_xy[l0 + a, 1]
                 c = 0
-                if kern == 0:
+                if kern == 0 and cut2 <= POLY_Z2_MAX:
+                    c = _gauss_row(ox[s:e], oy[s:e], xi, yi, bw2, cut2, W[a])
+                elif kern == 0:
                     for j in range(s, e):
-                        dx = oxy[j, 0] - xi
-                        dy = oxy[j, 1] - yi
+                        dx = ox[j] - xi
+                        dy = oy[j] - yi
                         z2 = (dx * dx + dy * dy) / bw2
                         w = 0.0
                         if z2 <= cut2:
@@ -178,8 +239,8 @@ def _tile_fits_nb(oxy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby, ra
                         W[a, j - s] = w
                 else:
                     for j in range(s, e):
-                        dx = oxy[j, 0] - xi
-                        dy = oxy[j, 1] - yi
+                        dx = ox[j] - xi
+                        dy = oy[j] - yi
                         z2 = (dx * dx + dy * dy) / bw2
                         w = 0.0
                         if z2 < 1.0:
@@ -259,6 +320,8 @@ def _solve_one_nb(Ai, A2i, sup_i, p, want_cov, beta, minv, cov, i, work):  # pra
                 cov[i, a, c] = s
 
 
+_gauss_poly = njit(inline=True)(gauss_weight_poly)
+_gauss_row = njit()(_gauss_row_nb)
 _chol_inverse = njit()(_chol_inverse_nb)
 _solve_one = njit()(_solve_one_nb)
 if _chol_inverse is not None:  # the compiled fits call the compiled helpers by these names
@@ -324,7 +387,7 @@ def _local_fits_numba(obs_xy, y, X, at_xy, bw, kern, want_cov, eps):
     lb = _bin_of(at_xy, x0, y0, h, nbx, nby)
     lorder = np.argsort(lb, kind="stable")
     loc_start = np.searchsorted(lb[lorder], np.arange(nbx * nby + 1)).astype(np.int64)
-    beta, minv, cov = _tile_fits(np.ascontiguousarray(obs_xy[order]), Z, Z2, np.ascontiguousarray(at_xy[lorder]),
+    beta, minv, cov = _tile_fits(np.ascontiguousarray(obs_xy[order, 0]), np.ascontiguousarray(obs_xy[order, 1]), Z, Z2, np.ascontiguousarray(at_xy[lorder]),
                                  loc_start, starts, x0, y0, h, nbx, nby, min(radius, 1e300), float(bw), int(kern), cutoff2(eps),
                                  bool(want_cov), X.shape[1])
     back = np.empty_like(lorder)
@@ -345,6 +408,8 @@ def weights_np(d2: np.ndarray, bw: float, kern: int, eps: float = GAUSS_EPS) -> 
     z2 = d2 / (bw * bw)
     if kern == GAUSSIAN:
         cut = cutoff2(eps)
+        if cut <= POLY_Z2_MAX:  # as the compiled kernel: the same polynomial, the same bits
+            return np.where(z2 > cut, 0.0, gauss_weight_poly(np.minimum(z2, cut)))
         return np.where(z2 > cut, 0.0, np.exp(-0.5 * np.minimum(z2, min(cut, 2000.0) + 1)))
     t = np.where(z2 >= 1.0, 0.0, 1.0 - z2)
     return t * t

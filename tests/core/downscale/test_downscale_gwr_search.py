@@ -215,3 +215,33 @@ def test_anomaly_gain_reuses_given_day_bandwidths_without_searching(monkeypatch)
     per_day = [anomaly_gain(GWRDownscaler(predictors=("x0",), bandwidth=bws[d.day]), [(d, n)]) for d, n in days]
     assert pairs == searched[1] == sum(p for _, p in per_day)
     assert 0 < k <= 2 and k != searched[0]
+
+
+def test_polynomial_gaussian_weight_is_exp_to_2e_14_and_the_same_bits_in_both_paths():
+    from ssm_downscaling.core.downscale import gwr_kernels as gk
+
+    z2 = np.concatenate([np.linspace(0.0, gk.POLY_Z2_MAX, 200_001), [gk.GAUSS_CUT2, 1e-300, 1e-9]])
+    w = gk.gauss_weight_poly(z2)
+    ref = np.exp(-0.5 * z2)
+    assert np.max(np.abs(w - ref) / ref) < 2e-14
+    assert gk.gauss_weight_poly(0.0) == pytest.approx(1.0, abs=2e-15)
+    assert gk.cutoff2(gk.GAUSS_EPS) <= gk.POLY_Z2_MAX  # the default truncation takes this path
+    for lev in SEARCH_EPS:  # and so does every coarser level of the search
+        assert gk.cutoff2(lev) <= gk.POLY_Z2_MAX
+    # the compiled row loop and the numpy weights: the same polynomial, the same bits, the
+    # same truncation (including pairs just inside and just outside the cut)
+    rng = np.random.default_rng(3)
+    ox, oy = rng.uniform(-4e5, 4e5, 5000), rng.uniform(-4e5, 4e5, 5000)
+    bw = 55e3
+    ox[:2] = [bw * math.sqrt(gk.GAUSS_CUT2) * (1 - 1e-12), bw * math.sqrt(gk.GAUSS_CUT2) * (1 + 1e-12)]
+    oy[:2] = 0.0
+    d2 = ox * ox + oy * oy
+    want = gk.weights_np(d2, bw, gk.GAUSSIAN)
+    assert want[0] > 0 and want[1] == 0
+    if numba_enabled():
+        out = np.empty_like(ox)
+        kept = gk._gauss_row(ox, oy, 0.0, 0.0, bw * bw, gk.GAUSS_CUT2, out)
+        np.testing.assert_array_equal(out, want)
+        assert kept == int((want > 0).sum())
+    # beyond the polynomial's range (no truncation) the weights are libm's exp
+    np.testing.assert_array_equal(gk.weights_np(d2, bw, gk.GAUSSIAN, eps=0.0), np.exp(-0.5 * d2 / (bw * bw)))
