@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import CoarseData, Downscaler, FineBlock
-from .gwr_kernels import GAUSS_EPS, GAUSSIAN, apply_fields, kernel_code, local_fits
+from .gwr_kernels import GAUSS_EPS, GAUSSIAN, apply_fields, fit_terms, kernel_code, local_fits
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +129,12 @@ def gwr_fit(
     uniq, loc = _unique_locations(coords)
     beta, minv, cov = local_fits(coords, y, D, uniq, float(bandwidth), kernel_code(kernel), True, eps)
     params = beta[loc]
-    predy = np.einsum("np,np->n", D, params)
-    influ = np.einsum("na,nab,nb->n", D, minv[loc], D)
+    predy, influ = fit_terms(D, beta, minv, loc)
     resid = y - predy
     rss = float(resid @ resid)
     tr_s = float(influ.sum())
     sigma2 = rss / (n - tr_s) if n - tr_s > 0 else math.nan
-    bse = np.sqrt(np.maximum(np.einsum("naa->na", cov[loc]) * sigma2, 0.0))
+    bse = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2)[loc] * sigma2, 0.0))
     return GWRFit(float(bandwidth), kernel, params, predy, resid, influ, tr_s, rss, sigma2, aicc_from(n, rss, tr_s), bse)
 
 
@@ -149,9 +148,9 @@ def gwr_aicc(coords: np.ndarray, y: np.ndarray, X: np.ndarray, bandwidth: float,
                                eps)
     if not np.isfinite(beta).all():
         return math.inf
-    resid = y - np.einsum("np,np->n", D, beta[loc])
-    tr_s = float(np.einsum("na,nab,nb->n", D, minv[loc], D).sum())
-    return aicc_from(y.size, float(resid @ resid), tr_s)
+    predy, influ = fit_terms(D, beta, minv, loc)
+    resid = y - predy
+    return aicc_from(y.size, float(resid @ resid), float(influ.sum()))
 
 
 def spacing(coords: np.ndarray) -> tuple[float, float]:
@@ -503,8 +502,7 @@ class GWRDownscaler(Downscaler):
         beta = _nearest_fill(beta, day.node_xy)
         minv = _nearest_fill(minv, day.node_xy)
         cov = _nearest_fill(cov, day.node_xy)
-        predy = np.einsum("np,np->n", D, beta[cell])
-        influ = np.einsum("na,nab,nb->n", D, minv[cell], D)
+        predy, influ = fit_terms(D, beta, minv, cell)
         rss = float(((y - predy) ** 2).sum())
         tr_s = float(influ.sum())
         sigma2 = rss / (n - tr_s) if n - tr_s > 1e-9 else rss / max(n, 1)

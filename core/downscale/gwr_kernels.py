@@ -167,11 +167,12 @@ def _gauss_row_nb(ox, oy, xi, yi, bw2, cut2, out):  # pragma: no cover - compile
     return c
 
 
-def _tile_fits_nb(ox, oy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby, radius, bw, kern, cut2, want_cov,
+def _tile_fits_nb(ox, oy, Z, Z2, loc_xy, lorder, loc_start, starts, x0, y0, h, nbx, nby, radius, bw, kern, cut2, want_cov,
                   p):  # pragma: no cover - compiled
     """Weighted sums ``A = sum_j w_ij Z_j`` (and ``A2 = sum_j w_ij^2 Z2_j``) and the number of
     weighted neighbours at locations sorted into the same square bins (side ``h``, origin
-    ``x0, y0``) as the observations (``loc_start``/``starts``: first location/observation
+    ``x0, y0``) as the observations (``lorder``: the locations' order by bin, rows of
+    ``loc_xy`` and of the results; ``loc_start``/``starts``: first location/observation
     of each row-major bin). One tile (bin) of locations at a time: each bin row that comes
     within ``radius`` of the tile's locations is scanned over the columns within reach;
     the weights form a small dense matrix, multiplied by the row's contiguous block of
@@ -192,15 +193,16 @@ def _tile_fits_nb(ox, oy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby,
         mt = l1 - l0
         # the tile's locations' box (a location outside the observations' box is binned
         # into an edge bin, so the bin's own square is not a bound)
-        xa = loc_xy[l0, 0]
+        xa = loc_xy[lorder[l0], 0]
         xb = xa
-        ya = loc_xy[l0, 1]
+        ya = loc_xy[lorder[l0], 1]
         yb = ya
         for a in range(1, mt):
-            xa = min(xa, loc_xy[l0 + a, 0])
-            xb = max(xb, loc_xy[l0 + a, 0])
-            ya = min(ya, loc_xy[l0 + a, 1])
-            yb = max(yb, loc_xy[l0 + a, 1])
+            li = lorder[l0 + a]
+            xa = min(xa, loc_xy[li, 0])
+            xb = max(xb, loc_xy[li, 0])
+            ya = min(ya, loc_xy[li, 1])
+            yb = max(yb, loc_xy[li, 1])
         acc = np.zeros((mt, q))
         acc2 = np.zeros((mt if want_cov else 1, tri))
         cnt = np.zeros(mt, dtype=np.int64)
@@ -222,8 +224,8 @@ def _tile_fits_nb(ox, oy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby,
             hits = 0
             W = np.empty((mt, e - s))
             for a in range(mt):
-                xi = loc_xy[l0 + a, 0]
-                yi = loc_xy[l0 + a, 1]
+                xi = loc_xy[lorder[l0 + a], 0]
+                yi = loc_xy[lorder[l0 + a], 1]
                 c = 0
                 if kern == 0 and cut2 <= POLY_Z2_MAX:
                     c = _gauss_row(ox[s:e], oy[s:e], xi, yi, bw2, cut2, W[a])
@@ -269,7 +271,7 @@ def _tile_fits_nb(ox, oy, Z, Z2, loc_xy, loc_start, starts, x0, y0, h, nbx, nby,
                             for t in range(tri):
                                 acc2[a, t] += w2 * Z2[j, t]
         for a in range(mt):
-            _solve_one(acc[a], acc2[a] if want_cov else acc2[0], cnt[a], p, want_cov, beta, minv, cov, l0 + a, work)
+            _solve_one(acc[a], acc2[a] if want_cov else acc2[0], cnt[a], p, want_cov, beta, minv, cov, lorder[l0 + a], work)
     return beta, minv, cov
 
 
@@ -366,10 +368,38 @@ def neighbour_bins(obs_xy: np.ndarray, radius: float) -> tuple[np.ndarray, np.nd
     h = max(reach / 4.0, math.sqrt(TILE_LOCATIONS * area / max(n, 1)), ext * 1e-6)
     nbx = int(math.floor((hi[0] - lo[0]) / h)) + 1
     nby = int(math.floor((hi[1] - lo[1]) / h)) + 1
-    b = _bin_of(obs_xy, float(lo[0]), float(lo[1]), h, nbx, nby)
-    order = np.argsort(b, kind="stable")
-    starts = np.searchsorted(b[order], np.arange(nbx * nby + 1)).astype(np.int64)
+    order, starts = bin_order(_bin_of(obs_xy, float(lo[0]), float(lo[1]), h, nbx, nby), nbx * nby)
     return order, starts, float(lo[0]), float(lo[1]), float(h), nbx, nby, int(math.ceil(reach / h))
+
+
+def _bin_order_numpy(keys: np.ndarray, nbins: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    return order, np.searchsorted(keys[order], np.arange(nbins + 1)).astype(np.int64)
+
+
+def _bin_order_nb(keys, nbins):  # pragma: no cover - compiled
+    starts = np.zeros(nbins + 1, dtype=np.int64)
+    for k in keys:
+        starts[k + 1] += 1
+    for b in range(nbins):
+        starts[b + 1] += starts[b]
+    fill = starts[:-1].copy()
+    order = np.empty(keys.size, dtype=np.int64)
+    for i in range(keys.size):
+        order[fill[keys[i]]] = i
+        fill[keys[i]] += 1
+    return order, starts
+
+
+_bin_order_compiled = njit()(_bin_order_nb)
+_bin_order = kernel(_bin_order_compiled, _bin_order_numpy, name="gwr_bin_order")
+
+
+def bin_order(keys: np.ndarray, nbins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stable sort of items by bin ``keys (n,)`` (int64 in ``[0, nbins)``): ``order (n,)``
+    (what ``np.argsort(keys, kind="stable")`` gives; compiled: one counting pass) and
+    ``starts (nbins + 1,)``, the first position of each bin in that order."""
+    return _bin_order(np.ascontiguousarray(keys, dtype=np.int64), int(nbins))
 
 
 def _bin_of(xy: np.ndarray, x0: float, y0: float, h: float, nbx: int, nby: int) -> np.ndarray:
@@ -378,21 +408,40 @@ def _bin_of(xy: np.ndarray, x0: float, y0: float, h: float, nbx: int, nby: int) 
     return by * nbx + bx
 
 
+def _gather_packed_nb(xy, X, y, order, ox, oy, Z, Z2):  # pragma: no cover - compiled
+    """Observations in ``order``: coordinates into ``ox, oy`` and the products of
+    :func:`pack_products` into ``Z`` (``Z2``: its first ``p(p+1)/2`` columns), one pass."""
+    p = X.shape[1]
+    for r in range(order.size):
+        i = order[r]
+        ox[r] = xy[i, 0]
+        oy[r] = xy[i, 1]
+        t = 0
+        for a in range(p):
+            xa = X[i, a]
+            for c in range(a, p):
+                v = xa * X[i, c]
+                Z[r, t] = v
+                Z2[r, t] = v
+                t += 1
+        for a in range(p):
+            Z[r, t + a] = X[i, a] * y[i]
+
+
+_gather_packed = njit()(_gather_packed_nb)
+
+
 def _local_fits_numba(obs_xy, y, X, at_xy, bw, kern, want_cov, eps):
     radius = kernel_radius(bw, kern, eps)
     order, starts, x0, y0, h, nbx, nby, _ = neighbour_bins(obs_xy, radius)
-    Z = pack_products(X[order], y[order])
-    tri = X.shape[1] * (X.shape[1] + 1) // 2
-    Z2 = np.ascontiguousarray(Z[:, :tri])
-    lb = _bin_of(at_xy, x0, y0, h, nbx, nby)
-    lorder = np.argsort(lb, kind="stable")
-    loc_start = np.searchsorted(lb[lorder], np.arange(nbx * nby + 1)).astype(np.int64)
-    beta, minv, cov = _tile_fits(np.ascontiguousarray(obs_xy[order, 0]), np.ascontiguousarray(obs_xy[order, 1]), Z, Z2, np.ascontiguousarray(at_xy[lorder]),
-                                 loc_start, starts, x0, y0, h, nbx, nby, min(radius, 1e300), float(bw), int(kern), cutoff2(eps),
-                                 bool(want_cov), X.shape[1])
-    back = np.empty_like(lorder)
-    back[lorder] = np.arange(lorder.size)
-    return beta[back], minv[back], (cov[back] if want_cov else cov)
+    n, p = X.shape
+    tri = p * (p + 1) // 2
+    ox, oy = np.empty(n), np.empty(n)
+    Z, Z2 = np.empty((n, tri + p)), np.empty((n, tri))
+    _gather_packed(obs_xy, X, y, order, ox, oy, Z, Z2)
+    lorder, loc_start = bin_order(_bin_of(at_xy, x0, y0, h, nbx, nby), nbx * nby)
+    return _tile_fits(ox, oy, Z, Z2, at_xy, lorder, loc_start, starts, x0, y0, h, nbx, nby, min(radius, 1e300), float(bw),
+                      int(kern), cutoff2(eps), bool(want_cov), p)
 
 
 # ---------------------------------------------------------------------------------------
@@ -475,6 +524,43 @@ def _local_fits_numpy(obs_xy, y, X, at_xy, bw, kern, want_cov, eps, chunk_bytes=
 
 _local_fits_kernel = kernel(_local_fits_numba if _tile_fits is not None else None, _local_fits_numpy,
                             name="gwr_local_fits")
+
+
+def _fit_terms_numpy(D, beta, minv, loc, predy, influ):
+    predy[:] = np.einsum("np,np->n", D, beta[loc])
+    influ[:] = np.einsum("na,nab,nb->n", D, minv[loc], D)
+
+
+@njit(parallel=True)
+def _fit_terms_numba(D, beta, minv, loc, predy, influ):  # pragma: no cover - compiled
+    n, p = D.shape
+    for i in prange(n):
+        li = loc[i]
+        s = 0.0
+        q = 0.0
+        for a in range(p):
+            s += D[i, a] * beta[li, a]
+            t = 0.0
+            for b in range(p):
+                t += minv[li, a, b] * D[i, b]
+            q += D[i, a] * t
+        predy[i] = s
+        influ[i] = q
+
+
+_fit_terms = kernel(_fit_terms_numba, _fit_terms_numpy, name="gwr_fit_terms")
+
+
+def fit_terms(D: np.ndarray, beta: np.ndarray, minv: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per observation ``i`` of a fit at locations ``loc (n,)``: the fitted value
+    ``D_i . beta[loc_i]`` and the hat diagonal ``D_i' minv[loc_i] D_i`` (without the own
+    weight, 1 for every Gaussian or bisquare kernel at distance 0), ``(n,)`` each, without
+    gathering the ``(n, p, p)`` matrices per observation first."""
+    n = D.shape[0]
+    predy, influ = np.empty(n), np.empty(n)
+    _fit_terms(np.ascontiguousarray(D, dtype=np.float64), beta, minv, np.ascontiguousarray(loc, dtype=np.int64),
+               predy, influ)
+    return predy, influ
 
 
 def local_fits(obs_xy: np.ndarray, y: np.ndarray, X: np.ndarray, at_xy: np.ndarray, bw: float, kern: int,

@@ -245,3 +245,29 @@ def test_polynomial_gaussian_weight_is_exp_to_2e_14_and_the_same_bits_in_both_pa
         assert kept == int((want > 0).sum())
     # beyond the polynomial's range (no truncation) the weights are libm's exp
     np.testing.assert_array_equal(gk.weights_np(d2, bw, gk.GAUSSIAN, eps=0.0), np.exp(-0.5 * d2 / (bw * bw)))
+
+
+def test_fit_terms_equal_the_gathered_einsums_and_a_hand_case():
+    from ssm_downscaling.core.downscale.gwr_kernels import fit_terms
+
+    # one location, identity inverse: influence = |x|^2, prediction = x . beta
+    D = np.array([[1.0, 2.0], [1.0, -1.0]])
+    beta = np.array([[0.5, 0.25]])
+    minv = np.eye(2)[None]
+    predy, influ = fit_terms(D, beta, minv, np.array([0, 0]))
+    np.testing.assert_allclose(predy, [1.0, 0.25])
+    np.testing.assert_allclose(influ, [5.0, 2.0])
+    rng = np.random.default_rng(5)
+    n, m, p = 500, 80, 4
+    D = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    beta = rng.normal(size=(m, p))
+    A = rng.normal(size=(m, p, p))
+    minv = A @ A.transpose(0, 2, 1)
+    loc = rng.integers(0, m, n)
+    want_p = np.einsum("np,np->n", D, beta[loc])
+    want_i = np.einsum("na,nab,nb->n", D, minv[loc], D)
+    for ctx in (numba_disabled, lambda: __import__("contextlib").nullcontext()):
+        with ctx():
+            got_p, got_i = fit_terms(D, beta, minv, loc)
+        np.testing.assert_allclose(got_p, want_p, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(got_i, want_i, rtol=1e-13, atol=1e-12)
